@@ -1,0 +1,1 @@
+"""ValueTier domain package: plain Python with no Dagster import."""

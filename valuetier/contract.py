@@ -1,0 +1,205 @@
+"""The raw data contract: which sources a bank delivers, their columns, types, keys and ranges.
+
+This is the single description that the generator writes, ingestion checks and dbt sources mirror.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from enum import Enum
+
+
+class SourceKind(str, Enum):
+    EVENT = "event"  # events dated in the delivery month
+    ENTITY = "entity"  # records opened or changed in the delivery month; latest delivery wins
+    SNAPSHOT = "snapshot"  # month-end state
+
+
+MONEY = "DECIMAL(18,2)"
+
+
+@dataclass(frozen=True)
+class Column:
+    name: str
+    type: str  # DuckDB type the value must cast to
+    required: bool = True  # the column must be present and the value not null
+    min: float | None = None
+    max: float | None = None
+    allowed: tuple[str, ...] | None = None
+    pii: bool = False
+
+
+@dataclass(frozen=True)
+class Source:
+    name: str
+    kind: SourceKind
+    key: str
+    columns: tuple[Column, ...]
+    required: bool = False  # a required source must be delivered for every processed month
+    event_time: str | None = None  # column that must fall inside the delivery month
+    customer_ref: str | None = "customer_id"  # must name a customer delivered on or before the month
+    account_ref: str | None = None  # must name an account delivered on or before the month
+    month_end_column: str | None = None  # snapshot column that must equal the delivery month's end
+    depends_on: tuple[str, ...] = field(default_factory=tuple)
+
+    @property
+    def column_names(self) -> tuple[str, ...]:
+        return tuple(c.name for c in self.columns)
+
+    def column(self, name: str) -> Column:
+        return next(c for c in self.columns if c.name == name)
+
+
+PRODUCT_TYPES = ("savings", "term_deposit", "fund", "insurance", "credit_card", "loan", "wealth")
+LOWEST_DATE = "1900-01-01"
+
+SOURCES: dict[str, Source] = {
+    s.name: s
+    for s in (
+        Source(
+            "customers",
+            SourceKind.ENTITY,
+            key="customer_id",
+            required=True,
+            customer_ref=None,
+            columns=(
+                Column("customer_id", "VARCHAR"),
+                Column("opened_at", "DATE"),
+                Column("birth_date", "DATE", required=False),
+                Column("city", "VARCHAR", required=False),
+                Column("income_band", "VARCHAR", required=False, allowed=("low", "middle", "upper_middle", "high")),
+                Column("risk_profile", "VARCHAR", required=False, allowed=("conservative", "balanced", "growth", "aggressive")),
+                Column("full_name", "VARCHAR", required=False, pii=True),
+                Column("national_id", "VARCHAR", required=False, pii=True),
+                Column("phone", "VARCHAR", required=False, pii=True),
+                Column("email", "VARCHAR", required=False, pii=True),
+            ),
+        ),
+        Source(
+            "accounts",
+            SourceKind.ENTITY,
+            key="account_id",
+            depends_on=("customers",),
+            columns=(
+                Column("account_id", "VARCHAR"),
+                Column("customer_id", "VARCHAR"),
+                Column("product_type", "VARCHAR", allowed=PRODUCT_TYPES),
+                Column("opened_at", "DATE"),
+                Column("closed_at", "DATE", required=False),
+            ),
+        ),
+        Source(
+            "balances",
+            SourceKind.SNAPSHOT,
+            key="account_id",
+            customer_ref=None,
+            account_ref="account_id",
+            month_end_column="month_end",
+            depends_on=("accounts",),
+            columns=(
+                Column("account_id", "VARCHAR"),
+                Column("month_end", "DATE"),
+                Column("balance", MONEY, min=-1e9, max=1e11),
+            ),
+        ),
+        Source(
+            "transactions",
+            SourceKind.EVENT,
+            key="transaction_id",
+            required=True,
+            event_time="booked_at",
+            depends_on=("customers",),
+            columns=(
+                Column("transaction_id", "VARCHAR"),
+                Column("customer_id", "VARCHAR"),
+                Column("account_id", "VARCHAR", required=False),
+                Column("booked_at", "TIMESTAMP"),
+                Column("amount", MONEY, min=0.01, max=1e9),
+                Column("currency", "VARCHAR"),
+                Column("txn_type", "VARCHAR", allowed=("purchase", "transfer", "payment", "withdrawal", "investment")),
+                Column("channel", "VARCHAR", required=False),
+                Column("fee_income", MONEY, required=False, min=0, max=1e8),
+                Column("net_interest_margin", MONEY, required=False, min=-1e8, max=1e8),
+            ),
+        ),
+        Source(
+            "digital_sessions",
+            SourceKind.EVENT,
+            key="session_id",
+            event_time="started_at",
+            depends_on=("customers",),
+            columns=(
+                Column("session_id", "VARCHAR"),
+                Column("customer_id", "VARCHAR"),
+                Column("started_at", "TIMESTAMP"),
+                Column("channel", "VARCHAR", allowed=("app", "web")),
+                Column("duration_s", "INTEGER", required=False, min=0, max=86400),
+                Column("features_used", "INTEGER", required=False, min=0, max=100),
+            ),
+        ),
+        Source(
+            "service_interactions",
+            SourceKind.EVENT,
+            key="interaction_id",
+            event_time="opened_at",
+            depends_on=("customers",),
+            columns=(
+                Column("interaction_id", "VARCHAR"),
+                Column("customer_id", "VARCHAR"),
+                Column("opened_at", "TIMESTAMP"),
+                Column("resolved_at", "TIMESTAMP", required=False),
+                Column("kind", "VARCHAR", allowed=("inquiry", "complaint")),
+                Column("satisfaction", "INTEGER", required=False, min=1, max=5),
+            ),
+        ),
+        Source(
+            "campaign_contacts",
+            SourceKind.EVENT,
+            key="contact_id",
+            event_time="sent_at",
+            depends_on=("customers",),
+            columns=(
+                Column("contact_id", "VARCHAR"),
+                Column("campaign_id", "VARCHAR"),
+                Column("customer_id", "VARCHAR"),
+                Column("channel", "VARCHAR", required=False),
+                Column("product_offered", "VARCHAR", required=False, allowed=PRODUCT_TYPES),
+                Column("sent_at", "TIMESTAMP"),
+                Column("responded_at", "TIMESTAMP", required=False),
+                Column("converted_at", "TIMESTAMP", required=False),
+                Column("cost", MONEY, required=False, min=0, max=1e6),
+            ),
+        ),
+        Source(
+            "nps_responses",
+            SourceKind.EVENT,
+            key="response_id",
+            event_time="answered_at",
+            depends_on=("customers",),
+            columns=(
+                Column("response_id", "VARCHAR"),
+                Column("customer_id", "VARCHAR"),
+                Column("answered_at", "TIMESTAMP"),
+                Column("score", "INTEGER", min=0, max=10),
+            ),
+        ),
+    )
+}
+
+SOURCE_ORDER: tuple[str, ...] = tuple(SOURCES)
+FILE_FORMATS = ("parquet", "csv")
+
+
+class Reason(str, Enum):
+    """Why a delivered row went to quarantine. Stable codes: BI and tests key on them."""
+
+    MISSING_COLUMN = "missing_column"
+    MISSING_VALUE = "missing_value"
+    INVALID_TYPE = "invalid_type"
+    OUT_OF_RANGE = "out_of_range"
+    NOT_ALLOWED = "value_not_allowed"
+    DATE_OUTSIDE_MONTH = "date_outside_month"
+    DATE_IMPLAUSIBLE = "date_implausible"
+    DUPLICATE_KEY = "duplicate_key"
+    UNKNOWN_CUSTOMER = "unknown_customer"
+    UNKNOWN_ACCOUNT = "unknown_account"

@@ -1,0 +1,36 @@
+"""Month keys ('2025-03') and the dates that bound them."""
+
+from __future__ import annotations
+
+import calendar
+import re
+from datetime import date
+
+_KEY = re.compile(r"^(\d{4})-(\d{2})$")
+
+
+def parse_month(key: str) -> date:
+    """First day of the month named by a 'YYYY-MM' key."""
+    match = _KEY.match(key)
+    if not match or not 1 <= int(match.group(2)) <= 12:
+        raise ValueError(f"not a month key (expected YYYY-MM): {key!r}")
+    return date(int(match.group(1)), int(match.group(2)), 1)
+
+
+def month_key(day: date) -> str:
+    return f"{day.year:04d}-{day.month:02d}"
+
+
+def month_end(key: str) -> date:
+    start = parse_month(key)
+    return date(start.year, start.month, calendar.monthrange(start.year, start.month)[1])
+
+
+def add_months(key: str, n: int) -> str:
+    start = parse_month(key)
+    index = start.year * 12 + start.month - 1 + n
+    return f"{index // 12:04d}-{index % 12 + 1:02d}"
+
+
+def month_range(first: str, count: int) -> list[str]:
+    return [add_months(first, i) for i in range(count)]

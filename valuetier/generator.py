@@ -58,7 +58,7 @@ FAULT_REASONS = {
     "missing_column": Reason.MISSING_COLUMN,
 }
 # Columns that a dirty extract delivers as text, so that text faults can appear in them.
-TEXT_IN_DIRTY_FILES = {"transactions": ("amount", "booked_at"), "customers": ("birth_date",)}
+TEXT_IN_DIRTY_FILES = {"transactions": ("amount", "booked_at"), "customers": ()}
 ROW_FAULTS = tuple(f for f in FAULT_REASONS if f not in ("duplicate_row", "missing_column"))
 
 
@@ -245,7 +245,7 @@ def generate(cfg: GeneratorConfig, progress: Callable[[str], None] | None = None
 
         active = np.flatnonzero((pop.join_month <= m) & ((pop.churn_month < 0) | (pop.churn_month == m)))
         changed = rng.random(cfg.customers) < 0.003
-        customer_rows = np.flatnonzero(((pop.join_month == m) | (changed & alive_before & ~churns)))
+        customer_rows = np.flatnonzero((pop.join_month == m) | (changed & alive_before & ~churns))
 
         ctx = _MonthContext(cfg, key, m, rng, start_days, end_days, month_days, pop, accounts, primary_account)
         _write_chunked(writers["customers"], customer_rows, cfg.chunk_size,
@@ -534,7 +534,8 @@ def _inject_faults(table: pa.Table, writer: _FileWriter, ctx: _MonthContext, sum
     faulty = rng.random(n) < ctx.cfg.dirty_rate
     positions = np.flatnonzero(faulty)
     if source == "customers":
-        kinds = np.array(["duplicate_row" if r < 0.5 else "unparseable_date" for r in rng.random(len(positions))])
+        # Only exact re-sends: a corrupt customer record would also orphan that customer's other rows.
+        kinds = np.full(len(positions), "duplicate_row")
     else:
         kinds = rng.choice(np.array(ROW_FAULTS + ("duplicate_row",)), size=len(positions))
     columns = {name: table.column(name).to_pylist() for name in table.column_names}
@@ -555,8 +556,7 @@ def _inject_faults(table: pa.Table, writer: _FileWriter, ctx: _MonthContext, sum
         elif kind == "wrong_type":
             column, columns["amount"][pos] = "amount", "12,50O"
         elif kind == "unparseable_date":
-            column = "booked_at" if source == "transactions" else "birth_date"
-            columns[column][pos] = "2024-13-45 25:61:00" if source == "transactions" else "31/02/19x8"
+            column, columns["booked_at"][pos] = "booked_at", "2024-13-45 25:61:00"
         elif kind == "unknown_customer":
             column, columns["customer_id"][pos] = "customer_id", f"CX{rng.integers(0, 10**7):07d}"
         elif kind == "future_date":

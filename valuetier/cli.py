@@ -13,14 +13,22 @@ from valuetier.generator import GeneratorConfig, generate
 
 def _generate(args: argparse.Namespace) -> int:
     cfg = GeneratorConfig(
-        customers=args.customers, months=args.months, seed=args.seed, out=Path(args.out),
-        truth=Path(args.truth) if args.truth else None, start=args.start, file_format=args.format,
-        dirty_rate=args.dirty_rate, chunk_size=args.chunk_size,
+        customers=args.customers,
+        months=args.months,
+        seed=args.seed,
+        out=Path(args.out),
+        truth=Path(args.truth) if args.truth else None,
+        start=args.start,
+        file_format=args.format,
+        dirty_rate=args.dirty_rate,
+        chunk_size=args.chunk_size,
     )
     started = time.perf_counter()
     summary = generate(cfg, progress=lambda line: print(line, flush=True))
-    print(f"wrote {sum(summary.rows.values()):,} rows to {cfg.out} in {time.perf_counter() - started:.1f}s; "
-          f"ground truth in {cfg.truth_dir}" + (f"; {len(summary.faults)} faults injected" if summary.faults else ""))
+    print(
+        f"wrote {sum(summary.rows.values()):,} rows to {cfg.out} in {time.perf_counter() - started:.1f}s; "
+        f"ground truth in {cfg.truth_dir}" + (f"; {len(summary.faults)} faults injected" if summary.faults else "")
+    )
     return 0
 
 

@@ -6,10 +6,10 @@ This is the single description that the generator writes, ingestion checks and d
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from enum import Enum
+from enum import StrEnum
 
 
-class SourceKind(str, Enum):
+class SourceKind(StrEnum):
     EVENT = "event"  # events dated in the delivery month
     ENTITY = "entity"  # records opened or changed in the delivery month; latest delivery wins
     SNAPSHOT = "snapshot"  # month-end state
@@ -68,7 +68,12 @@ SOURCES: dict[str, Source] = {
                 Column("birth_date", "DATE", required=False),
                 Column("city", "VARCHAR", required=False),
                 Column("income_band", "VARCHAR", required=False, allowed=("low", "middle", "upper_middle", "high")),
-                Column("risk_profile", "VARCHAR", required=False, allowed=("conservative", "balanced", "growth", "aggressive")),
+                Column(
+                    "risk_profile",
+                    "VARCHAR",
+                    required=False,
+                    allowed=("conservative", "balanced", "growth", "aggressive"),
+                ),
                 Column("full_name", "VARCHAR", required=False, pii=True),
                 Column("national_id", "VARCHAR", required=False, pii=True),
                 Column("phone", "VARCHAR", required=False, pii=True),
@@ -190,7 +195,7 @@ SOURCE_ORDER: tuple[str, ...] = tuple(SOURCES)
 FILE_FORMATS = ("parquet", "csv")
 
 
-class Reason(str, Enum):
+class Reason(StrEnum):
     """Why a delivered row went to quarantine. Stable codes: BI and tests key on them."""
 
     MISSING_COLUMN = "missing_column"

@@ -43,8 +43,15 @@ TXN_CHANNELS = ("app", "web", "branch", "atm", "pos")
 EXTRA_PRODUCTS = PRODUCT_TYPES[1:]
 EXTRA_PRODUCT_P = (0.18, 0.16, 0.14, 0.24, 0.12, 0.16)
 # Balance as a multiple of the customer's wealth, by product; debt products carry negative balances.
-BALANCE_FACTOR = {"savings": 0.25, "term_deposit": 0.6, "fund": 0.5, "insurance": 0.2,
-                  "credit_card": -0.02, "loan": -0.8, "wealth": 1.5}
+BALANCE_FACTOR = {
+    "savings": 0.25,
+    "term_deposit": 0.6,
+    "fund": 0.5,
+    "insurance": 0.2,
+    "credit_card": -0.02,
+    "loan": -0.8,
+    "wealth": 1.5,
+}
 
 # Which reason code ingestion must give each injected fault.
 FAULT_REASONS = {
@@ -248,13 +255,12 @@ def generate(cfg: GeneratorConfig, progress: Callable[[str], None] | None = None
         customer_rows = np.flatnonzero((pop.join_month == m) | (changed & alive_before & ~churns))
 
         ctx = _MonthContext(cfg, key, m, rng, start_days, end_days, month_days, pop, accounts, primary_account)
-        _write_chunked(writers["customers"], customer_rows, cfg.chunk_size,
-                       lambda idx: _customers_table(ctx, idx), ctx, summary, "customers")
-        _write_chunked(writers["accounts"], np.unique(changed_accounts), cfg.chunk_size,
-                       lambda idx: _accounts_table(ctx, idx), ctx, summary, "accounts")
+        _write_chunked(writers["customers"], customer_rows, cfg.chunk_size, _customers_table, ctx, summary, "customers")
+        _write_chunked(
+            writers["accounts"], np.unique(changed_accounts), cfg.chunk_size, _accounts_table, ctx, summary, "accounts"
+        )
         open_at_end = np.flatnonzero((accounts.opened <= end_days) & (accounts.closed == 0))
-        _write_chunked(writers["balances"], open_at_end, cfg.chunk_size,
-                       lambda idx: _balances_table(ctx, idx), ctx, summary, "balances")
+        _write_chunked(writers["balances"], open_at_end, cfg.chunk_size, _balances_table, ctx, summary, "balances")
         new_products: list[tuple[np.ndarray, np.ndarray]] = []
         for chunk in _chunks(active, cfg.chunk_size):
             tables = _activity_tables(ctx, chunk, new_products, value_writer)
@@ -263,9 +269,18 @@ def generate(cfg: GeneratorConfig, progress: Callable[[str], None] | None = None
                     table = table.drop_columns(["channel"])
                 _write(writers[source], table, ctx, summary, source)
         if key == missing_column_month and writers["digital_sessions"].rows:
-            summary.faults.append(Fault("digital_sessions", key, writers["digital_sessions"].path.name, None,
-                                        "missing_column", "channel", Reason.MISSING_COLUMN.value,
-                                        rows=writers["digital_sessions"].rows))
+            summary.faults.append(
+                Fault(
+                    "digital_sessions",
+                    key,
+                    writers["digital_sessions"].path.name,
+                    None,
+                    "missing_column",
+                    "channel",
+                    Reason.MISSING_COLUMN.value,
+                    rows=writers["digital_sessions"].rows,
+                )
+            )
         # Campaign conversions open the offered product next month (delivered in that month's file).
         pop.pending_products.extend(new_products)
         for w in writers.values():
@@ -299,7 +314,7 @@ def _chunks(idx: np.ndarray, size: int) -> Iterator[np.ndarray]:
 
 def _write_chunked(writer, idx, size, build, ctx, summary, source) -> None:
     for chunk in _chunks(idx, size):
-        _write(writer, build(chunk), ctx, summary, source)
+        _write(writer, build(ctx, chunk), ctx, summary, source)
 
 
 def _write(writer: _FileWriter, table: pa.Table, ctx: _MonthContext, summary: GenerationSummary, source: str) -> None:
@@ -348,20 +363,34 @@ def _customers_table(ctx: _MonthContext, idx: np.ndarray) -> pa.Table:
     risk = np.clip((pop.appetite[idx] * 4 + rng.random(n) * 0.8).astype(int), 0, 3)
     surname = rng.integers(0, len(SURNAMES), n)
     given = rng.integers(0, len(GIVEN), n)
-    return pa.table({
-        "customer_id": _ids("C", idx, 8),
-        "opened_at": _dates(opened),
-        "birth_date": _dates(birth),
-        "city": pa.array([CITIES[i] for i in rng.integers(0, len(CITIES), n).tolist()]),
-        "income_band": pa.array([INCOME_BANDS[i] for i in income.tolist()]),
-        "risk_profile": pa.array([RISK_PROFILES[i] for i in risk.tolist()]),
-        "full_name": pa.array([f"{SURNAMES[s]} {GIVEN[g]}" for s, g in zip(surname.tolist(), given.tolist(), strict=True)]),
-        "national_id": pa.array([f"{110000 + int(c) % 890000:06d}{int(b) % 100000000:08d}{int(c) % 10000:04d}"
-                                 for c, b in zip(idx.tolist(), (birth * 7919).tolist(), strict=True)]),
-        "phone": pa.array([f"+86 1{30 + int(c) % 60:02d} {int(c) * 7 % 10000:04d} {int(c) % 10000:04d}" for c in idx.tolist()]),
-        "email": pa.array([f"{SURNAMES[s].lower()}.{GIVEN[g].lower()}.{c}@example.cn"
-                           for s, g, c in zip(surname.tolist(), given.tolist(), idx.tolist(), strict=True)]),
-    })
+    return pa.table(
+        {
+            "customer_id": _ids("C", idx, 8),
+            "opened_at": _dates(opened),
+            "birth_date": _dates(birth),
+            "city": pa.array([CITIES[i] for i in rng.integers(0, len(CITIES), n).tolist()]),
+            "income_band": pa.array([INCOME_BANDS[i] for i in income.tolist()]),
+            "risk_profile": pa.array([RISK_PROFILES[i] for i in risk.tolist()]),
+            "full_name": pa.array(
+                [f"{SURNAMES[s]} {GIVEN[g]}" for s, g in zip(surname.tolist(), given.tolist(), strict=True)]
+            ),
+            "national_id": pa.array(
+                [
+                    f"{110000 + int(c) % 890000:06d}{int(b) % 100000000:08d}{int(c) % 10000:04d}"
+                    for c, b in zip(idx.tolist(), (birth * 7919).tolist(), strict=True)
+                ]
+            ),
+            "phone": pa.array(
+                [f"+86 1{30 + int(c) % 60:02d} {int(c) * 7 % 10000:04d} {int(c) % 10000:04d}" for c in idx.tolist()]
+            ),
+            "email": pa.array(
+                [
+                    f"{SURNAMES[s].lower()}.{GIVEN[g].lower()}.{c}@example.cn"
+                    for s, g, c in zip(surname.tolist(), given.tolist(), idx.tolist(), strict=True)
+                ]
+            ),
+        }
+    )
 
 
 def _days_of_first_account(ctx: _MonthContext, customer: int) -> int:
@@ -371,13 +400,15 @@ def _days_of_first_account(ctx: _MonthContext, customer: int) -> int:
 def _accounts_table(ctx: _MonthContext, idx: np.ndarray) -> pa.Table:
     acc = ctx.accounts
     closed = acc.closed[idx]
-    return pa.table({
-        "account_id": _ids("A", idx, 9),
-        "customer_id": _ids("C", acc.customer[idx], 8),
-        "product_type": pa.array([PRODUCT_TYPES[p] for p in acc.product[idx].tolist()]),
-        "opened_at": _dates(acc.opened[idx]),
-        "closed_at": pa.array(closed, type=pa.int32(), mask=closed == 0).cast(pa.date32()),
-    })
+    return pa.table(
+        {
+            "account_id": _ids("A", idx, 9),
+            "customer_id": _ids("C", acc.customer[idx], 8),
+            "product_type": pa.array([PRODUCT_TYPES[p] for p in acc.product[idx].tolist()]),
+            "opened_at": _dates(acc.opened[idx]),
+            "closed_at": pa.array(closed, type=pa.int32(), mask=closed == 0).cast(pa.date32()),
+        }
+    )
 
 
 def _balances_table(ctx: _MonthContext, idx: np.ndarray) -> pa.Table:
@@ -387,16 +418,18 @@ def _balances_table(ctx: _MonthContext, idx: np.ndarray) -> pa.Table:
     months_in = ctx.m - pop.join_month[customer]
     level = pop.wealth[customer] * np.exp(pop.trend[customer] * months_in)
     balance = level * factor * rng.lognormal(0.0, 0.15, len(idx))
-    return pa.table({
-        "account_id": _ids("A", idx, 9),
-        "month_end": _dates(np.full(len(idx), ctx.end_days)),
-        "balance": _money(balance),
-    })
+    return pa.table(
+        {
+            "account_id": _ids("A", idx, 9),
+            "month_end": _dates(np.full(len(idx), ctx.end_days)),
+            "balance": _money(balance),
+        }
+    )
 
 
 def _activity_tables(ctx: _MonthContext, idx: np.ndarray, new_products: list, value_writer: _FileWriter) -> dict:
     """Events of one customer chunk for one month: transactions, sessions, service, campaigns, NPS."""
-    rng, pop, cfg, m = ctx.rng, ctx.pop, ctx.cfg, ctx.m
+    rng, pop, m = ctx.rng, ctx.pop, ctx.m
     n = len(idx)
     month_us = ctx.month_days * US_PER_DAY
     start_us = ctx.start_days * US_PER_DAY
@@ -418,32 +451,36 @@ def _activity_tables(ctx: _MonthContext, idx: np.ndarray, new_products: list, va
     nim = np.where((txn_type == 2) & has_credit, amount * 0.025, 0.0)
     booked = start_us + rng.integers(0, month_us, k)
     seq = _next_seq(ctx, "transactions", k)
-    transactions = pa.table({
-        "transaction_id": pa.array([f"T{ctx.key.replace('-', '')}{s:09d}" for s in seq.tolist()]),
-        "customer_id": _ids("C", who, 8),
-        "account_id": _ids("A", ctx.primary_account[who], 9),
-        "booked_at": _ts(booked),
-        "amount": _money(amount),
-        "currency": pa.array(["CNY"] * k),
-        "txn_type": pa.array([TXN_TYPES[t] for t in txn_type.tolist()]),
-        "channel": pa.array([TXN_CHANNELS[c] for c in rng.integers(0, len(TXN_CHANNELS), k).tolist()]),
-        "fee_income": _money(fee),
-        "net_interest_margin": _money(nim),
-    })
+    transactions = pa.table(
+        {
+            "transaction_id": pa.array([f"T{ctx.key.replace('-', '')}{s:09d}" for s in seq.tolist()]),
+            "customer_id": _ids("C", who, 8),
+            "account_id": _ids("A", ctx.primary_account[who], 9),
+            "booked_at": _ts(booked),
+            "amount": _money(amount),
+            "currency": pa.array(["CNY"] * k),
+            "txn_type": pa.array([TXN_TYPES[t] for t in txn_type.tolist()]),
+            "channel": pa.array([TXN_CHANNELS[c] for c in rng.integers(0, len(TXN_CHANNELS), k).tolist()]),
+            "fee_income": _money(fee),
+            "net_interest_margin": _money(nim),
+        }
+    )
 
     # Digital sessions: driven by digital affinity.
     s_counts = rng.poisson(12 * pop.digital[idx] ** 1.5 * np.where(churning, 0.3, 1.0))
     s_who = np.repeat(idx, s_counts)
     ks = len(s_who)
     session_seq = _next_seq(ctx, "digital_sessions", ks)
-    sessions = pa.table({
-        "session_id": pa.array([f"S{ctx.key.replace('-', '')}{s:09d}" for s in session_seq.tolist()]),
-        "customer_id": _ids("C", s_who, 8),
-        "started_at": _ts(start_us + rng.integers(0, month_us, ks)),
-        "channel": pa.array(["app" if r < 0.7 else "web" for r in rng.random(ks).tolist()]),
-        "duration_s": pa.array(rng.integers(20, 1800, ks).astype("int32")),
-        "features_used": pa.array((1 + rng.binomial(9, pop.digital[s_who])).astype("int32")),
-    })
+    sessions = pa.table(
+        {
+            "session_id": pa.array([f"S{ctx.key.replace('-', '')}{s:09d}" for s in session_seq.tolist()]),
+            "customer_id": _ids("C", s_who, 8),
+            "started_at": _ts(start_us + rng.integers(0, month_us, ks)),
+            "channel": pa.array(["app" if r < 0.7 else "web" for r in rng.random(ks).tolist()]),
+            "duration_s": pa.array(rng.integers(20, 1800, ks).astype("int32")),
+            "features_used": pa.array((1 + rng.binomial(9, pop.digital[s_who])).astype("int32")),
+        }
+    )
 
     # Service: inquiries and complaints; complaints feed the grievance that raises churn.
     complaints = rng.poisson(0.04 * np.exp(-0.7 * pop.temper[idx]))
@@ -456,15 +493,18 @@ def _activity_tables(ctx: _MonthContext, idx: np.ndarray, new_products: list, va
     resolved_present = rng.random(ki) < 0.9
     satisfaction = np.clip(np.round(3.5 + 0.8 * pop.temper[i_who] - 1.2 * kinds + rng.normal(0, 0.8, ki)), 1, 5)
     pop.grievance[idx] += complaints
-    interactions = pa.table({
-        "interaction_id": pa.array([f"I{ctx.key.replace('-', '')}{s:08d}" for s in i_seq.tolist()]),
-        "customer_id": _ids("C", i_who, 8),
-        "opened_at": _ts(opened),
-        "resolved_at": _optional_ts(opened + rng.integers(600, 5 * US_PER_DAY // 1_000_000, ki) * 1_000_000,
-                                    resolved_present),
-        "kind": pa.array(["inquiry" if x == 0 else "complaint" for x in kinds.tolist()]),
-        "satisfaction": pa.array(satisfaction.astype("int32"), mask=~resolved_present),
-    })
+    interactions = pa.table(
+        {
+            "interaction_id": pa.array([f"I{ctx.key.replace('-', '')}{s:08d}" for s in i_seq.tolist()]),
+            "customer_id": _ids("C", i_who, 8),
+            "opened_at": _ts(opened),
+            "resolved_at": _optional_ts(
+                opened + rng.integers(600, 5 * US_PER_DAY // 1_000_000, ki) * 1_000_000, resolved_present
+            ),
+            "kind": pa.array(["inquiry" if x == 0 else "complaint" for x in kinds.tolist()]),
+            "satisfaction": pa.array(satisfaction.astype("int32"), mask=~resolved_present),
+        }
+    )
 
     # Campaigns: one campaign a month reaches ~15 % of customers; appetite drives responses.
     contacted = idx[rng.random(n) < 0.15]
@@ -475,48 +515,64 @@ def _activity_tables(ctx: _MonthContext, idx: np.ndarray, new_products: list, va
     sent = start_us + rng.integers(0, month_us // 2, kc)
     responded_at = sent + (rng.exponential(36, kc) * 3_600_000_000).astype("int64")
     responded_at = np.minimum(responded_at, start_us + month_us - 2_000_000)
-    converted_at = np.minimum(responded_at + rng.integers(1, 72 * 3600, kc) * 1_000_000, start_us + month_us - 1_000_000)
+    converted_at = np.minimum(
+        responded_at + rng.integers(1, 72 * 3600, kc) * 1_000_000, start_us + month_us - 1_000_000
+    )
     channel = np.where(rng.random(kc) < 0.6, "sms", "email")
     c_seq = _next_seq(ctx, "campaign_contacts", kc)
-    contacts = pa.table({
-        "contact_id": pa.array([f"K{ctx.key.replace('-', '')}{s:08d}" for s in c_seq.tolist()]),
-        "campaign_id": pa.array([f"CMP-{ctx.key}"] * kc),
-        "customer_id": _ids("C", contacted, 8),
-        "channel": pa.array(channel.tolist(), type=pa.string()),
-        "product_offered": pa.array([PRODUCT_TYPES[p] for p in product.tolist()], type=pa.string()),
-        "sent_at": _ts(sent),
-        "responded_at": _optional_ts(responded_at, responded),
-        "converted_at": _optional_ts(converted_at, converted),
-        "cost": _money(np.where(channel == "sms", 0.3, 0.05)),
-    })
+    contacts = pa.table(
+        {
+            "contact_id": pa.array([f"K{ctx.key.replace('-', '')}{s:08d}" for s in c_seq.tolist()]),
+            "campaign_id": pa.array([f"CMP-{ctx.key}"] * kc),
+            "customer_id": _ids("C", contacted, 8),
+            "channel": pa.array(channel.tolist(), type=pa.string()),
+            "product_offered": pa.array([PRODUCT_TYPES[p] for p in product.tolist()], type=pa.string()),
+            "sent_at": _ts(sent),
+            "responded_at": _optional_ts(responded_at, responded),
+            "converted_at": _optional_ts(converted_at, converted),
+            "cost": _money(np.where(channel == "sms", 0.3, 0.05)),
+        }
+    )
     new_products.append((contacted[converted], product[converted]))
 
     # NPS: a small survey sample; scores follow temper and recent complaints.
     surveyed = idx[rng.random(n) < 0.04]
     kn = len(surveyed)
-    score = np.clip(np.round(7.5 + 1.5 * pop.temper[surveyed] - 2.0 * pop.grievance[surveyed]
-                             + rng.normal(0, 1.2, kn)), 0, 10)
+    score = np.clip(
+        np.round(7.5 + 1.5 * pop.temper[surveyed] - 2.0 * pop.grievance[surveyed] + rng.normal(0, 1.2, kn)), 0, 10
+    )
     n_seq = _next_seq(ctx, "nps_responses", kn)
-    nps = pa.table({
-        "response_id": pa.array([f"N{ctx.key.replace('-', '')}{s:08d}" for s in n_seq.tolist()]),
-        "customer_id": _ids("C", surveyed, 8),
-        "answered_at": _ts(start_us + rng.integers(0, month_us, kn)),
-        "score": pa.array(score.astype("int32")),
-    })
+    nps = pa.table(
+        {
+            "response_id": pa.array([f"N{ctx.key.replace('-', '')}{s:08d}" for s in n_seq.tolist()]),
+            "customer_id": _ids("C", surveyed, 8),
+            "answered_at": _ts(start_us + rng.integers(0, month_us, kn)),
+            "score": pa.array(score.astype("int32")),
+        }
+    )
 
     # Ground truth: what each customer was worth this month.
     profit = np.bincount(np.searchsorted(idx, who), weights=np.round(fee, 2) + np.round(nim, 2), minlength=n)
     spent = np.bincount(np.searchsorted(idx, who), weights=np.round(amount, 2), minlength=n)
-    value_writer.write(pa.table({
-        "customer_id": _ids("C", idx, 8),
-        "month": pa.array([ctx.key] * n),
-        "transactions": pa.array(counts.astype("int32")),
-        "amount": _money(spent),
-        "profit_contribution": _money(profit),
-        "churned_this_month": pa.array(churning),
-    }))
-    return {"transactions": transactions, "digital_sessions": sessions, "service_interactions": interactions,
-            "campaign_contacts": contacts, "nps_responses": nps}
+    value_writer.write(
+        pa.table(
+            {
+                "customer_id": _ids("C", idx, 8),
+                "month": pa.array([ctx.key] * n),
+                "transactions": pa.array(counts.astype("int32")),
+                "amount": _money(spent),
+                "profit_contribution": _money(profit),
+                "churned_this_month": pa.array(churning),
+            }
+        )
+    )
+    return {
+        "transactions": transactions,
+        "digital_sessions": sessions,
+        "service_interactions": interactions,
+        "campaign_contacts": contacts,
+        "nps_responses": nps,
+    }
 
 
 def _next_seq(ctx: _MonthContext, source: str, count: int) -> np.ndarray:
@@ -526,8 +582,9 @@ def _next_seq(ctx: _MonthContext, source: str, count: int) -> np.ndarray:
     return np.arange(first + 1, first + count + 1)
 
 
-def _inject_faults(table: pa.Table, writer: _FileWriter, ctx: _MonthContext, summary: GenerationSummary,
-                   source: str) -> pa.Table:
+def _inject_faults(
+    table: pa.Table, writer: _FileWriter, ctx: _MonthContext, summary: GenerationSummary, source: str
+) -> pa.Table:
     """Corrupt a share of rows the way real extracts go wrong, and record each fault."""
     rng = np.random.default_rng([ctx.cfg.seed, 2, ctx.m, writer.rows, SOURCE_ORDER.index(source)])
     n = table.num_rows
@@ -560,20 +617,31 @@ def _inject_faults(table: pa.Table, writer: _FileWriter, ctx: _MonthContext, sum
         elif kind == "unknown_customer":
             column, columns["customer_id"][pos] = "customer_id", f"CX{rng.integers(0, 10**7):07d}"
         elif kind == "future_date":
-            future = datetime.combine(month_end(ctx.key), datetime.min.time()).replace(year=month_end(ctx.key).year + 1)
+            last_day = month_end(ctx.key)
+            future = datetime.combine(last_day.replace(year=last_day.year + 1), datetime.min.time())
             column, columns["booked_at"][pos] = "booked_at", future.strftime("%Y-%m-%d %H:%M:%S.%f")
-        faults.append(Fault(source, ctx.key, file_name, writer.rows + pos + 1, kind, column,
-                            FAULT_REASONS[kind].value))
+        faults.append(Fault(source, ctx.key, file_name, writer.rows + pos + 1, kind, column, FAULT_REASONS[kind].value))
     for j, pos in enumerate(duplicates):
         for name in columns:
             columns[name].append(columns[name][pos])
-        faults.append(Fault(source, ctx.key, file_name, writer.rows + n + j + 1, "duplicate_row",
-                            table.schema.field(0).name, FAULT_REASONS["duplicate_row"].value))
+        faults.append(
+            Fault(
+                source,
+                ctx.key,
+                file_name,
+                writer.rows + n + j + 1,
+                "duplicate_row",
+                table.schema.field(0).name,
+                FAULT_REASONS["duplicate_row"].value,
+            )
+        )
     summary.faults.extend(faults)
-    schema = pa.schema([pa.field(f.name, pa.string() if f.name in TEXT_IN_DIRTY_FILES[source] else f.type)
-                        for f in table.schema])
-    return pa.table({name: pa.array(values, type=schema.field(name).type) for name, values in columns.items()},
-                    schema=schema)
+    schema = pa.schema(
+        [pa.field(f.name, pa.string() if f.name in TEXT_IN_DIRTY_FILES[source] else f.type) for f in table.schema]
+    )
+    return pa.table(
+        {name: pa.array(values, type=schema.field(name).type) for name, values in columns.items()}, schema=schema
+    )
 
 
 def _as_text(value) -> str:
@@ -586,17 +654,23 @@ def _as_text(value) -> str:
 
 def _write_traits(pop: _Population, path: Path) -> None:
     n = len(pop.spend)
-    pq.write_table(pa.table({
-        "customer_id": _ids("C", np.arange(n), 8),
-        "join_month_index": pa.array(pop.join_month.astype("int32")),
-        "spend_propensity": pa.array(pop.spend),
-        "ticket_log_mean": pa.array(pop.ticket_mu),
-        "product_appetite": pa.array(pop.appetite),
-        "digital_affinity": pa.array(pop.digital),
-        "churn_hazard": pa.array(pop.hazard),
-        "value_trend": pa.array(pop.trend),
-        "wealth": pa.array(pop.wealth),
-    }), path, compression="zstd")
+    pq.write_table(
+        pa.table(
+            {
+                "customer_id": _ids("C", np.arange(n), 8),
+                "join_month_index": pa.array(pop.join_month.astype("int32")),
+                "spend_propensity": pa.array(pop.spend),
+                "ticket_log_mean": pa.array(pop.ticket_mu),
+                "product_appetite": pa.array(pop.appetite),
+                "digital_affinity": pa.array(pop.digital),
+                "churn_hazard": pa.array(pop.hazard),
+                "value_trend": pa.array(pop.trend),
+                "wealth": pa.array(pop.wealth),
+            }
+        ),
+        path,
+        compression="zstd",
+    )
 
 
 def _write_manifest(cfg: GeneratorConfig, summary: GenerationSummary) -> None:

@@ -131,35 +131,76 @@ def _validation_sql(source: Source, present: set[str], month: str) -> str:
             continue
         if col.required:
             checks.append((f"{raw} IS NULL", Reason.MISSING_VALUE, col.name, "'required value is empty'"))
-        checks.append((f"{raw} IS NOT NULL AND {value} IS NULL", Reason.INVALID_TYPE, col.name,
-                       f"'not a {col.type}: ' || CAST({raw} AS VARCHAR)"))
+        checks.append(
+            (
+                f"{raw} IS NOT NULL AND {value} IS NULL",
+                Reason.INVALID_TYPE,
+                col.name,
+                f"'not a {col.type}: ' || CAST({raw} AS VARCHAR)",
+            )
+        )
         if col.allowed:
             allowed = ", ".join(f"'{a}'" for a in col.allowed)
-            checks.append((f"{value} NOT IN ({allowed})", Reason.NOT_ALLOWED, col.name,
-                           f"'not one of {', '.join(col.allowed)}: ' || {value}"))
+            checks.append(
+                (
+                    f"{value} NOT IN ({allowed})",
+                    Reason.NOT_ALLOWED,
+                    col.name,
+                    f"'not one of {', '.join(col.allowed)}: ' || {value}",
+                )
+            )
         if col.min is not None:
             checks.append((f"{value} < {col.min}", Reason.OUT_OF_RANGE, col.name, f"'below {col.min}: ' || {value}"))
         if col.max is not None:
             checks.append((f"{value} > {col.max}", Reason.OUT_OF_RANGE, col.name, f"'above {col.max}: ' || {value}"))
         if col.type in ("DATE", "TIMESTAMP"):
-            checks.append((f"{value} < DATE '{LOWEST_DATE}'", Reason.DATE_IMPLAUSIBLE, col.name,
-                           f"'before {LOWEST_DATE}: ' || {value}"))
+            checks.append(
+                (
+                    f"{value} < DATE '{LOWEST_DATE}'",
+                    Reason.DATE_IMPLAUSIBLE,
+                    col.name,
+                    f"'before {LOWEST_DATE}: ' || {value}",
+                )
+            )
             # An entity record cannot carry a date after the month it was delivered in.
             if source.kind is SourceKind.ENTITY:
-                checks.append((f"{value} >= DATE '{end}' + INTERVAL 1 DAY", Reason.DATE_IMPLAUSIBLE, col.name,
-                               f"'after the delivery month {month}: ' || {value}"))
+                checks.append(
+                    (
+                        f"{value} >= DATE '{end}' + INTERVAL 1 DAY",
+                        Reason.DATE_IMPLAUSIBLE,
+                        col.name,
+                        f"'after the delivery month {month}: ' || {value}",
+                    )
+                )
     if source.event_time:
         value = f"TRY_CAST({source.event_time} AS TIMESTAMP)"
-        checks.append((f"{value} < DATE '{start}' OR {value} >= DATE '{end}' + INTERVAL 1 DAY",
-                       Reason.DATE_OUTSIDE_MONTH, source.event_time,
-                       f"'not in the delivery month {month}: ' || {value}"))
+        checks.append(
+            (
+                f"{value} < DATE '{start}' OR {value} >= DATE '{end}' + INTERVAL 1 DAY",
+                Reason.DATE_OUTSIDE_MONTH,
+                source.event_time,
+                f"'not in the delivery month {month}: ' || {value}",
+            )
+        )
     if source.month_end_column:
         value = f"TRY_CAST({source.month_end_column} AS DATE)"
-        checks.append((f"{value} <> DATE '{end}'", Reason.DATE_OUTSIDE_MONTH, source.month_end_column,
-                       f"'not the month end {end}: ' || {value}"))
+        checks.append(
+            (
+                f"{value} <> DATE '{end}'",
+                Reason.DATE_OUTSIDE_MONTH,
+                source.month_end_column,
+                f"'not the month end {end}: ' || {value}",
+            )
+        )
     if missing_required:
-        checks = [("TRUE", Reason.MISSING_COLUMN, missing_required[0],
-                   f"'the file has no required column {', '.join(missing_required)}'")]
+        checks = [
+            (
+                "TRUE",
+                Reason.MISSING_COLUMN,
+                missing_required[0],
+                f"'the file has no required column {', '.join(missing_required)}'",
+            )
+        ]
     reason = "CASE " + " ".join(f"WHEN {w} THEN '{r.value}'" for w, r, _, _ in checks) + " END" if checks else "NULL"
     column = "CASE " + " ".join(f"WHEN {w} THEN '{c}'" for w, _, c, _ in checks) + " END" if checks else "NULL"
     detail = "CASE " + " ".join(f"WHEN {w} THEN {d}" for w, _, _, d in checks) + " END" if checks else "NULL"
@@ -203,8 +244,9 @@ def load_month(
             ignored = tuple(sorted(set(names) - set(source.column_names)))
             sql = _validation_sql(source, present, month)
         table = pa.Table.from_batches([batch]).rename_columns([n.strip().lower() for n in batch.schema.names])
-        table = table.append_column("_source_row", pa.array(range(delivered + 1, delivered + table.num_rows + 1),
-                                                              type=pa.int64()))
+        table = table.append_column(
+            "_source_row", pa.array(range(delivered + 1, delivered + table.num_rows + 1), type=pa.int64())
+        )
         con.register("_batch", table)
         try:
             con.execute(f"INSERT INTO _incoming {sql}")
@@ -241,8 +283,10 @@ def _mark_relational_problems(con: duckdb.DuckDBPyConnection, source: Source, mo
             WHERE _incoming._reason IS NULL AND r.{source.key} = _incoming.{source.key}
               AND r._delivery_month < DATE '{month_start}'"""
         )
-    refs = [(source.customer_ref, "customers", "customer_id", Reason.UNKNOWN_CUSTOMER),
-            (source.account_ref, "accounts", "account_id", Reason.UNKNOWN_ACCOUNT)]
+    refs = [
+        (source.customer_ref, "customers", "customer_id", Reason.UNKNOWN_CUSTOMER),
+        (source.account_ref, "accounts", "account_id", Reason.UNKNOWN_ACCOUNT),
+    ]
     for column, parent, parent_key, reason in refs:
         if column is None:
             continue
@@ -263,24 +307,29 @@ def _replace_month(con, source: Source, month: str, path: Path, delivered: int, 
         con.execute(f"DELETE FROM {RAW_SCHEMA}.{source.name} WHERE _delivery_month = DATE '{month_start}'")
         con.execute(
             f"INSERT INTO {RAW_SCHEMA}.{source.name} SELECT {columns}, DATE '{month_start}', ?, _source_row "
-            "FROM _incoming WHERE _reason IS NULL ORDER BY _source_row", [path.name]
+            "FROM _incoming WHERE _reason IS NULL ORDER BY _source_row",
+            [path.name],
         )
-        con.execute(f"DELETE FROM {QUARANTINE_TABLE} WHERE source = ? AND delivery_month = DATE '{month_start}'",
-                    [source.name])
+        con.execute(
+            f"DELETE FROM {QUARANTINE_TABLE} WHERE source = ? AND delivery_month = DATE '{month_start}'", [source.name]
+        )
         con.execute(
             f"INSERT INTO {QUARANTINE_TABLE} SELECT ?, DATE '{month_start}', ?, _source_row, _reason, _column, "
             f"_detail, coalesce(_raw, CAST({typed_json} AS VARCHAR)) FROM _incoming WHERE _reason IS NOT NULL "
-            "ORDER BY _source_row", [source.name, path.name]
+            "ORDER BY _source_row",
+            [source.name, path.name],
         )
         loaded, quarantined = con.execute(
-            "SELECT count(*) FILTER (WHERE _reason IS NULL), count(*) FILTER (WHERE _reason IS NOT NULL) "
-            "FROM _incoming"
+            "SELECT count(*) FILTER (WHERE _reason IS NULL), count(*) FILTER (WHERE _reason IS NOT NULL) FROM _incoming"
         ).fetchone()
-        reasons = dict(con.execute(
-            "SELECT _reason, count(*) FROM _incoming WHERE _reason IS NOT NULL GROUP BY 1 ORDER BY 1"
-        ).fetchall())
-        result = LoadResult(source.name, month, str(path), delivered, loaded, quarantined, reasons,
-                            ignored_columns=ignored)
+        reasons = dict(
+            con.execute(
+                "SELECT _reason, count(*) FROM _incoming WHERE _reason IS NOT NULL GROUP BY 1 ORDER BY 1"
+            ).fetchall()
+        )
+        result = LoadResult(
+            source.name, month, str(path), delivered, loaded, quarantined, reasons, ignored_columns=ignored
+        )
         con.execute("COMMIT")
     except BaseException:
         con.execute("ROLLBACK")
@@ -305,7 +354,8 @@ def _load_nothing(con, landing: Path, source: Source, month: str) -> LoadResult:
         why = f"optional source {source.name} not delivered for {month} ({expected}); its indicators stay null"
     con.execute("BEGIN TRANSACTION")
     con.execute(f"DELETE FROM {RAW_SCHEMA}.{source.name} WHERE _delivery_month = DATE '{month_start}'")
-    con.execute(f"DELETE FROM {QUARANTINE_TABLE} WHERE source = ? AND delivery_month = DATE '{month_start}'",
-                [source.name])
+    con.execute(
+        f"DELETE FROM {QUARANTINE_TABLE} WHERE source = ? AND delivery_month = DATE '{month_start}'", [source.name]
+    )
     con.execute("COMMIT")
     return LoadResult(source.name, month, None, 0, 0, 0, skipped=why)

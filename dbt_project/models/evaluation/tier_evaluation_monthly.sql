@@ -1,0 +1,76 @@
+-- Retention and conversion by tier, for each scored month whose outcome window has passed.
+-- Outcomes read months after the scored month on purpose: they are labels, used only here.
+{% set k = var('outcome_months') %}
+
+with months as (
+    select month_start, month_end, row_number() over (order by month_start) as month_index
+    from {{ ref('int_months') }}
+),
+
+windows as (
+    select
+        m.month_start,
+        m.month_end,
+        w.month_start as window_last_month,
+        w.month_end as window_end
+    from months as m
+    inner join months as w
+        on w.month_index = m.month_index + {{ k }}
+),
+
+tiers as (
+    select t.customer_id, t.month_start, t.value_tier, w.month_end, w.window_last_month, w.window_end
+    from {{ ref('customer_tiers') }} as t
+    inner join windows as w
+        on w.month_start = t.month_start
+),
+
+outcomes as (
+    select
+        t.customer_id,
+        t.month_start,
+        t.value_tier,
+        (
+            exists (
+                select 1 from {{ ref('int_holdings_by_customer_month') }} as h
+                where h.customer_id = t.customer_id and h.month_start = t.window_last_month
+            )
+            and exists (
+                select 1 from {{ ref('int_transactions_by_customer_month') }} as x
+                where x.customer_id = t.customer_id
+                  and x.month_start > t.month_start and x.month_start <= t.window_last_month
+            )
+        ) as retained,
+        exists (
+            select 1 from {{ ref('stg_accounts') }} as a
+            where a.customer_id = t.customer_id
+              and a.opened_at > t.month_end and a.opened_at <= t.window_end
+        ) as opened_product,
+        exists (
+            select 1 from {{ ref('stg_campaign_contacts') }} as c
+            where c.customer_id = t.customer_id
+              and c.converted_at > t.month_end and c.converted_at < t.window_end + interval 1 day
+        ) as campaign_converted,
+        (
+            select coalesce(sum(x.profit_contribution), 0)
+            from {{ ref('int_transactions_by_customer_month') }} as x
+            where x.customer_id = t.customer_id
+              and x.month_start > t.month_start and x.month_start <= t.window_last_month
+        ) as realised_profit
+    from tiers as t
+)
+
+select
+    month_start,
+    value_tier,
+    {{ k }} as outcome_months,
+    count(*) as customers,
+    count(*) filter (where retained) as retained_customers,
+    cast(round(avg(case when retained then 1.0 else 0.0 end), 4) as decimal(5, 4)) as retention_rate,
+    count(*) filter (where opened_product) as converted_customers,
+    cast(round(avg(case when opened_product then 1.0 else 0.0 end), 4) as decimal(5, 4)) as conversion_rate,
+    count(*) filter (where campaign_converted) as campaign_converted_customers,
+    cast(sum(realised_profit) as decimal(18, 2)) as realised_profit_contribution,
+    cast(round(sum(realised_profit) / count(*), 2) as decimal(18, 2)) as realised_profit_per_customer
+from outcomes
+group by month_start, value_tier

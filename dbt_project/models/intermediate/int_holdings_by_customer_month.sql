@@ -1,0 +1,34 @@
+-- Product holdings per customer at each month end, point in time: each account as last delivered
+-- on or before the month, counted when open at month end; AUM from that month's balances.
+with account_versions as (
+    select
+        a.*,
+        m.month_start,
+        m.month_end,
+        row_number() over (
+            partition by a.account_id, m.month_start order by a.delivery_month desc
+        ) as version_rank
+    from {{ ref('stg_accounts') }} as a
+    inner join {{ ref('int_months') }} as m
+        on a.delivery_month <= m.month_start
+),
+
+open_at_month_end as (
+    select *
+    from account_versions
+    where version_rank = 1
+      and opened_at <= month_end
+      and (closed_at is null or closed_at > month_end)
+)
+
+select
+    o.customer_id,
+    o.month_start,
+    count(*) as open_accounts,
+    count(distinct o.product_type) as product_count,
+    cast(coalesce(sum(case when b.balance > 0 then b.balance end), 0) as decimal(18, 2)) as assets_under_management
+from open_at_month_end as o
+left join {{ ref('stg_balances') }} as b
+    on b.account_id = o.account_id
+   and b.month_start = o.month_start
+group by o.customer_id, o.month_start

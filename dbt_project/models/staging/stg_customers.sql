@@ -1,0 +1,15 @@
+{{ config(materialized='table') }}
+{#- A table, not a view: a view's SQL would carry the hashing key into the warehouse. -#}
+select
+    customer_id,
+    cast(_delivery_month as date) as delivery_month,
+    cast(opened_at as date) as opened_at,
+    extract(year from birth_date) as birth_year,
+    city,
+    income_band,
+    risk_profile,
+    {{ hash_pii('full_name') }} as full_name_hash,
+    {{ hash_pii('national_id') }} as national_id_hash,
+    {{ hash_pii('phone') }} as phone_hash,
+    {{ hash_pii('email') }} as email_hash
+from {{ source('raw', 'customers') }}

@@ -1,0 +1,7 @@
+select
+    response_id,
+    customer_id,
+    cast(_delivery_month as date) as month_start,
+    answered_at,
+    score
+from {{ source('raw', 'nps_responses') }}

@@ -1,0 +1,14 @@
+select
+    transaction_id,
+    customer_id,
+    account_id,
+    cast(_delivery_month as date) as month_start,
+    booked_at,
+    cast(amount as decimal(18, 2)) as amount,
+    currency,
+    txn_type,
+    channel,
+    cast(coalesce(fee_income, 0) as decimal(18, 2)) as fee_income,
+    cast(coalesce(net_interest_margin, 0) as decimal(18, 2)) as net_interest_margin,
+    cast(coalesce(fee_income, 0) + coalesce(net_interest_margin, 0) as decimal(18, 2)) as profit_contribution
+from {{ source('raw', 'transactions') }}

@@ -1,0 +1,15 @@
+"""The one entry point: `dagster dev -w workspace.yaml` and the tests load `defs` from here."""
+
+import dagster as dg
+
+from orchestration.dbt import valuetier_dbt_models
+from orchestration.ingestion import ingestion_assets, new_month_sensor
+from orchestration.jobs import monthly_pipeline
+from orchestration.resources import build_resources
+
+defs = dg.Definitions(
+    assets=[*ingestion_assets, valuetier_dbt_models],
+    jobs=[monthly_pipeline],
+    sensors=[new_month_sensor],
+    resources=build_resources(),
+)

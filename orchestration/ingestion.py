@@ -1,0 +1,88 @@
+"""Ingestion assets (one per raw source) and the sensor that notices new months in the landing folder."""
+
+
+import dagster as dg
+
+from orchestration.partitions import WAREHOUSE_POOL, month_partitions, single_run
+from orchestration.resources import WarehouseResource, settings
+from valuetier.contract import SOURCES, Source
+from valuetier.ingest import DeliveryError, LoadResult, discover_months, load_month
+
+
+def raw_key(source: str) -> dg.AssetKey:
+    return dg.AssetKey(["raw", source])
+
+
+def ingestion_metadata(results: list[LoadResult]) -> dict:
+    delivered = sum(r.delivered for r in results)
+    loaded = sum(r.loaded for r in results)
+    quarantined = sum(r.quarantined for r in results)
+    reasons: dict[str, int] = {}
+    for r in results:
+        for reason, n in r.reasons.items():
+            reasons[reason] = reasons.get(reason, 0) + n
+    rows = "\n".join(
+        f"| {r.month} | {r.delivered} | {r.loaded} | {r.quarantined} | "
+        f"{', '.join(f'{k}: {v}' for k, v in r.reasons.items()) or (r.skipped or '')} |"
+        for r in results
+    )
+    return {
+        "delivered": dg.MetadataValue.int(delivered),
+        "loaded": dg.MetadataValue.int(loaded),
+        "quarantined": dg.MetadataValue.int(quarantined),
+        "quarantine_reasons": dg.MetadataValue.json(reasons),
+        "skipped_months": dg.MetadataValue.json([r.month for r in results if r.skipped]),
+        "months": dg.MetadataValue.md(
+            "| month | delivered | loaded | quarantined | reasons / note |\n|---|---|---|---|---|\n" + rows
+        ),
+    }
+
+
+def build_ingestion_asset(source: Source) -> dg.AssetsDefinition:
+    @dg.asset(
+        key=raw_key(source.name),
+        description=f"Contract-checked rows of the bank's {source.name} deliveries "
+        f"({'required' if source.required else 'optional'} source, {source.kind.value}); invalid rows go to "
+        "raw_quarantine.quarantined_rows with a reason.",
+        group_name="raw",
+        kinds={"duckdb", "python"},
+        deps=[raw_key(d) for d in source.depends_on],
+        partitions_def=month_partitions,
+        backfill_policy=single_run,
+        pool=WAREHOUSE_POOL,
+    )
+    def _ingest(context: dg.AssetExecutionContext, warehouse: WarehouseResource) -> dg.MaterializeResult:
+        results = []
+        with warehouse.connect() as con:
+            for month in sorted(context.partition_keys):
+                try:
+                    result = load_month(con, settings().landing_dir, source.name, month, progress=context.log.info)
+                except DeliveryError as exc:
+                    raise dg.Failure(description=str(exc)) from exc
+                context.log.info(
+                    result.skipped
+                    or f"{source.name} {month}: delivered {result.delivered}, loaded {result.loaded}, "
+                    f"quarantined {result.quarantined} {result.reasons or ''}"
+                )
+                results.append(result)
+        return dg.MaterializeResult(metadata=ingestion_metadata(results))
+
+    return _ingest
+
+
+ingestion_assets = [build_ingestion_asset(source) for source in SOURCES.values()]
+
+
+@dg.sensor(
+    name="new_month_sensor",
+    description="Adds a month partition for every new transactions file in the landing folder and runs it.",
+    minimum_interval_seconds=60,
+    job_name="monthly_pipeline",
+)
+def new_month_sensor(context: dg.SensorEvaluationContext) -> dg.SensorResult:
+    known = set(context.instance.get_dynamic_partitions(month_partitions.name))
+    new = [m for m in discover_months(settings().landing_dir) if m not in known]
+    return dg.SensorResult(
+        run_requests=[dg.RunRequest(run_key=f"month-{m}", partition_key=m) for m in new],
+        dynamic_partitions_requests=[month_partitions.build_add_request(new)] if new else [],
+    )

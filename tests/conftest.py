@@ -1,0 +1,73 @@
+"""Shared fixtures. Integration tests run the real pipeline (Dagster, dbt, DuckDB) on a small
+generated bank in a temporary DAGSTER_HOME and warehouse, once per session."""
+
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+from pathlib import Path
+
+import pytest
+
+# Settings are read once per process, so the session's paths are set before anything imports them.
+SESSION_DIR = Path(tempfile.mkdtemp(prefix="valuetier-tests-"))
+LANDING = SESSION_DIR / "bank" / "landing"
+TRUTH = SESSION_DIR / "bank" / "ground_truth"
+WAREHOUSE = SESSION_DIR / "warehouse" / "valuetier.duckdb"
+os.environ.update(
+    {
+        "DAGSTER_HOME": str(SESSION_DIR / "dagster_home"),
+        "VALUETIER_LANDING": str(LANDING),
+        "VALUETIER_WAREHOUSE": str(WAREHOUSE),
+        "VALUETIER_PII_KEY": "test-secret-key",
+    }
+)
+(SESSION_DIR / "dagster_home").mkdir()
+REPO = Path(__file__).resolve().parent.parent
+shutil.copy(REPO / "orchestration" / "dagster.yaml", SESSION_DIR / "dagster_home" / "dagster.yaml")
+
+BANK = {"customers": 2500, "months": 15, "seed": 7}
+DBT = str(Path(sys.executable).parent / "dbt")
+
+
+def pytest_sessionfinish(session, exitstatus):
+    shutil.rmtree(SESSION_DIR, ignore_errors=True)
+
+
+def run_dbt(args: list[str], warehouse: Path, target_path: Path) -> subprocess.CompletedProcess:
+    """The real dbt CLI against a given warehouse file (its own target folder, so runs do not collide)."""
+    env = {**os.environ, "VALUETIER_WAREHOUSE": str(warehouse)}
+    result = subprocess.run(
+        [DBT, *args, "--profiles-dir", ".", "--target-path", str(target_path)],
+        cwd=REPO / "dbt_project",
+        env=env,
+        capture_output=True,
+        text=True,
+    )
+    assert result.returncode == 0, result.stdout[-4000:] + result.stderr[-2000:]
+    return result
+
+
+@pytest.fixture(scope="session")
+def bank():
+    from valuetier.generator import GeneratorConfig, generate
+
+    generate(GeneratorConfig(out=LANDING, truth=TRUTH, **BANK), progress=lambda _: None)
+    return LANDING
+
+
+@pytest.fixture(scope="session")
+def pipeline_run(bank):
+    """The whole graph materialised for every month of the small bank, through Dagster."""
+    import dagster as dg
+
+    from orchestration.run import register_months, run_months
+    from valuetier.ingest import discover_months
+
+    months = discover_months(bank)
+    with dg.DagsterInstance.get() as instance:
+        register_months(instance, months)
+        result = run_months(instance, months[0], months[-1])
+    assert result.success, "the pipeline run failed"
+    return {"months": months, "result": result}

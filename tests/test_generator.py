@@ -1,0 +1,95 @@
+import json
+
+import duckdb
+import pyarrow.parquet as pq
+import pytest
+
+from valuetier.contract import SOURCE_ORDER
+from valuetier.generator import GeneratorConfig, generate
+
+
+def _files(folder):
+    return {p.relative_to(folder): p.read_bytes() for p in sorted(folder.rglob("*")) if p.is_file()}
+
+
+def _make(tmp_path, name, **overrides):
+    params = {"customers": 800, "months": 4, "seed": 11, "out": tmp_path / name / "landing"} | overrides
+    summary = generate(GeneratorConfig(**params), progress=lambda _: None)
+    return tmp_path / name, summary
+
+
+def test_same_seed_gives_byte_identical_files(tmp_path):
+    a, _ = _make(tmp_path, "a", dirty_rate=0.02)
+    b, _ = _make(tmp_path, "b", dirty_rate=0.02)
+    c, _ = _make(tmp_path, "c", seed=12, dirty_rate=0.02)
+    files_a = _files(a)
+    assert files_a == _files(b)
+    assert files_a.keys() == _files(c).keys()
+    assert files_a != _files(c)
+
+
+def test_every_source_every_month_and_ground_truth_apart(tmp_path):
+    root, summary = _make(tmp_path, "bank")
+    for source in SOURCE_ORDER:
+        assert sorted(p.name for p in (root / "landing" / source).iterdir()) == [
+            f"2023-0{m}.parquet" for m in range(1, 5)
+        ], source
+    assert {p.name for p in (root / "ground_truth").iterdir()} == {
+        "customer_traits.parquet",
+        "monthly_value.parquet",
+        "manifest.json",
+    }
+    truth = pq.read_table(root / "ground_truth" / "customer_traits.parquet")
+    assert truth.num_rows == 800
+    assert summary.faults == []
+
+
+def test_streams_in_bounded_chunks(tmp_path):
+    """Events are written one customer chunk at a time: row groups stay small whatever the bank size."""
+    root, summary = _make(tmp_path, "chunked", customers=3000, chunk_size=250)
+    _, whole = _make(tmp_path, "whole", customers=3000, chunk_size=3000)
+    transactions = pq.ParquetFile(root / "landing" / "transactions" / "2023-04.parquet")
+    assert transactions.num_row_groups > 5
+    # 250 customers with Poisson counts capped at 60 a month each.
+    assert summary.max_chunk_rows <= 250 * 60
+    assert summary.max_chunk_rows < whole.max_chunk_rows / 4
+    assert summary.rows.keys() == whole.rows.keys()
+
+
+def test_heavy_tailed_value_and_churn(tmp_path):
+    root, _ = _make(tmp_path, "bank", customers=3000, months=12)
+    value = duckdb.sql(f"""
+        SELECT customer_id, sum(profit_contribution) AS profit, bool_or(churned_this_month) AS churned
+        FROM '{root}/ground_truth/monthly_value.parquet' GROUP BY 1""")
+    [(top_share, churned)] = duckdb.sql(
+        "SELECT sum(profit) FILTER (WHERE r <= 0.1 * n) / sum(profit), avg(churned::int) "
+        "FROM (SELECT *, row_number() OVER (ORDER BY profit DESC) r, count(*) OVER () n FROM value)"
+    ).fetchall()
+    assert top_share > 0.3  # the top decile brings far more than a tenth of the profit
+    assert 0.02 < churned < 0.5
+
+
+def test_csv_and_dirty_manifest(tmp_path):
+    root, summary = _make(tmp_path, "csv", file_format="csv", dirty_rate=0.03)
+    assert (root / "landing" / "transactions" / "2023-02.csv").read_text().startswith('"transaction_id"')
+    manifest = json.loads((root / "ground_truth" / "manifest.json").read_text())
+    kinds = {f["fault"] for f in manifest["faults"]}
+    assert kinds == {
+        "duplicate_row",
+        "negative_amount",
+        "absurd_amount",
+        "unparseable_date",
+        "wrong_type",
+        "unknown_customer",
+        "future_date",
+        "missing_column",
+    }
+    assert len(manifest["faults"]) == len(summary.faults)
+
+
+@pytest.mark.parametrize(
+    "bad", [{"customers": 0}, {"file_format": "xlsx"}, {"dirty_rate": 0.9}, {"start": "2023-13"}]
+)
+def test_rejects_bad_configuration(tmp_path, bad):
+    with pytest.raises(ValueError):
+        GeneratorConfig(**({"customers": 10, "months": 1, "seed": 1, "out": tmp_path} | bad))

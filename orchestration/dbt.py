@@ -1,6 +1,5 @@
 """The dbt project as Dagster assets: one definition, groups by dbt folder, month windows as --vars."""
 
-
 import json
 from collections.abc import Mapping
 from typing import Any

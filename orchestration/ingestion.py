@@ -1,6 +1,5 @@
 """Ingestion assets (one per raw source) and the sensor that notices new months in the landing folder."""
 
-
 import dagster as dg
 
 from orchestration.partitions import WAREHOUSE_POOL, month_partitions, single_run

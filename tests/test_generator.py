@@ -87,9 +87,7 @@ def test_csv_and_dirty_manifest(tmp_path):
     assert len(manifest["faults"]) == len(summary.faults)
 
 
-@pytest.mark.parametrize(
-    "bad", [{"customers": 0}, {"file_format": "xlsx"}, {"dirty_rate": 0.9}, {"start": "2023-13"}]
-)
+@pytest.mark.parametrize("bad", [{"customers": 0}, {"file_format": "xlsx"}, {"dirty_rate": 0.9}, {"start": "2023-13"}])
 def test_rejects_bad_configuration(tmp_path, bad):
     with pytest.raises(ValueError):
         GeneratorConfig(**({"customers": 10, "months": 1, "seed": 1, "out": tmp_path} | bad))

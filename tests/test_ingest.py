@@ -24,8 +24,9 @@ def _ingest_all(con, landing):
 def dirty(request, tmp_path_factory):
     root = tmp_path_factory.mktemp(f"dirty-{request.param}")
     generate(
-        GeneratorConfig(customers=1500, months=4, seed=3, out=root / "landing", file_format=request.param,
-                        dirty_rate=0.03),
+        GeneratorConfig(
+            customers=1500, months=4, seed=3, out=root / "landing", file_format=request.param, dirty_rate=0.03
+        ),
         progress=lambda _: None,
     )
     con = duckdb.connect(str(root / "wh.duckdb"))
@@ -50,8 +51,13 @@ def test_every_injected_row_fault_is_quarantined_with_its_reason(dirty):
     quarantine = _quarantine(con)
     row_faults = [f for f in manifest["faults"] if f["row"] is not None]
     assert Counter(f["fault"] for f in row_faults).keys() >= {
-        "duplicate_row", "negative_amount", "absurd_amount", "unparseable_date", "wrong_type",
-        "unknown_customer", "future_date",
+        "duplicate_row",
+        "negative_amount",
+        "absurd_amount",
+        "unparseable_date",
+        "wrong_type",
+        "unknown_customer",
+        "future_date",
     }
     for fault in row_faults:
         reason, column = quarantine.get((fault["source"], fault["month"], fault["row"]), (None, None))
@@ -172,10 +178,12 @@ def test_events_outside_the_delivery_month_and_bad_values_in_csv(tmp_path):
         customers = load_month(con, landing, "customers", "2024-02")
         assert customers.reasons == {"date_implausible": 1}
         result = load_month(con, landing, "transactions", "2024-02")
-        rows = dict(con.execute(
-            "SELECT source_row, reason || ':' || column_name FROM raw_quarantine.quarantined_rows "
-            "WHERE source = 'transactions'"
-        ).fetchall())
+        rows = dict(
+            con.execute(
+                "SELECT source_row, reason || ':' || column_name FROM raw_quarantine.quarantined_rows "
+                "WHERE source = 'transactions'"
+            ).fetchall()
+        )
     assert (result.delivered, result.loaded) == (5, 1)
     assert rows == {
         2: "date_outside_month:booked_at",

@@ -48,7 +48,9 @@ def row_accounting(con: duckdb.DuckDBPyConnection) -> list[tuple[str, int, int]]
     """(source, loaded rows, quarantined rows) over all months."""
     if not table_exists(con, "raw_quarantine", "quarantined_rows"):
         return []
-    quarantined = dict(con.execute("SELECT source, count(*) FROM raw_quarantine.quarantined_rows GROUP BY 1").fetchall())
+    quarantined = dict(
+        con.execute("SELECT source, count(*) FROM raw_quarantine.quarantined_rows GROUP BY 1").fetchall()
+    )
     return [
         (s, con.execute(f"SELECT count(*) FROM raw.{s}").fetchone()[0], quarantined.get(s, 0)) for s in SOURCE_ORDER
     ]

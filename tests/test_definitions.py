@@ -1,0 +1,42 @@
+import dagster as dg
+import pytest
+
+from orchestration.dbt import dbt_month_vars
+from orchestration.definitions import defs
+from valuetier.contract import SOURCE_ORDER
+
+
+def test_definitions_load_with_one_lineage_graph():
+    graph = defs.resolve_asset_graph()
+    keys = {key.to_user_string() for key in graph.get_all_asset_keys()}
+    assert {f"raw/{s}" for s in SOURCE_ORDER} <= keys
+    assert {
+        "staging/stg_transactions",
+        "marts/customer_indicators_monthly",
+        "marts/customer_tiers",
+        "evaluation/tier_evaluation_monthly",
+        "marts/dim_customer",
+    } <= keys
+    # dbt sources are the ingestion assets, so staging hangs off raw in one graph.
+    stg = graph.get(dg.AssetKey(["staging", "stg_transactions"]))
+    assert dg.AssetKey(["raw", "transactions"]) in stg.parent_keys
+    groups = {graph.get(dg.AssetKey.from_user_string(k)).group_name for k in keys}
+    assert groups == {"raw", "staging", "intermediate", "marts", "evaluation"}
+
+
+def test_warehouse_writers_share_one_pool():
+    for assets_def in defs.resolve_all_asset_specs():
+        assert assets_def.partitions_def is not None and assets_def.partitions_def.name == "month"
+    job = defs.resolve_job_def("monthly_pipeline")
+    assert job.executor_def.name == "in_process"
+    for node in job.graph.node_defs:
+        assert node.pool == "duckdb", node.name
+
+
+def test_dbt_month_vars():
+    assert dbt_month_vars("2024-11", "2025-02") == {"start_month": "2024-11-01", "end_month": "2025-02-01"}
+    assert dbt_month_vars("2025-02", "2025-02") == {"start_month": "2025-02-01", "end_month": "2025-02-01"}
+    with pytest.raises(ValueError, match="backwards"):
+        dbt_month_vars("2025-03", "2025-02")
+    with pytest.raises(ValueError, match="YYYY-MM"):
+        dbt_month_vars("2025-3", "2025-04")

@@ -356,7 +356,7 @@ def _open_accounts(rng, pop, accounts, joiners, cfg, start_days, month_days) -> 
 
 def _customers_table(ctx: _MonthContext, idx: np.ndarray) -> pa.Table:
     rng, pop, n = ctx.rng, ctx.pop, len(idx)
-    opened = np.array([_days_of_first_account(ctx, i) for i in idx.tolist()], dtype=np.int32)
+    opened = ctx.accounts.opened[ctx.primary_account[idx]]
     age_years = 22 + (pop.wealth[idx] > 20000) * 8 + rng.integers(0, 45, n)
     birth = opened - (age_years * 365.25).astype(np.int32) - rng.integers(0, 365, n)
     income = np.clip(np.digitize(np.log(pop.wealth[idx]), [8.8, 9.8, 10.8]), 0, 3)
@@ -391,10 +391,6 @@ def _customers_table(ctx: _MonthContext, idx: np.ndarray) -> pa.Table:
             ),
         }
     )
-
-
-def _days_of_first_account(ctx: _MonthContext, customer: int) -> int:
-    return int(ctx.accounts.opened[ctx.primary_account[customer]])
 
 
 def _accounts_table(ctx: _MonthContext, idx: np.ndarray) -> pa.Table:

@@ -40,3 +40,18 @@ def test_dbt_month_vars():
         dbt_month_vars("2025-03", "2025-02")
     with pytest.raises(ValueError, match="YYYY-MM"):
         dbt_month_vars("2025-3", "2025-04")
+
+
+def test_sensor_adds_and_runs_each_new_month_once(bank):
+    from orchestration.ingestion import new_month_sensor
+    from valuetier.ingest import discover_months
+
+    months = discover_months(bank)
+    with dg.instance_for_test() as instance:
+        first = new_month_sensor(dg.build_sensor_context(instance=instance))
+        assert [r.partition_key for r in first.run_requests] == months
+        [add] = first.dynamic_partitions_requests
+        assert list(add.partition_keys) == months
+        instance.add_dynamic_partitions("month", months[:-1])
+        again = new_month_sensor(dg.build_sensor_context(instance=instance))
+        assert [r.partition_key for r in again.run_requests] == months[-1:]

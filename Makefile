@@ -7,6 +7,7 @@ BIN := $(VENV)/bin
 DEMO_CUSTOMERS ?= 20000
 DEMO_MONTHS ?= 36
 DEMO_SEED ?= 42
+UI_PORT ?= 3000
 DEMO_DIR := $(CURDIR)/data/demo
 
 export DAGSTER_HOME ?= $(CURDIR)/data/dagster_home
@@ -46,9 +47,10 @@ run: setup
 	@test -n "$$VALUETIER_LANDING" || { echo "set VALUETIER_LANDING to a folder in the raw data contract"; exit 2; }
 	$(BIN)/python -m orchestration.run
 
+# The venv goes first on PATH: under `dagster dev`, dagster-dbt re-parses the project with `dbt` from PATH.
 ui: setup
-	VALUETIER_LANDING=$${VALUETIER_LANDING:-$(DEMO_DIR)/landing} env --default-signal=INT,TERM \
-		$(BIN)/dagster dev -w workspace.yaml -h 127.0.0.1 -p 3000
+	PATH=$(CURDIR)/$(BIN):$$PATH VALUETIER_LANDING=$${VALUETIER_LANDING:-$(DEMO_DIR)/landing} \
+		env --default-signal=INT,TERM $(BIN)/dagster dev -w workspace.yaml -h 127.0.0.1 -p $(UI_PORT)
 
 lint: $(VENV)/.installed
 	$(BIN)/ruff check .

@@ -51,10 +51,24 @@ def main() -> int:
         "VALUETIER_LANDING": str(work / "landing"),
         "VALUETIER_WAREHOUSE": str(work / "warehouse.duckdb"),
     }
-    result = {"customers": args.customers, "months": args.months, "machine": f"{os.cpu_count()} cores, "
-              f"{platform.machine()}", "date": time.strftime("%Y-%m-%d")}
-    gen_cmd = [str(BIN / "valuetier"), "generate", "--customers", str(args.customers), "--months",
-               str(args.months), "--seed", str(args.seed), "--out", str(work / "landing")]
+    result = {
+        "customers": args.customers,
+        "months": args.months,
+        "machine": f"{os.cpu_count()} cores, {platform.machine()}",
+        "date": time.strftime("%Y-%m-%d"),
+    }
+    gen_cmd = [
+        str(BIN / "valuetier"),
+        "generate",
+        "--customers",
+        str(args.customers),
+        "--months",
+        str(args.months),
+        "--seed",
+        str(args.seed),
+        "--out",
+        str(work / "landing"),
+    ]
     result["generate_s"], result["generate_peak_mib"] = timed(gen_cmd, env)
     result["landing_mib"] = sum(p.stat().st_size for p in (work / "landing").rglob("*") if p.is_file()) / 2**20
     if not args.generate_only:

@@ -44,7 +44,11 @@ def test_make_ui_serves_the_code_location(pipeline_run):
     env = {**os.environ, "PATH": path, "DAGSTER_HOME": str(SESSION_DIR / "ui_home")}
     server = subprocess.Popen(
         ["make", "--no-print-directory", "ui", f"UI_PORT={port}"],
-        cwd=REPO, env=env, start_new_session=True, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+        cwd=REPO,
+        env=env,
+        start_new_session=True,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
     )
     try:
         entries = None
@@ -63,8 +67,13 @@ def test_make_ui_serves_the_code_location(pipeline_run):
         assert entry["locationOrLoadError"]["__typename"] == "RepositoryLocation", entry
         [repo] = _graphql(port, ASSETS)["repositoriesOrError"]["nodes"]
         assert {j["name"] for j in repo["jobs"]} >= {"monthly_pipeline"}
-        assert {g["groupName"] for g in repo["assetGroups"]} == {"raw", "staging", "intermediate", "marts",
-                                                                  "evaluation"}
+        assert {g["groupName"] for g in repo["assetGroups"]} == {
+            "raw",
+            "staging",
+            "intermediate",
+            "marts",
+            "evaluation",
+        }
         assert [s["name"] for s in repo["sensors"]] == ["new_month_sensor"]
     finally:
         os.killpg(server.pid, signal.SIGINT)

@@ -5,7 +5,7 @@ import pyarrow.parquet as pq
 import pytest
 
 from valuetier.contract import SOURCE_ORDER
-from valuetier.generator import GeneratorConfig, generate
+from valuetier.generator import FAULT_REASONS, GeneratorConfig, generate
 
 
 def _files(folder):
@@ -72,17 +72,7 @@ def test_csv_and_dirty_manifest(tmp_path):
     root, summary = _make(tmp_path, "csv", file_format="csv", dirty_rate=0.03)
     assert (root / "landing" / "transactions" / "2023-02.csv").read_text().startswith('"transaction_id"')
     manifest = json.loads((root / "ground_truth" / "manifest.json").read_text())
-    kinds = {f["fault"] for f in manifest["faults"]}
-    assert kinds == {
-        "duplicate_row",
-        "negative_amount",
-        "absurd_amount",
-        "unparseable_date",
-        "wrong_type",
-        "unknown_customer",
-        "future_date",
-        "missing_column",
-    }
+    assert {f["fault"] for f in manifest["faults"]} == set(FAULT_REASONS)
     assert len(manifest["faults"]) == len(summary.faults)
 
 

@@ -203,7 +203,6 @@ class _Accounts:
         self.product = np.zeros(0, dtype=np.int8)
         self.opened = np.zeros(0, dtype=np.int32)  # days since epoch
         self.closed = np.zeros(0, dtype=np.int32)  # days since epoch, 0 = open
-        self.primary = None
 
     def add(self, customer: np.ndarray, product: np.ndarray, opened_days: np.ndarray) -> np.ndarray:
         first_new = len(self.customer)
@@ -305,6 +304,7 @@ class _MonthContext:
     pop: _Population
     accounts: _Accounts
     primary_account: np.ndarray
+    counters: dict[str, int] = field(default_factory=dict)
 
 
 def _chunks(idx: np.ndarray, size: int) -> Iterator[np.ndarray]:
@@ -572,9 +572,9 @@ def _activity_tables(ctx: _MonthContext, idx: np.ndarray, new_products: list, va
 
 
 def _next_seq(ctx: _MonthContext, source: str, count: int) -> np.ndarray:
-    counters = ctx.__dict__.setdefault("_counters", {})
-    first = counters.get(source, 0)
-    counters[source] = first + count
+    """The next `count` sequence numbers of a source's ids in this month's file."""
+    first = ctx.counters.get(source, 0)
+    ctx.counters[source] = first + count
     return np.arange(first + 1, first + count + 1)
 
 

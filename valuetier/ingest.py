@@ -13,6 +13,7 @@ import logging
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import NamedTuple
 
 import duckdb
 import pyarrow as pa
@@ -118,11 +119,33 @@ def _read_batches(path: Path, batch_rows: int) -> Iterator[pa.RecordBatch]:
         raise DeliveryError(f"{path}: cannot be read: {exc}") from exc
 
 
+class _Check(NamedTuple):
+    when: str  # SQL condition that is true for a bad row
+    reason: Reason
+    column: str
+    detail: str  # SQL expression for the readable detail
+
+
+def _first_failing(checks: list[_Check], field: str) -> str:
+    """A CASE that yields the given field of the first check a row fails (NULL for a valid row)."""
+    if not checks:
+        return "NULL"
+
+    def value(check: _Check) -> str:
+        return {"reason": f"'{check.reason.value}'", "column": f"'{check.column}'", "detail": check.detail}[field]
+
+    return "CASE " + " ".join(f"WHEN {c.when} THEN {value(c)}" for c in checks) + " END"
+
+
 def _validation_sql(source: Source, present: set[str], month: str) -> str:
     """One SELECT over `_batch` that casts every contract column and names the first problem of a row."""
     start, end = parse_month(month), month_end(month)
-    missing_required = [c.name for c in source.columns if c.required and c.name not in present]
-    typed, checks = [], []
+    checks: list[_Check] = []
+
+    def add(when: str, reason: Reason, column: str, detail: str) -> None:
+        checks.append(_Check(when, reason, column, detail))
+
+    typed = []
     for col in source.columns:
         raw = col.name if col.name in present else "NULL"
         value = f"TRY_CAST({raw} AS {col.type})"
@@ -130,85 +153,72 @@ def _validation_sql(source: Source, present: set[str], month: str) -> str:
         if col.name not in present:
             continue
         if col.required:
-            checks.append((f"{raw} IS NULL", Reason.MISSING_VALUE, col.name, "'required value is empty'"))
-        checks.append(
-            (
-                f"{raw} IS NOT NULL AND {value} IS NULL",
-                Reason.INVALID_TYPE,
-                col.name,
-                f"'not a {col.type}: ' || CAST({raw} AS VARCHAR)",
-            )
+            add(f"{raw} IS NULL", Reason.MISSING_VALUE, col.name, "'required value is empty'")
+        add(
+            f"{raw} IS NOT NULL AND {value} IS NULL",
+            Reason.INVALID_TYPE,
+            col.name,
+            f"'not a {col.type}: ' || CAST({raw} AS VARCHAR)",
         )
         if col.allowed:
             allowed = ", ".join(f"'{a}'" for a in col.allowed)
-            checks.append(
-                (
-                    f"{value} NOT IN ({allowed})",
-                    Reason.NOT_ALLOWED,
-                    col.name,
-                    f"'not one of {', '.join(col.allowed)}: ' || {value}",
-                )
+            add(
+                f"{value} NOT IN ({allowed})",
+                Reason.NOT_ALLOWED,
+                col.name,
+                f"'not one of {', '.join(col.allowed)}: ' || {value}",
             )
         if col.min is not None:
-            checks.append((f"{value} < {col.min}", Reason.OUT_OF_RANGE, col.name, f"'below {col.min}: ' || {value}"))
+            add(f"{value} < {col.min}", Reason.OUT_OF_RANGE, col.name, f"'below {col.min}: ' || {value}")
         if col.max is not None:
-            checks.append((f"{value} > {col.max}", Reason.OUT_OF_RANGE, col.name, f"'above {col.max}: ' || {value}"))
+            add(f"{value} > {col.max}", Reason.OUT_OF_RANGE, col.name, f"'above {col.max}: ' || {value}")
         if col.type in ("DATE", "TIMESTAMP"):
-            checks.append(
-                (
-                    f"{value} < DATE '{LOWEST_DATE}'",
-                    Reason.DATE_IMPLAUSIBLE,
-                    col.name,
-                    f"'before {LOWEST_DATE}: ' || {value}",
-                )
+            add(
+                f"{value} < DATE '{LOWEST_DATE}'",
+                Reason.DATE_IMPLAUSIBLE,
+                col.name,
+                f"'before {LOWEST_DATE}: ' || {value}",
             )
             # An entity record cannot carry a date after the month it was delivered in.
             if source.kind is SourceKind.ENTITY:
-                checks.append(
-                    (
-                        f"{value} >= DATE '{end}' + INTERVAL 1 DAY",
-                        Reason.DATE_IMPLAUSIBLE,
-                        col.name,
-                        f"'after the delivery month {month}: ' || {value}",
-                    )
+                add(
+                    f"{value} >= DATE '{end}' + INTERVAL 1 DAY",
+                    Reason.DATE_IMPLAUSIBLE,
+                    col.name,
+                    f"'after the delivery month {month}: ' || {value}",
                 )
     if source.event_time:
         value = f"TRY_CAST({source.event_time} AS TIMESTAMP)"
-        checks.append(
-            (
-                f"{value} < DATE '{start}' OR {value} >= DATE '{end}' + INTERVAL 1 DAY",
-                Reason.DATE_OUTSIDE_MONTH,
-                source.event_time,
-                f"'not in the delivery month {month}: ' || {value}",
-            )
+        add(
+            f"{value} < DATE '{start}' OR {value} >= DATE '{end}' + INTERVAL 1 DAY",
+            Reason.DATE_OUTSIDE_MONTH,
+            source.event_time,
+            f"'not in the delivery month {month}: ' || {value}",
         )
     if source.month_end_column:
         value = f"TRY_CAST({source.month_end_column} AS DATE)"
-        checks.append(
-            (
-                f"{value} <> DATE '{end}'",
-                Reason.DATE_OUTSIDE_MONTH,
-                source.month_end_column,
-                f"'not the month end {end}: ' || {value}",
-            )
+        add(
+            f"{value} <> DATE '{end}'",
+            Reason.DATE_OUTSIDE_MONTH,
+            source.month_end_column,
+            f"'not the month end {end}: ' || {value}",
         )
+    missing_required = [c.name for c in source.columns if c.required and c.name not in present]
     if missing_required:
         checks = [
-            (
+            _Check(
                 "TRUE",
                 Reason.MISSING_COLUMN,
                 missing_required[0],
                 f"'the file has no required column {', '.join(missing_required)}'",
             )
         ]
-    reason = "CASE " + " ".join(f"WHEN {w} THEN '{r.value}'" for w, r, _, _ in checks) + " END" if checks else "NULL"
-    column = "CASE " + " ".join(f"WHEN {w} THEN '{c}'" for w, _, c, _ in checks) + " END" if checks else "NULL"
-    detail = "CASE " + " ".join(f"WHEN {w} THEN {d}" for w, _, _, d in checks) + " END" if checks else "NULL"
+    reason = _first_failing(checks, "reason")
     raw_json = "to_json(struct_pack(" + ", ".join(f'"{c}" := {c}' for c in sorted(present)) + "))"
     return (
-        f"SELECT {', '.join(typed)}, _source_row, {reason} AS _reason, {column} AS _column, "
-        f"{detail} AS _detail, CASE WHEN ({reason}) IS NOT NULL THEN CAST({raw_json} AS VARCHAR) END AS _raw "
-        "FROM _batch"
+        f"SELECT {', '.join(typed)}, _source_row, {reason} AS _reason, {_first_failing(checks, 'column')} AS _column, "
+        f"{_first_failing(checks, 'detail')} AS _detail, "
+        f"CASE WHEN ({reason}) IS NOT NULL THEN CAST({raw_json} AS VARCHAR) END AS _raw FROM _batch"
     )
 
 

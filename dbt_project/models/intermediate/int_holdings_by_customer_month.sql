@@ -1,23 +1,14 @@
 -- Product holdings per customer at each month end, point in time: each account as last delivered
 -- on or before the month, counted when open at month end; AUM from that month's balances.
+-- depends_on: {{ ref('int_months') }}
 with account_versions as (
-    select
-        a.*,
-        m.month_start,
-        m.month_end,
-        row_number() over (
-            partition by a.account_id, m.month_start order by a.delivery_month desc
-        ) as version_rank
-    from {{ ref('stg_accounts') }} as a
-    inner join {{ ref('int_months') }} as m
-        on a.delivery_month <= m.month_start
+    {{ versions_as_of_month(ref('stg_accounts'), 'account_id') }}
 ),
 
 open_at_month_end as (
     select *
     from account_versions
-    where version_rank = 1
-      and opened_at <= month_end
+    where opened_at <= month_end
       and (closed_at is null or closed_at > month_end)
 )
 

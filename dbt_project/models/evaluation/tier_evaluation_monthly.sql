@@ -32,7 +32,7 @@ outcomes as (
         t.value_tier,
         (
             exists (
-                select 1 from {{ ref('int_holdings_by_customer_month') }} as h
+                select 1 from {{ ref('int_product_holdings_by_customer_month') }} as h
                 where h.customer_id = t.customer_id and h.month_start = t.window_last_month
             )
             and exists (

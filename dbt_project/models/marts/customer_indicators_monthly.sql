@@ -1,90 +1,257 @@
-{{ config(
-    materialized='incremental',
-    incremental_strategy='delete+insert',
-    unique_key='month_start',
-    on_schema_change='fail'
-) }}
--- One row per live customer (an open account at month end) per processed month.
--- Point in time: every window ends at the row's month; nothing dated later is read.
--- Windows run over the full history; only months inside the run's window are written.
+{{ incremental_by_month() }}
+-- Customer value indicators (seed section 3), one row per live customer (relationship begun and
+-- an account open at month end) per processed month.
+-- Point in time: every window ends at the row's month end; nothing dated later is read.
+-- Incremental: a run reads the monthly intermediate tables for its window and the 11 months
+-- before it (the longest trailing window), the per-customer totals before that, and the previous
+-- month's own rows (for the retention streak); it writes only the months of its window.
+{% set history_start = window_history_start(11) %}
+{% set window_first = "cast('" ~ window_start() ~ "' as date)" %}
+{% set features_available = var('digital_features_available') %}
 
-with activity as (
+with first_processed_month as (
+    select min(month_start) as month_start from {{ ref('int_months') }}
+),
+
+grid as (
+    select customer_id, month_start, month_end, opened_at
+    from {{ ref('int_customer_month_grid') }}
+    where month_start between {{ history_start }} and cast('{{ var("end_month") }}' as date)
+),
+
+activity as (
     select
         g.customer_id,
         g.month_start,
         g.month_end,
         g.opened_at,
         coalesce(t.transaction_count, 0) as transactions_in_month,
+        coalesce(t.purchase_count, 0) as purchases_in_month,
         coalesce(t.transaction_amount, 0) as amount_in_month,
         coalesce(t.profit_contribution, 0) as profit_in_month,
-        t.last_booked_at
-    from {{ ref('int_customer_month_grid') }} as g
+        coalesce(t.anomalous_transactions, 0) as anomalous_transactions_in_month,
+        t.largest_transaction,
+        t.last_booked_at,
+        coalesce(d.logins, 0) as logins_in_month,
+        d.most_features_in_a_session,
+        d.last_login_at,
+        coalesce(s.interactions, 0) as service_interactions_in_month,
+        coalesce(s.complaints, 0) as complaints_in_month,
+        coalesce(s.rated_complaint_resolutions, 0) as rated_resolutions_in_month,
+        coalesce(s.complaint_satisfaction_total, 0) as satisfaction_total_in_month,
+        n.last_nps_score
+    from grid as g
     left join {{ ref('int_transactions_by_customer_month') }} as t
-        on t.customer_id = g.customer_id
-       and t.month_start = g.month_start
+        on t.customer_id = g.customer_id and t.month_start = g.month_start
+    left join {{ ref('int_digital_activity_by_customer_month') }} as d
+        on d.customer_id = g.customer_id and d.month_start = g.month_start
+    left join {{ ref('int_service_by_customer_month') }} as s
+        on s.customer_id = g.customer_id and s.month_start = g.month_start
+    left join {{ ref('int_nps_by_customer_month') }} as n
+        on n.customer_id = g.customer_id and n.month_start = g.month_start
+),
+
+-- Per-customer totals of everything before the grid's first month (aggregated monthly rows).
+earlier_transactions as (
+    select
+        customer_id,
+        sum(transaction_count) as transactions,
+        sum(transaction_amount) as amount,
+        sum(profit_contribution) as profit,
+        sum(case when purchase_count > 0 then 1 else 0 end) as purchase_months,
+        max(last_booked_at) as last_booked_at
+    from {{ ref('int_transactions_by_customer_month') }}
+    where month_start < {{ history_start }}
+    group by customer_id
+),
+
+earlier_logins as (
+    select customer_id, max(last_login_at) as last_login_at
+    from {{ ref('int_digital_activity_by_customer_month') }}
+    where month_start < {{ history_start }}
+    group by customer_id
+),
+
+earlier_nps as (
+    select customer_id, {{ arg_max('last_nps_score', 'last_answered_at') }} as last_nps_score
+    from {{ ref('int_nps_by_customer_month') }}
+    where month_start < {{ history_start }}
+    group by customer_id
 ),
 
 windowed as (
     select
-        *,
+        a.*,
         sum(transactions_in_month) over trailing_12 as frequency_12m,
-        cast(sum(amount_in_month) over trailing_12 as decimal(18, 2)) as monetary_12m,
-        cast(sum(profit_in_month) over trailing_12 as decimal(18, 2)) as profit_contribution_12m,
-        cast(sum(amount_in_month) over to_date as decimal(18, 2)) as cumulative_amount,
-        sum(transactions_in_month) over to_date as cumulative_transactions,
-        max(last_booked_at) over to_date as last_transaction_at
-    from activity
+        sum(amount_in_month) over trailing_12 as monetary_12m,
+        sum(profit_in_month) over trailing_12 as profit_contribution_12m,
+        max(largest_transaction) over trailing_12 as largest_transaction_12m,
+        sum(case when purchases_in_month > 0 then 1 else 0 end) over trailing_12 as purchase_months_12m,
+        sum(case when purchases_in_month > 1 then 1 else 0 end) over trailing_12 as repeat_purchase_months_12m,
+        lag(amount_in_month) over by_month as amount_previous_month,
+        sum(amount_in_month) over trailing_3 as amount_3m,
+        sum(amount_in_month) over (
+            partition by customer_id order by month_start rows between 5 preceding and 3 preceding
+        ) as amount_prior_3m,
+        sum(logins_in_month) over trailing_3 as logins_3m,
+        max(most_features_in_a_session) over trailing_3 as most_features_3m,
+        sum(logins_in_month + service_interactions_in_month) over trailing_3 as interactions_3m,
+        sum(complaints_in_month) over trailing_12 as complaints_12m,
+        sum(rated_resolutions_in_month) over trailing_12 as rated_resolutions_12m,
+        sum(satisfaction_total_in_month) over trailing_12 as satisfaction_total_12m,
+        sum(transactions_in_month) over to_date as grid_transactions,
+        sum(amount_in_month) over to_date as grid_amount,
+        sum(profit_in_month) over to_date as grid_profit,
+        sum(case when purchases_in_month > 0 then 1 else 0 end) over to_date as grid_purchase_months,
+        max(last_booked_at) over to_date as grid_last_booked_at,
+        max(last_login_at) over to_date as grid_last_login_at,
+        last_value(last_nps_score ignore nulls) over to_date as grid_last_nps_score,
+        count(*) over to_date as grid_months_to_date,
+        max(case when transactions_in_month = 0 then month_start end) over to_date as last_inactive_month,
+        max(case when month_start < {{ window_first }} and transactions_in_month = 0 then month_start end)
+            over (partition by customer_id) as last_inactive_before_window
+    from activity as a
     window
+        by_month as (partition by customer_id order by month_start),
+        trailing_3 as (partition by customer_id order by month_start rows between 2 preceding and current row),
         trailing_12 as (partition by customer_id order by month_start rows between 11 preceding and current row),
         to_date as (partition by customer_id order by month_start rows between unbounded preceding and current row)
 ),
+
+{% if is_incremental() %}
+previous_month as (
+    select customer_id, retention_streak_months
+    from {{ this }}
+    where month_start = {{ dbt.dateadd('month', -1, window_first) }}
+),
+{% endif %}
 
 live as (
     select
         w.*,
         h.product_count,
         h.assets_under_management,
-        {{ dbt.datediff('cast(w.last_transaction_at as date)', 'w.month_end', 'day') }} as recency_days,
-        {{ dbt.datediff('w.opened_at', 'w.month_end', 'month') }} as tenure_months
+        h.holds_savings, h.holds_term_deposit, h.holds_fund, h.holds_insurance,
+        h.holds_credit_card, h.holds_loan, h.holds_wealth,
+        coalesce(et.transactions, 0) + w.grid_transactions as cumulative_transactions,
+        cast(coalesce(et.amount, 0) + w.grid_amount as decimal(18, 2)) as cumulative_amount,
+        cast(coalesce(et.profit, 0) + w.grid_profit as decimal(18, 2)) as cumulative_profit_contribution,
+        coalesce(et.purchase_months, 0) + w.grid_purchase_months as purchase_months_to_date,
+        coalesce(w.grid_last_booked_at, et.last_booked_at) as last_transaction_at,
+        greatest(
+            coalesce(w.grid_last_booked_at, et.last_booked_at), coalesce(w.grid_last_login_at, el.last_login_at)
+        ) as last_activity_at,
+        coalesce(w.grid_last_nps_score, en.last_nps_score) as last_nps_score_to_date,
+        -- Consecutive months with a transaction, ending at this month: months since the last
+        -- inactive month; with none in the run's window, the streak carried from the month before it.
+        case
+            when w.last_inactive_month >= {{ window_first }}
+                then {{ dbt.datediff('w.last_inactive_month', 'w.month_start', 'month') }}
+            {% if is_incremental() %}
+            when p.retention_streak_months is not null
+                then p.retention_streak_months + {{ dbt.datediff(window_first, 'w.month_start', 'month') }} + 1
+            {% endif %}
+            when w.last_inactive_before_window is not null
+                then {{ dbt.datediff('w.last_inactive_before_window', 'w.month_start', 'month') }}
+            else w.grid_months_to_date
+        end as retention_streak_raw
     from windowed as w
-    inner join {{ ref('int_holdings_by_customer_month') }} as h
-        on h.customer_id = w.customer_id
-       and h.month_start = w.month_start
+    inner join {{ ref('int_product_holdings_by_customer_month') }} as h
+        on h.customer_id = w.customer_id and h.month_start = w.month_start
+    left join earlier_transactions as et on et.customer_id = w.customer_id
+    left join earlier_logins as el on el.customer_id = w.customer_id
+    left join earlier_nps as en on en.customer_id = w.customer_id
+    {% if is_incremental() %}
+    left join previous_month as p on p.customer_id = w.customer_id
+    {% endif %}
     where w.opened_at <= w.month_end
       and {{ in_month_window('w.month_start') }}
+),
+
+responses as (
+    select l.customer_id, l.month_start, median(r.response_hours) as median_response_hours_12m
+    from live as l
+    inner join {{ ref('int_campaign_responses') }} as r
+        on r.customer_id = l.customer_id
+       and r.response_month > {{ dbt.dateadd('month', -12, 'l.month_start') }}
+       and r.response_month <= l.month_start
+    group by l.customer_id, l.month_start
 ),
 
 -- 1-5 scores from the percent rank within the month: equal values always get equal scores.
 scored as (
     select
-        *,
+        l.*,
+        r.median_response_hours_12m,
+        {{ dbt.datediff('cast(l.last_transaction_at as date)', 'l.month_end', 'day') }} as recency_days,
+        {{ dbt.datediff('l.opened_at', 'l.month_end', 'month') }} as tenure_months,
+        -- Months since joining, counted from the first month the bank's data covers.
+        {{ dbt.datediff(
+            'greatest(cast(' ~ dbt.date_trunc('month', 'l.opened_at') ~ ' as date), f.month_start)',
+            'l.month_start', 'month') }} + 1 as months_observed,
         cast(least(5, 1 + floor(5 * percent_rank() over (
-            partition by month_start order by recency_days desc nulls first))) as integer) as recency_score,
+            partition by l.month_start
+            order by {{ dbt.datediff('cast(l.last_transaction_at as date)', 'l.month_end', 'day') }} desc nulls first
+        ))) as integer) as recency_score,
         cast(least(5, 1 + floor(5 * percent_rank() over (
-            partition by month_start order by frequency_12m))) as integer) as frequency_score,
+            partition by l.month_start order by l.frequency_12m))) as integer) as frequency_score,
         cast(least(5, 1 + floor(5 * percent_rank() over (
-            partition by month_start order by monetary_12m))) as integer) as monetary_score
-    from live
+            partition by l.month_start order by l.monetary_12m))) as integer) as monetary_score
+    from live as l
+    left join responses as r
+        on r.customer_id = l.customer_id and r.month_start = l.month_start
+    cross join first_processed_month as f
 )
 
 select
     customer_id,
     month_start,
     month_end,
-    tenure_months,
-    recency_days,
-    frequency_12m,
-    monetary_12m,
-    profit_contribution_12m,
-    cast(case when frequency_12m > 0 then monetary_12m / frequency_12m end as decimal(18, 2)) as average_ticket_12m,
+    -- financial contribution
+    cast(cumulative_transactions as bigint) as cumulative_transactions,
     cumulative_amount,
-    cumulative_transactions,
+    cumulative_profit_contribution,
     transactions_in_month,
     amount_in_month,
-    product_count,
+    cast(monetary_12m as decimal(18, 2)) as monetary_12m,
+    cast(profit_contribution_12m as decimal(18, 2)) as profit_contribution_12m,
+    cast(case when frequency_12m > 0 then monetary_12m / frequency_12m end as decimal(18, 2)) as average_ticket_12m,
+    largest_transaction_12m,
+    cast(case when purchase_months_12m > 0
+        then 1.0 * repeat_purchase_months_12m / purchase_months_12m end as decimal(5, 4)) as repeat_purchase_month_share_12m,
+    cast(1.0 * purchase_months_to_date / months_observed as decimal(5, 4)) as purchase_month_ratio,
     assets_under_management,
+    product_count,
+    holds_savings, holds_term_deposit, holds_fund, holds_insurance, holds_credit_card, holds_loan, holds_wealth,
+    cast(case when amount_previous_month > 0
+        then amount_in_month / amount_previous_month - 1 end as decimal(12, 4)) as spend_change_mom,
+    cast(case when amount_prior_3m > 0 then amount_3m / amount_prior_3m - 1 end as decimal(12, 4)) as spend_trend_3m,
+    anomalous_transactions_in_month,
+    -- activity
+    logins_in_month,
+    cast(logins_3m as integer) as logins_3m,
+    cast(coalesce(most_features_3m, 0) / {{ features_available }} as decimal(5, 4)) as feature_usage_rate_3m,
+    cast(interactions_3m as integer) as interactions_3m,
+    median_response_hours_12m,
+    -- loyalty
+    cast(complaints_12m as integer) as complaints_12m,
+    cast(case when rated_resolutions_12m > 0
+        then 1.0 * satisfaction_total_12m / rated_resolutions_12m end as decimal(4, 2)) as complaint_satisfaction_12m,
+    last_nps_score_to_date as last_nps_score,
+    case
+        when last_nps_score_to_date >= 9 then 'promoter'
+        when last_nps_score_to_date >= 7 then 'passive'
+        when last_nps_score_to_date is not null then 'detractor'
+    end as nps_class,
+    tenure_months,
+    retention_streak_raw as retention_streak_months,
+    {{ dbt.datediff(dbt.date_trunc('month', 'last_activity_at'), 'month_start', 'month') }} as months_since_last_activity,
+    -- RFM
+    recency_days,
+    cast(frequency_12m as integer) as frequency_12m,
     recency_score,
     frequency_score,
     monetary_score,
-    cast(recency_score as varchar) || cast(frequency_score as varchar) || cast(monetary_score as varchar) as rfm_cell
+    cast(recency_score as varchar) || cast(frequency_score as varchar) || cast(monetary_score as varchar) as rfm_cell,
+    {{ rfm_segment('recency_score', 'frequency_score') }} as rfm_segment
 from scored

@@ -1,9 +1,4 @@
-{{ config(
-    materialized='incremental',
-    incremental_strategy='delete+insert',
-    unique_key='month_start',
-    on_schema_change='fail'
-) }}
+{{ incremental_by_month() }}
 -- First tiers, by rule: a weighted RFM score cut into shares of the month's live customers.
 -- Ties are broken by 12-month spend, then profit, then customer id, so shares are exact and stable.
 {% set w_r = var('rfm_weight_recency') %}

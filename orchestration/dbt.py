@@ -8,8 +8,12 @@ import dagster as dg
 from dagster_dbt import DagsterDbtTranslator, DbtCliResource, DbtProject, dbt_assets
 
 from orchestration.partitions import WAREHOUSE_POOL, month_partitions, single_run
-from orchestration.resources import settings
+from orchestration.resources import WarehouseResource, settings
 from valuetier.months import parse_month
+from valuetier.warehouse import anomalous_transactions_by_month, optional_sources_without_rows
+
+FCT_TRANSACTIONS = dg.AssetKey(["marts", "fct_transactions"])
+INDICATORS = dg.AssetKey(["marts", "customer_indicators_monthly"])
 
 dbt_project = DbtProject(
     project_dir=settings().dbt_project_dir,
@@ -45,8 +49,36 @@ def dbt_month_vars(first_month: str, last_month: str) -> dict[str, str]:
     backfill_policy=single_run,
     pool=WAREHOUSE_POOL,
 )
-def valuetier_dbt_models(context: dg.AssetExecutionContext, dbt: DbtCliResource):
+def valuetier_dbt_models(context: dg.AssetExecutionContext, dbt: DbtCliResource, warehouse: WarehouseResource):
     window = context.partition_key_range
     dbt_vars = dbt_month_vars(window.start, window.end)
     context.log.info(f"dbt build for months {window.start}..{window.end}")
-    yield from dbt.cli(["build", "--vars", json.dumps(dbt_vars)], context=context).stream()
+    # Events from the first asset that needs warehouse metadata on are held (in order: Dagster
+    # wants a multi-asset's outputs in topological order) until dbt has let go of the warehouse.
+    held: list = []
+    try:
+        for event in dbt.cli(["build", "--vars", json.dumps(dbt_vars)], context=context).stream():
+            key = context.asset_key_for_output(event.output_name) if isinstance(event, dg.Output) else None
+            if held or key in (FCT_TRANSACTIONS, INDICATORS):
+                held.append((key, event))
+            else:
+                yield event
+    except Exception:
+        yield from (event for _, event in held)  # what dbt did build stays recorded
+        raise
+    with warehouse.connect() as con:
+        anomalies = anomalous_transactions_by_month(con, window.start, window.end)
+        absent = optional_sources_without_rows(con, window.start, window.end)
+    for source, months in absent.items():
+        context.log.warning(f"optional source {source} has no rows for {', '.join(months)}: its indicators stay empty")
+    extra = {
+        FCT_TRANSACTIONS: {
+            "anomalous_transactions": dg.MetadataValue.int(
+                sum(m["amount_outlier"] + m["burst"] for m in anomalies.values())
+            ),
+            "anomalies_by_month": dg.MetadataValue.json(anomalies),
+        },
+        INDICATORS: {"optional_sources_without_rows": dg.MetadataValue.json(absent)},
+    }
+    for key, event in held:
+        yield event.with_metadata({**event.metadata, **extra[key]}) if key in extra else event

@@ -43,6 +43,14 @@ def test_every_asset_materialised_for_every_month(pipeline_run):
     metadata = raw_events[0].metadata
     assert metadata["loaded"].value + metadata["quarantined"].value == metadata["delivered"].value
     assert metadata["loaded"].value == pq.ParquetDataset(LANDING / "transactions").read().num_rows
+    dbt_events = pipeline_run["result"].asset_materializations_for_node("valuetier_dbt_models")
+    by_key = {e.asset_key.to_user_string(): e.metadata for e in dbt_events}
+    anomalies = by_key["marts/fct_transactions"]["anomalies_by_month"].value
+    assert sorted(anomalies) == pipeline_run["months"]
+    flagged = sum(m["amount_outlier"] + m["burst"] for m in anomalies.values())
+    assert flagged == by_key["marts/fct_transactions"]["anomalous_transactions"].value
+    assert 0 < flagged < 0.02 * sum(m["transactions"] for m in anomalies.values())
+    assert by_key["marts/customer_indicators_monthly"]["optional_sources_without_rows"].value == {}
 
 
 def test_indicator_rows_are_live_customers_times_months(pipeline_run):

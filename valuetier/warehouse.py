@@ -7,7 +7,8 @@ from pathlib import Path
 
 import duckdb
 
-from valuetier.contract import SOURCE_ORDER
+from valuetier.contract import SOURCE_ORDER, SOURCES
+from valuetier.months import add_months, parse_month
 
 
 @contextmanager
@@ -54,3 +55,38 @@ def row_accounting(con: duckdb.DuckDBPyConnection) -> list[tuple[str, int, int]]
     return [
         (s, con.execute(f"SELECT count(*) FROM raw.{s}").fetchone()[0], quarantined.get(s, 0)) for s in SOURCE_ORDER
     ]
+
+
+def anomalous_transactions_by_month(con: duckdb.DuckDBPyConnection, first: str, last: str) -> dict[str, dict]:
+    """Flagged transactions per month of the window, by reason (from marts.fct_transactions)."""
+    rows = con.execute(
+        """SELECT strftime(month_start, '%Y-%m'), count(*) FILTER (WHERE anomaly_reason = 'amount_outlier'),
+                  count(*) FILTER (WHERE anomaly_reason = 'burst'), count(*)
+           FROM marts.fct_transactions
+           WHERE month_start BETWEEN CAST(? AS DATE) AND CAST(? AS DATE)
+           GROUP BY 1 ORDER BY 1""",
+        [f"{first}-01", f"{last}-01"],
+    ).fetchall()
+    return {m: {"amount_outlier": o, "burst": b, "transactions": n} for m, o, b, n in rows}
+
+
+def optional_sources_without_rows(con: duckdb.DuckDBPyConnection, first: str, last: str) -> dict[str, list[str]]:
+    """For each optional source, the months of the window with no loaded row (indicators stay empty)."""
+    months, month = [], first
+    while parse_month(month) <= parse_month(last):
+        months.append(month)
+        month = add_months(month, 1)
+    missing = {}
+    for source in (s for s in SOURCES.values() if not s.required):
+        loaded = {
+            m
+            for (m,) in con.execute(
+                f"SELECT DISTINCT strftime(_delivery_month, '%Y-%m') FROM raw.{source.name} "
+                "WHERE _delivery_month BETWEEN CAST(? AS DATE) AND CAST(? AS DATE)",
+                [f"{first}-01", f"{last}-01"],
+            ).fetchall()
+        }
+        absent = [m for m in months if m not in loaded]
+        if absent:
+            missing[source.name] = absent
+    return missing

@@ -2,13 +2,14 @@
 
 import dagster as dg
 
+from orchestration.clv import customer_clv_monthly
 from orchestration.dbt import valuetier_dbt_models
 from orchestration.ingestion import ingestion_assets, new_month_sensor
 from orchestration.jobs import monthly_pipeline
 from orchestration.resources import build_resources
 
 defs = dg.Definitions(
-    assets=[*ingestion_assets, valuetier_dbt_models],
+    assets=[*ingestion_assets, valuetier_dbt_models, customer_clv_monthly],
     jobs=[monthly_pipeline],
     sensors=[new_month_sensor],
     resources=build_resources(),

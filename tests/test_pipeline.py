@@ -210,3 +210,21 @@ def test_rerunning_a_partition_changes_nothing(pipeline_run):
         assert run_months(instance, month, month).success
     after = {t: fingerprint(WAREHOUSE, t) for t in before}
     assert after == before
+
+
+def test_clv_for_every_live_customer_and_holdout_purchases_within_15_percent(pipeline_run):
+    from valuetier.clv_scoring import holdout_purchases
+
+    months = pipeline_run["months"]
+    with duckdb.connect(str(WAREHOUSE), read_only=True) as con:
+        unmatched = con.execute("""
+            SELECT count(*) FROM marts.customer_indicators_monthly i
+            FULL JOIN marts.customer_clv_monthly c USING (customer_id, month_start)
+            WHERE i.customer_id IS NULL OR c.customer_id IS NULL""").fetchone()[0]
+        sane = con.execute("""
+            SELECT bool_and(clv_12m >= 0 AND probability_alive BETWEEN 0 AND 1), count(*) FILTER (WHERE clv_12m IS NULL)
+            FROM marts.customer_clv_monthly""").fetchone()
+        predicted, realised = holdout_purchases(con, months[8], horizon_months=6, calibration_months=9)
+    assert unmatched == 0
+    assert sane == (True, 0)
+    assert predicted == pytest.approx(realised, rel=0.15)

@@ -1,0 +1,47 @@
+"""Customer lifetime value per live customer and month (BG/NBD + Gamma-Gamma, valuetier.clv)."""
+
+import dagster as dg
+
+from orchestration.partitions import WAREHOUSE_POOL, month_partitions, single_run
+from orchestration.resources import WarehouseResource
+from valuetier.clv_scoring import score_month
+
+
+class ClvConfig(dg.Config):
+    calibration_months: int = 24
+    """Months of transactions, ending at the scored month, that each month's models are fitted on."""
+
+
+@dg.asset(
+    key=["marts", "customer_clv_monthly"],
+    description="Expected purchases, probability alive and undiscounted 12-month CLV (profit contribution) "
+    "for every live customer of the month, from BG/NBD and Gamma-Gamma fitted on the month's calibration window.",
+    group_name="marts",
+    kinds={"duckdb", "python", "scipy"},
+    deps=[["marts", "customer_indicators_monthly"], ["intermediate", "int_transactions_flagged"]],
+    partitions_def=month_partitions,
+    backfill_policy=single_run,
+    pool=WAREHOUSE_POOL,
+)
+def customer_clv_monthly(
+    context: dg.AssetExecutionContext, config: ClvConfig, warehouse: WarehouseResource
+) -> dg.MaterializeResult:
+    scored = []
+    with warehouse.connect() as con:
+        for month in sorted(context.partition_keys):
+            result = score_month(con, month, config.calibration_months)
+            if result.total_clv_12m is None:
+                context.log.warning(f"CLV {month}: models not fitted, values left null ({result.params})")
+            else:
+                context.log.info(f"CLV {month}: {result.customers} customers, total {result.total_clv_12m:,.2f}")
+            scored.append(result)
+    latest = scored[-1]
+    return dg.MaterializeResult(
+        metadata={
+            "customers": dg.MetadataValue.int(sum(r.customers for r in scored)),
+            "latest_month": latest.month,
+            "latest_model_params": dg.MetadataValue.json(latest.params),
+            "clv_12m_total_by_month": dg.MetadataValue.json({r.month: r.total_clv_12m for r in scored}),
+            "months_not_fitted": dg.MetadataValue.json([r.month for r in scored if r.total_clv_12m is None]),
+        }
+    )

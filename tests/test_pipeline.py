@@ -2,6 +2,7 @@
 against numbers computed independently from the landing files."""
 
 import hashlib
+import json
 import shutil
 
 import dagster as dg
@@ -185,8 +186,11 @@ def test_no_personal_data_in_clear_outside_raw(pipeline_run):
 
 
 def test_earlier_months_do_not_change_when_a_later_month_arrives(pipeline_run, tmp_path):
-    """Point in time and determinism: a warehouse rebuilt from scratch without the last month gives
-    exactly the same rows for every earlier month."""
+    """Point in time and incremental: a warehouse rebuilt from scratch without the last month gives
+    exactly the same rows for every earlier month; adding the last month incrementally (dbt reads
+    only that month's window) then gives exactly the rows of the original full run."""
+    from valuetier.ingest import load_month
+
     last = pipeline_run["months"][-1]
     copy = tmp_path / "without_last_month.duckdb"
     shutil.copy(WAREHOUSE, copy)
@@ -196,9 +200,47 @@ def test_earlier_months_do_not_change_when_a_later_month_arrives(pipeline_run, t
         for schema in ("staging", "intermediate", "marts", "evaluation"):
             con.execute(f"DROP SCHEMA {schema} CASCADE")
     run_dbt(["build", "--full-refresh"], copy, tmp_path / "target")
-    for table in ("marts.customer_indicators_monthly", "marts.customer_tiers"):
+    tables = ("marts.customer_indicators_monthly", "marts.customer_tiers", "marts.fct_transactions")
+    for table in tables:
         earlier = f"(SELECT * FROM {table} WHERE month_start < DATE '{last}-01')"
         assert fingerprint(copy, earlier) == fingerprint(WAREHOUSE, earlier), table
+        with duckdb.connect(str(copy), read_only=True) as con:
+            assert con.execute(f"SELECT count(*) FROM {table} WHERE month_start = DATE '{last}-01'").fetchone()[0] == 0
+
+    with duckdb.connect(str(copy)) as con:
+        for source in SOURCE_ORDER:
+            load_month(con, LANDING, source, last)
+    window = json.dumps({"start_month": f"{last}-01", "end_month": f"{last}-01"})
+    run_dbt(["build", "--vars", window], copy, tmp_path / "target")
+    for table in (*tables, "evaluation.tier_evaluation_monthly"):
+        assert fingerprint(copy, table) == fingerprint(WAREHOUSE, table), table
+
+
+def test_absent_optional_source_leaves_its_indicators_empty_and_says_so(pipeline_run, tmp_path):
+    from valuetier.warehouse import optional_sources_without_rows
+
+    months = pipeline_run["months"]
+    copy = tmp_path / "without_nps.duckdb"
+    shutil.copy(WAREHOUSE, copy)
+    with duckdb.connect(str(copy)) as con:
+        con.execute("DELETE FROM raw.nps_responses")
+    run_dbt(["build", "--full-refresh"], copy, tmp_path / "target")
+    with duckdb.connect(str(copy), read_only=True) as con:
+        nps, rows = con.execute(
+            "SELECT count(last_nps_score) + count(nps_class), count(*) FROM marts.customer_indicators_monthly"
+        ).fetchone()
+        absent = optional_sources_without_rows(con, months[0], months[-1])
+    with duckdb.connect(str(WAREHOUSE), read_only=True) as con:
+        original_rows = con.execute("SELECT count(*) FROM marts.customer_indicators_monthly").fetchone()[0]
+    assert (nps, rows) == (0, original_rows)
+    assert absent == {"nps_responses": months}
+
+
+def test_dbt_docs_generate(pipeline_run, tmp_path):
+    run_dbt(["docs", "generate"], WAREHOUSE, tmp_path / "target")
+    catalog = json.loads((tmp_path / "target" / "catalog.json").read_text())
+    assert "model.valuetier.customer_indicators_monthly" in catalog["nodes"]
+    assert (tmp_path / "target" / "index.html").exists()
 
 
 def test_rerunning_a_partition_changes_nothing(pipeline_run):

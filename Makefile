@@ -16,7 +16,7 @@ export VALUETIER_WAREHOUSE ?= $(CURDIR)/data/warehouse/valuetier.duckdb
 DBT_FILES := $(shell find dbt_project -path dbt_project/target -prune -o -type f \( -name '*.sql' -o -name '*.yml' \) -print)
 MANIFEST := dbt_project/target/manifest.json
 
-.PHONY: setup demo run ui test lint clean
+.PHONY: setup demo run ui docs test lint clean
 
 $(VENV)/.installed: requirements.lock pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -51,6 +51,9 @@ run: setup
 ui: setup
 	PATH=$(CURDIR)/$(BIN):$$PATH VALUETIER_LANDING=$${VALUETIER_LANDING:-$(DEMO_DIR)/landing} \
 		env --default-signal=INT,TERM $(BIN)/dagster dev -w workspace.yaml -h 127.0.0.1 -p $(UI_PORT)
+
+docs: setup
+	cd dbt_project && ../$(BIN)/dbt docs generate --profiles-dir . && ../$(BIN)/dbt docs serve --profiles-dir . --host 127.0.0.1 --port 8080 --no-browser
 
 lint: $(VENV)/.installed
 	$(BIN)/ruff check .

@@ -126,6 +126,13 @@ def main() -> int:
     result["incremental_month_after_half_s"] = dbt_run(warehouse, months[half], months[half], full_refresh=False)
     result[f"build_{len(months) - 1}_months_s"] = dbt_run(warehouse, months[0], months[-2], full_refresh=True)
     result["incremental_last_month_s"] = dbt_run(warehouse, months[-1], months[-1], full_refresh=False)
+    # What one new month has to read: its own transactions and the 12 months of baseline before it.
+    with duckdb.connect(str(warehouse), read_only=True) as con:
+        for name, index in (("after_half", half), ("last_month", len(months) - 1)):
+            result[f"window_transactions_{name}"] = con.execute(
+                "SELECT count(*) FROM raw.transactions WHERE _delivery_month BETWEEN ? AND ?",
+                [f"{months[max(0, index - 12)]}-01", f"{months[index]}-01"],
+            ).fetchone()[0]
     result[f"build_all_{len(months)}_months_s"] = dbt_run(warehouse, months[0], months[-1], full_refresh=True)
     with duckdb.connect(str(warehouse), read_only=True) as con:
         result["indicator_rows"] = con.execute("SELECT count(*) FROM marts.customer_indicators_monthly").fetchone()[0]

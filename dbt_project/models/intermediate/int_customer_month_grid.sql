@@ -1,3 +1,4 @@
+{{ incremental_by_month() }}
 -- Every customer in every processed month from the month of their first delivery on, with the
 -- customer record as it stood then (latest version delivered on or before the month).
 -- depends_on: {{ ref('int_months') }}

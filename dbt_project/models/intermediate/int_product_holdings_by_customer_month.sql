@@ -11,7 +11,6 @@ open_at_month_end as (
     from account_versions
     where opened_at <= month_end
       and (closed_at is null or closed_at > month_end)
-      and {{ in_month_window('month_start') }}
 )
 
 select

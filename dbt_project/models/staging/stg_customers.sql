@@ -1,5 +1,11 @@
-{{ config(materialized='table') }}
-{#- A table, not a view: a view's SQL would carry the hashing key into the warehouse. -#}
+{{ config(
+    materialized='incremental',
+    incremental_strategy='delete+insert',
+    unique_key='delivery_month',
+    on_schema_change='fail'
+) }}
+{#- A table, not a view: a view's SQL would carry the hashing key into the warehouse.
+    Incremental by delivery month, so a run hashes only its own months' deliveries. -#}
 select
     customer_id,
     cast(_delivery_month as date) as delivery_month,
@@ -13,3 +19,4 @@ select
     {{ hash_pii('phone') }} as phone_hash,
     {{ hash_pii('email') }} as email_hash
 from {{ source('raw', 'customers') }}
+where {{ in_month_window('cast(_delivery_month as date)') }}

@@ -7,13 +7,14 @@ Reads VALUETIER_WAREHOUSE (default: the demo's). Results are appended to bench/r
 """
 
 import argparse
-import json
 import sys
 import time
 from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE.parent))
+
+from results import record  # bench/results.py, beside this script  # noqa: E402
 
 from valuetier.clv_scoring import holdout_purchases  # noqa: E402
 from valuetier.settings import Settings  # noqa: E402
@@ -41,9 +42,7 @@ def main() -> int:
                 "relative_error": round(predicted / realised - 1, 4),
                 "date": time.strftime("%Y-%m-%d"),
             }
-            print(json.dumps(result))
-            with (HERE / "results.jsonl").open("a") as f:
-                f.write(json.dumps(result) + "\n")
+            record(result)
     return 0
 
 

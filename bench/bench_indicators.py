@@ -28,6 +28,8 @@ REPO = HERE.parent
 BIN = Path(sys.executable).parent
 sys.path.insert(0, str(REPO))
 
+from results import record  # bench/results.py, beside this script  # noqa: E402
+
 from valuetier.contract import SOURCE_ORDER  # noqa: E402
 from valuetier.generator import GeneratorConfig, generate  # noqa: E402
 from valuetier.ingest import discover_months, load_month  # noqa: E402
@@ -139,10 +141,7 @@ def main() -> int:
 
     load_s, compute_s, customers = pandas_rfm(warehouse, months[-1])
     result |= {"pandas_rfm_load_s": load_s, "pandas_rfm_compute_s": compute_s, "pandas_rfm_customers": customers}
-    result = {k: round(v, 1) if isinstance(v, float) else v for k, v in result.items()}
-    print(json.dumps(result, indent=1))
-    with (HERE / "results.jsonl").open("a") as f:
-        f.write(json.dumps(result) + "\n")
+    record(result)
     shutil.rmtree(work)
     return 0
 

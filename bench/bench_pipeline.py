@@ -8,7 +8,6 @@ Results are appended to bench/results.jsonl; bench/RESULTS.md keeps the curated 
 """
 
 import argparse
-import json
 import os
 import platform
 import resource
@@ -17,6 +16,8 @@ import subprocess
 import sys
 import time
 from pathlib import Path
+
+from results import record  # bench/results.py, beside this script  # noqa: E402
 
 HERE = Path(__file__).resolve().parent
 REPO = HERE.parent
@@ -75,10 +76,7 @@ def main() -> int:
         pipeline = [str(BIN / "python"), "-m", "orchestration.run"]
         result["pipeline_s"], result["pipeline_peak_mib"] = timed(pipeline, env)
         result["warehouse_mib"] = (work / "warehouse.duckdb").stat().st_size / 2**20
-    result = {k: round(v, 1) if isinstance(v, float) else v for k, v in result.items()}
-    print(json.dumps(result))
-    with (HERE / "results.jsonl").open("a") as f:
-        f.write(json.dumps(result) + "\n")
+    record(result)
     shutil.rmtree(work)
     return 0
 

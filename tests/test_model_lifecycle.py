@@ -1,0 +1,139 @@
+"""Training sets, models, metrics and the registry, on the small bank's warehouse (built once by
+the session's pipeline run)."""
+
+import json
+
+import duckdb
+import numpy as np
+import pytest
+
+from tests.conftest import WAREHOUSE
+from valuetier.metrics import churn_report, cut_tiers, ranking_report
+from valuetier.registry import IncompatibleArtifactError, Registry, TamperedArtifactError
+from valuetier.training import FEATURES, SearchSpace, build_training_set, labelled_months, train_models
+
+pytestmark = pytest.mark.integration
+SMALL_SEARCH = SearchSpace(learning_rate=(0.1,), max_leaf_nodes=(15,), min_samples_leaf=(20, 50), max_iter=60, folds=2)
+
+
+def test_cut_tiers_gives_exact_stable_shares():
+    scores = np.array([5, 1, 5, 3, 2, 9, 0, 5, 4, 7], dtype=float)
+    tiers = cut_tiers(scores, 0.1, 0.3)
+    assert tiers.tolist() == ["mid", "low", "mid", "low", "low", "high", "low", "low", "low", "mid"]
+    assert tiers.tolist() == cut_tiers(scores.copy(), 0.1, 0.3).tolist()
+    with pytest.raises(ValueError, match="shares"):
+        cut_tiers(scores, 0.8, 0.3)
+
+
+def test_ranking_report_on_a_perfect_and_a_reversed_ranking():
+    realised = np.arange(100, dtype=float)
+    perfect, reversed_ = ranking_report(realised, realised), ranking_report(-realised, realised)
+    assert perfect.per_tier["high"]["f1"] == 1.0 and perfect.spearman == 1.0
+    assert perfect.high_tier_value_capture == pytest.approx(realised[90:].sum() / realised.sum(), abs=1e-4)
+    assert reversed_.per_tier["high"]["f1"] == 0.0 and reversed_.spearman == -1.0
+    assert churn_report([0.9, 0.1, 0.8, 0.2], [1, 0, 1, 0])["auc"] == 1.0
+
+
+@pytest.fixture(scope="module")
+def training(pipeline_run):
+    with duckdb.connect(str(WAREHOUSE), read_only=True) as con:
+        months = labelled_months(con, 3)
+        train = build_training_set(con, months[:-1], horizon_months=3)
+        holdout = build_training_set(con, months[-1:], horizon_months=3)
+    return months, train, holdout
+
+
+def test_training_set_is_point_in_time(training):
+    months, train, _ = training
+    assert len(months) == 12  # 15 months less a 3-month horizon
+    frame = train.frame
+    assert list(frame.columns[:2]) == ["customer_id", "month_start"] and set(FEATURES) <= set(frame.columns)
+    assert train.value_measure == "profit_contribution"
+    with duckdb.connect(str(WAREHOUSE), read_only=True) as con:
+        row = frame.iloc[len(frame) // 2]
+        month = row.month_start.strftime("%Y-%m-%d")
+        # Features are exactly the indicator row of month M ...
+        assert (
+            con.execute(
+                f"SELECT monetary_12m::DOUBLE FROM marts.customer_indicators_monthly WHERE customer_id = ? "
+                f"AND month_start = DATE '{month}'",
+                [row.customer_id],
+            ).fetchone()[0]
+            == row.monetary_12m
+        )
+        # ... and the label is the profit of the 3 months after M, nothing else.
+        label = con.execute(
+            "SELECT coalesce(sum(profit_contribution), 0)::DOUBLE "
+            "FROM intermediate.int_transactions_by_customer_month WHERE customer_id = ? "
+            f"AND month_start > DATE '{month}' AND month_start <= DATE '{month}' + INTERVAL 3 MONTH",
+            [row.customer_id],
+        ).fetchone()[0]
+    assert label == pytest.approx(row.realised_value)
+
+
+def test_model_beats_rfm_and_training_is_deterministic(training, tmp_path):
+    _, train, holdout = training
+    first, second = train_models(train, SMALL_SEARCH, seed=3), train_models(train, SMALL_SEARCH, seed=3)
+    h = holdout.frame
+    predicted = first.predict_value(h)
+    assert np.array_equal(predicted, second.predict_value(h))
+    model = ranking_report(predicted, h.realised_value)
+    rfm = ranking_report(0.2 * h.recency_score + 0.3 * h.frequency_score + 0.5 * h.monetary_score, h.realised_value)
+    assert model.high_tier_value_capture > rfm.high_tier_value_capture
+    assert model.per_tier["high"]["f1"] > rfm.per_tier["high"]["f1"]
+    churn = first.predict_churn(h)
+    assert np.all((churn >= 0) & (churn <= 1))
+
+    registry = Registry(tmp_path / "models")
+    fields = dict(
+        training_months=[str(m) for m in train.months],
+        holdout_month="x",
+        horizon_months=3,
+        value_measure="profit_contribution",
+        features=list(FEATURES),
+        parameters={},
+        metrics={},
+        data_fingerprint="f",
+    )
+    a, b = registry.register(first, **fields), registry.register(second, **fields)
+    assert (a.version, b.version) == ("v0001", "v0002")
+    assert a.artifact_sha256 == b.artifact_sha256  # same data and seed, same bytes
+
+
+def test_registry_refuses_tampered_or_incompatible_artifacts_and_keeps_a_better_champion(tmp_path):
+    registry = Registry(tmp_path / "models")
+    fields = dict(
+        training_months=["2024-01"],
+        holdout_month="2024-06",
+        horizon_months=6,
+        value_measure="p",
+        features=["f"],
+        parameters={},
+        metrics={},
+        data_fingerprint="f",
+    )
+    first = registry.decide(registry.register({"model": 1}, **fields), 0.50, None, 0.01, "capture")
+    assert first.status == "champion" and registry.champion_version() == "v0001"
+    worse = registry.decide(registry.register({"model": 2}, **fields), 0.505, 0.50, 0.01, "capture")
+    assert worse.status == "rejected" and "does not beat" in worse.decision
+    assert registry.champion_version() == "v0001"
+    better = registry.decide(registry.register({"model": 3}, **fields), 0.60, 0.50, 0.01, "capture")
+    assert better.status == "champion" and registry.champion_version() == "v0003"
+    assert registry.card("v0001").status == "retired"
+
+    assert registry.rollback("v0001").status == "champion" and registry.champion_version() == "v0001"
+    assert registry.load("v0001") == {"model": 1}
+
+    artifact = tmp_path / "models" / "v0003" / "model.joblib"
+    artifact.write_bytes(artifact.read_bytes() + b"tampered")
+    with pytest.raises(TamperedArtifactError, match="v0003/model.joblib: sha256"):
+        registry.load("v0003")
+    with pytest.raises(TamperedArtifactError):
+        registry.rollback("v0003")
+
+    card_path = tmp_path / "models" / "v0002" / "card.json"
+    card = json.loads(card_path.read_text())
+    card["package_versions"]["scikit-learn"] = "0.24.2"
+    card_path.write_text(json.dumps(card))
+    with pytest.raises(IncompatibleArtifactError, match="scikit-learn 0.24.2"):
+        registry.load("v0002")

@@ -1,0 +1,162 @@
+"""Versioned model registry in the warehouse folder: one folder per training, a model card, a
+verified artifact, and a champion pointer that moves only when a challenger wins (or on rollback).
+
+    <warehouse folder>/models/v0001/model.joblib
+    <warehouse folder>/models/v0001/card.json
+    <warehouse folder>/models/champion.json
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from dataclasses import asdict, dataclass, field
+from importlib import metadata
+from pathlib import Path
+
+import joblib
+
+PACKAGES = ("scikit-learn", "numpy", "scipy", "pandas")
+
+
+class RegistryError(RuntimeError):
+    """A registry operation that cannot be done; the message names the version and file."""
+
+
+class TamperedArtifactError(RegistryError):
+    """The artifact's bytes do not match the sha256 its model card recorded."""
+
+
+class IncompatibleArtifactError(RegistryError):
+    """The artifact was written by package versions this environment cannot safely load."""
+
+
+@dataclass(frozen=True)
+class ModelCard:
+    version: str
+    training_months: list[str]
+    holdout_month: str
+    horizon_months: int
+    value_measure: str
+    features: list[str]
+    parameters: dict
+    metrics: dict  # holdout metrics of the model and of each baseline
+    data_fingerprint: str  # sha256 of the training rows
+    package_versions: dict[str, str]
+    artifact_sha256: str
+    status: str = "challenger"  # champion, rejected, or challenger until decided
+    decision: str = ""
+    extra: dict = field(default_factory=dict)
+
+
+def package_versions() -> dict[str, str]:
+    return {name: metadata.version(name) for name in PACKAGES}
+
+
+def _sha256(path: Path) -> str:
+    digest = hashlib.sha256()
+    with path.open("rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+class Registry:
+    def __init__(self, root: Path):
+        self.root = root
+
+    def versions(self) -> list[str]:
+        if not self.root.is_dir():
+            return []
+        return sorted(p.name for p in self.root.iterdir() if p.is_dir() and (p / "card.json").exists())
+
+    def card(self, version: str) -> ModelCard:
+        path = self.root / version / "card.json"
+        if not path.exists():
+            raise RegistryError(f"no model version {version} in {self.root}")
+        return ModelCard(**json.loads(path.read_text()))
+
+    def register(self, models, **card_fields) -> ModelCard:
+        """Write a new version: the artifact, then its card with the artifact's sha256."""
+        version = f"v{len(self.versions()) + 1:04d}"
+        folder = self.root / version
+        folder.mkdir(parents=True)
+        artifact = folder / "model.joblib"
+        joblib.dump(models, artifact, compress=3)
+        card = ModelCard(
+            version=version, package_versions=package_versions(), artifact_sha256=_sha256(artifact), **card_fields
+        )
+        self._write_card(card)
+        return card
+
+    def load(self, version: str):
+        """The trained models of a version, after checking the artifact's hash and package versions."""
+        card = self.card(version)
+        artifact = self.root / version / "model.joblib"
+        actual = _sha256(artifact)
+        if actual != card.artifact_sha256:
+            raise TamperedArtifactError(
+                f"{artifact}: sha256 {actual[:12]}... does not match {card.artifact_sha256[:12]}... in its model card; "
+                "refusing to load it"
+            )
+        here = package_versions()
+        for name, recorded in card.package_versions.items():
+            if recorded.split(".")[:2] != here.get(name, "").split(".")[:2]:
+                raise IncompatibleArtifactError(
+                    f"{artifact} was written with {name} {recorded}; this environment has {here.get(name)}: "
+                    "retrain, or install the recorded version"
+                )
+        return joblib.load(artifact)
+
+    def champion_version(self) -> str | None:
+        pointer = self.root / "champion.json"
+        return json.loads(pointer.read_text())["version"] if pointer.exists() else None
+
+    def decide(
+        self, challenger: ModelCard, challenger_score: float, champion_score: float | None, margin: float, metric: str
+    ) -> ModelCard:
+        """Promote the challenger only when it beats the champion on the same holdout by `margin`."""
+        if champion_score is None:
+            status, why = "champion", f"first model: no champion to beat ({metric} {challenger_score:.4f})"
+        elif challenger_score >= champion_score + margin:
+            status, why = (
+                "champion",
+                (f"{metric} {challenger_score:.4f} beats the champion's {champion_score:.4f} by at least {margin}"),
+            )
+        else:
+            status, why = (
+                "rejected",
+                (
+                    f"{metric} {challenger_score:.4f} does not beat the champion's "
+                    f"{champion_score:.4f} by {margin}; the champion stays"
+                ),
+            )
+        previous = self.champion_version()
+        decided = ModelCard(**{**asdict(challenger), "status": status, "decision": why})
+        self._write_card(decided)
+        if status == "champion":
+            if previous:
+                self._set_status(previous, "retired", f"replaced by {challenger.version}")
+            self._point_champion_at(challenger.version)
+        return decided
+
+    def rollback(self, version: str) -> ModelCard:
+        """Make a named version the champion again (it must load cleanly)."""
+        self.load(version)
+        previous = self.champion_version()
+        if previous and previous != version:
+            self._set_status(previous, "retired", f"rolled back to {version}")
+        card = self._set_status(version, "champion", f"rolled back to from {previous}")
+        self._point_champion_at(version)
+        return card
+
+    def _set_status(self, version: str, status: str, why: str) -> ModelCard:
+        card = ModelCard(**{**asdict(self.card(version)), "status": status, "decision": why})
+        self._write_card(card)
+        return card
+
+    def _write_card(self, card: ModelCard) -> None:
+        (self.root / card.version / "card.json").write_text(json.dumps(asdict(card), indent=1, sort_keys=True) + "\n")
+
+    def _point_champion_at(self, version: str) -> None:
+        (self.root / "champion.json").write_text(json.dumps({"version": version}) + "\n")

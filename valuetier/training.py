@@ -1,0 +1,245 @@
+"""Point-in-time training sets and the tiering models (value regression, calibrated churn).
+
+For a training month M the features are the customer's indicators at M (and CLV at M); the labels
+come from the horizon after M: realised value (the value measure summed over months M+1..M+h) and
+churn (no transaction in the horizon, or no longer live at its end). Labels read later months on
+purpose; features never do.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import duckdb
+import numpy as np
+import pandas as pd
+from sklearn.calibration import CalibratedClassifierCV
+from sklearn.ensemble import HistGradientBoostingClassifier, HistGradientBoostingRegressor
+from sklearn.model_selection import GridSearchCV
+
+FEATURES: tuple[str, ...] = (
+    "tenure_months",
+    "recency_days",
+    "frequency_12m",
+    "monetary_12m",
+    "profit_contribution_12m",
+    "average_ticket_12m",
+    "largest_transaction_12m",
+    "repeat_purchase_month_share_12m",
+    "purchase_month_ratio",
+    "cumulative_amount",
+    "cumulative_profit_contribution",
+    "assets_under_management",
+    "product_count",
+    "holds_savings",
+    "holds_term_deposit",
+    "holds_fund",
+    "holds_insurance",
+    "holds_credit_card",
+    "holds_loan",
+    "holds_wealth",
+    "spend_change_mom",
+    "spend_trend_3m",
+    "transactions_in_month",
+    "amount_in_month",
+    "logins_in_month",
+    "logins_3m",
+    "feature_usage_rate_3m",
+    "interactions_3m",
+    "median_response_hours_12m",
+    "complaints_12m",
+    "complaint_satisfaction_12m",
+    "last_nps_score",
+    "retention_streak_months",
+    "months_since_last_activity",
+    "recency_score",
+    "frequency_score",
+    "monetary_score",
+    "clv_12m",
+    "expected_purchases_12m",
+    "probability_alive",
+)
+VALUE_MEASURES = {"profit_contribution": "profit_contribution", "transaction_amount": "transaction_amount"}
+
+
+class TrainingDataError(ValueError):
+    """No usable training data: the message says which months and why."""
+
+
+@dataclass(frozen=True)
+class TrainingSet:
+    frame: pd.DataFrame  # customer_id, month_start, FEATURES..., realised_value, churned
+    value_measure: str
+    value_measure_reason: str
+    horizon_months: int
+
+    @property
+    def months(self) -> list:
+        return sorted(self.frame.month_start.unique())
+
+    def features(self) -> pd.DataFrame:
+        return self.frame.loc[:, list(FEATURES)]
+
+
+def labelled_months(con: duckdb.DuckDBPyConnection, horizon_months: int) -> list[str]:
+    """Indicator months whose whole label horizon lies within the processed months (YYYY-MM)."""
+    rows = con.execute(
+        """SELECT strftime(m.month_start, '%Y-%m') FROM marts.customer_indicators_monthly i
+           JOIN (SELECT month_start, row_number() OVER (ORDER BY month_start) AS k FROM intermediate.int_months) m
+             USING (month_start)
+           WHERE m.k + ? <= (SELECT count(*) FROM intermediate.int_months)
+           GROUP BY 1 ORDER BY 1""",
+        [horizon_months],
+    ).fetchall()
+    return [r[0] for r in rows]
+
+
+def choose_value_measure(con: duckdb.DuckDBPyConnection, requested: str = "auto") -> tuple[str, str]:
+    """Profit contribution by default; transaction amount when the files carry no margin columns."""
+    if requested != "auto":
+        if requested not in VALUE_MEASURES:
+            raise ValueError(f"value measure must be auto or one of {sorted(VALUE_MEASURES)}, not {requested!r}")
+        return requested, "configured"
+    margin = con.execute(
+        "SELECT coalesce(sum(abs(profit_contribution)), 0) FROM intermediate.int_transactions_by_customer_month"
+    ).fetchall()[0][0]
+    if margin == 0:
+        return "transaction_amount", "no fee income or net interest margin in the deliveries"
+    return "profit_contribution", "default"
+
+
+def build_training_set(
+    con: duckdb.DuckDBPyConnection, months: list[str], horizon_months: int = 6, value_measure: str = "auto"
+) -> TrainingSet:
+    """Stack the given training months: features at M, labels from M+1..M+horizon."""
+    measure, reason = choose_value_measure(con, value_measure)
+    ready = set(labelled_months(con, horizon_months))
+    unready = [m for m in months if m not in ready]
+    if unready:
+        raise TrainingDataError(
+            f"no complete {horizon_months}-month label horizon (or no indicators) for {', '.join(unready)}"
+        )
+    if not months:
+        raise TrainingDataError("no training months given")
+    feature_list = ", ".join(
+        f"CAST(i.{f} AS DOUBLE) AS {f}"
+        for f in FEATURES
+        if not f.startswith("holds_") and f not in ("clv_12m", "expected_purchases_12m", "probability_alive")
+    )
+    holds = ", ".join(f"CAST(i.{f} AS DOUBLE) AS {f}" for f in FEATURES if f.startswith("holds_"))
+    frame = con.execute(
+        f"""
+        WITH months AS (
+            SELECT month_start, row_number() OVER (ORDER BY month_start) AS k FROM intermediate.int_months
+        ),
+        base AS (
+            SELECT i.customer_id, i.month_start, h.month_start AS horizon_end, {feature_list}, {holds},
+                   CAST(c.clv_12m AS DOUBLE) AS clv_12m, c.expected_purchases_12m, c.probability_alive
+            FROM marts.customer_indicators_monthly i
+            JOIN months m USING (month_start)
+            JOIN months h ON h.k = m.k + {int(horizon_months)}
+            LEFT JOIN marts.customer_clv_monthly c USING (customer_id, month_start)
+            WHERE strftime(i.month_start, '%Y-%m') IN (SELECT unnest(?::VARCHAR[]))
+        ),
+        outcome AS (
+            SELECT b.customer_id, b.month_start,
+                   coalesce(sum(t.{VALUE_MEASURES[measure]}), 0) AS realised_value,
+                   coalesce(sum(t.transaction_count), 0) AS horizon_transactions
+            FROM base b
+            LEFT JOIN intermediate.int_transactions_by_customer_month t
+              ON t.customer_id = b.customer_id AND t.month_start > b.month_start AND t.month_start <= b.horizon_end
+            GROUP BY 1, 2
+        )
+        SELECT b.* EXCLUDE (horizon_end), CAST(o.realised_value AS DOUBLE) AS realised_value,
+               (o.horizon_transactions = 0 OR NOT EXISTS (
+                   SELECT 1 FROM marts.customer_indicators_monthly e
+                   WHERE e.customer_id = b.customer_id AND e.month_start = b.horizon_end)) AS churned
+        FROM base b JOIN outcome o USING (customer_id, month_start)
+        ORDER BY b.month_start, b.customer_id
+        """,
+        [list(months)],
+    ).df()
+    if frame.empty:
+        raise TrainingDataError(f"no live customers in the training months {', '.join(months)}")
+    return TrainingSet(frame, measure, reason, horizon_months)
+
+
+def time_ordered_folds(month_of_row: pd.Series, folds: int) -> list[tuple[np.ndarray, np.ndarray]]:
+    """Cross-validation that respects time: each fold validates on one month and trains on the
+    months before it (the last `folds` months validate)."""
+    months = sorted(month_of_row.unique())
+    if len(months) < 2:
+        raise TrainingDataError("time-ordered cross-validation needs at least two training months")
+    values = month_of_row.to_numpy()
+    return [
+        (np.flatnonzero(values < month), np.flatnonzero(values == month))
+        for month in months[-min(folds, len(months) - 1) :]
+    ]
+
+
+@dataclass(frozen=True)
+class SearchSpace:
+    """Hyperparameters tried by the time-ordered grid search (one config object, shown in the UI)."""
+
+    learning_rate: tuple[float, ...] = (0.05, 0.1)
+    max_leaf_nodes: tuple[int, ...] = (15, 31)
+    min_samples_leaf: tuple[int, ...] = (20, 100)
+    max_iter: int = 200
+    folds: int = 3
+
+    def grid(self) -> dict[str, list]:
+        return {
+            "learning_rate": list(self.learning_rate),
+            "max_leaf_nodes": list(self.max_leaf_nodes),
+            "min_samples_leaf": list(self.min_samples_leaf),
+        }
+
+
+@dataclass
+class TrainedModels:
+    value_model: HistGradientBoostingRegressor
+    churn_model: CalibratedClassifierCV
+    value_params: dict
+    churn_params: dict
+    cv_scores: dict = field(default_factory=dict)
+
+    def predict_value(self, features: pd.DataFrame) -> np.ndarray:
+        return self.value_model.predict(features.loc[:, list(FEATURES)])
+
+    def predict_churn(self, features: pd.DataFrame) -> np.ndarray:
+        return self.churn_model.predict_proba(features.loc[:, list(FEATURES)])[:, 1]
+
+
+def train_models(training: TrainingSet, space: SearchSpace, seed: int) -> TrainedModels:
+    """Value: gradient boosting with a Poisson loss (non-negative, heavy-tailed value, mean-seeking);
+    churn: gradient boosting with isotonic calibration. Both tuned by time-ordered grid search."""
+    x, frame = training.features(), training.frame
+    folds = time_ordered_folds(frame.month_start, space.folds)
+    # Poisson needs non-negative targets; a net refund over a horizon counts as no value.
+    value_target = np.clip(frame.realised_value.to_numpy(), 0, None)
+    value_search = GridSearchCV(
+        HistGradientBoostingRegressor(loss="poisson", max_iter=space.max_iter, random_state=seed),
+        space.grid(),
+        cv=folds,
+        scoring="neg_mean_poisson_deviance",
+        n_jobs=1,
+    ).fit(x, value_target)
+    churn_search = GridSearchCV(
+        HistGradientBoostingClassifier(max_iter=space.max_iter, random_state=seed),
+        space.grid(),
+        cv=folds,
+        scoring="neg_log_loss",
+        n_jobs=1,
+    ).fit(x, frame.churned.astype(int))
+    churn_model = CalibratedClassifierCV(churn_search.best_estimator_, method="isotonic", cv=folds)
+    churn_model.fit(x, frame.churned.astype(int))
+    return TrainedModels(
+        value_model=value_search.best_estimator_,
+        churn_model=churn_model,
+        value_params=value_search.best_params_,
+        churn_params=churn_search.best_params_,
+        cv_scores={
+            "value_neg_poisson_deviance": round(float(value_search.best_score_), 6),
+            "churn_neg_log_loss": round(float(churn_search.best_score_), 6),
+        },
+    )

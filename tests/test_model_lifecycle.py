@@ -137,3 +137,29 @@ def test_registry_refuses_tampered_or_incompatible_artifacts_and_keeps_a_better_
     card_path.write_text(json.dumps(card))
     with pytest.raises(IncompatibleArtifactError, match="scikit-learn 0.24.2"):
         registry.load("v0002")
+
+
+def test_scoring_tiers_every_customer_once_with_reasons(training):
+    from valuetier.scoring import ScoringRules, score_customers
+
+    _, train, holdout = training
+    models = train_models(train, SMALL_SEARCH, seed=3)
+    reference = train.features().median()
+    frame = holdout.frame.assign(rfm_segment="x")
+    scored = score_customers(frame, models, reference, "v0001", ScoringRules(horizon_months=3))
+    assert len(scored) == len(frame) and scored.customer_id.is_unique
+    assert scored.value_tier.value_counts().to_dict() == {
+        "low": len(frame) - round(0.4 * len(frame)),
+        "mid": round(0.4 * len(frame)) - round(0.1 * len(frame)),
+        "high": round(0.1 * len(frame)),
+    }
+    assert scored.value_score.between(0, 100).all() and scored.churn_probability.between(0, 1).all()
+    assert set(scored.lifecycle_stage) <= {"new", "growing", "mature", "declining", "dormant"}
+    assert scored.top_drivers.str.count(";").eq(2).all()
+    short = frame.tenure_months < 3
+    assert (scored.tiered_by_rule == short.to_numpy()).all() and short.any()
+    high = scored[scored.value_tier == "high"]
+    assert set(high.segment) <= {"high-value at risk", "high-value loyal", "new high potential"}
+    # The same models and rows give the same scores.
+    again = score_customers(frame, models, reference, "v0001", ScoringRules(horizon_months=3))
+    assert again.equals(scored)

@@ -9,6 +9,7 @@ import pytest
 
 from tests.conftest import WAREHOUSE
 from valuetier.metrics import churn_report, cut_tiers, ranking_report
+from valuetier.months import add_months
 from valuetier.registry import IncompatibleArtifactError, Registry, TamperedArtifactError
 from valuetier.training import FEATURES, SearchSpace, build_training_set, labelled_months, train_models
 
@@ -163,3 +164,41 @@ def test_scoring_tiers_every_customer_once_with_reasons(training):
     # The same models and rows give the same scores.
     again = score_customers(frame, models, reference, "v0001", ScoringRules(horizon_months=3))
     assert again.equals(scored)
+
+
+def test_training_plan_keeps_the_holdout_later_than_every_label():
+    from valuetier.lifecycle import TrainingPlan, plan_months
+    from valuetier.training import TrainingDataError
+
+    labelled = [f"2024-{m:02d}" for m in range(1, 13)]
+    training, holdout = plan_months(labelled, TrainingPlan(horizon_months=3, training_months=4))
+    assert holdout == "2024-12" and training == ["2024-06", "2024-07", "2024-08", "2024-09"]
+    with pytest.raises(TrainingDataError, match="at least two training months"):
+        plan_months(labelled[:4], TrainingPlan(horizon_months=3))
+
+
+def test_train_and_decide_registers_evaluates_and_keeps_the_champion(training, tmp_path):
+    from valuetier.lifecycle import TrainingPlan, train_and_decide
+
+    registry = Registry(tmp_path / "models")
+    plan = TrainingPlan(horizon_months=3, training_months=4)
+    copy = tmp_path / "warehouse.duckdb"
+    copy.write_bytes(WAREHOUSE.read_bytes())
+    with duckdb.connect(str(copy)) as con:
+        first = train_and_decide(con, registry, plan, SMALL_SEARCH)
+        # The same data and seed again: no better than the champion, so it is kept as rejected.
+        second = train_and_decide(con, registry, plan, SMALL_SEARCH)
+        evaluation = con.execute(
+            "SELECT model_version, ranking, value FROM marts.model_evaluation "
+            "WHERE metric = 'high_tier_value_capture' ORDER BY 1, 2"
+        ).fetchall()
+    assert first.status == "champion" and second.status == "rejected"
+    assert registry.champion_version() == "v0001"
+    assert second.artifact_sha256 == first.artifact_sha256 and second.metrics["model"] == first.metrics["model"]
+    assert second.metrics["champion_on_this_holdout"]["version"] == "v0001"
+    assert [(v, r) for v, r, _ in evaluation] == [
+        (v, r) for v in ("v0001", "v0002") for r in ("clv_12m", "model", "rfm_weighted")
+    ]
+    capture = {(v, r): value for v, r, value in evaluation}
+    assert capture[("v0001", "model")] > capture[("v0001", "rfm_weighted")]
+    assert add_months(first.training_months[-1], 3) <= first.holdout_month

@@ -1,0 +1,140 @@
+"""One training of the tiering model, end to end: training set, models, holdout evaluation against
+the baselines and the current champion, a new registry version, and the champion decision.
+
+The holdout is later in time than all training data: its features are at month H, and every
+training month's label horizon ends on or before H.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from dataclasses import dataclass
+
+import duckdb
+import pandas as pd
+
+from valuetier.metrics import churn_report, ranking_report
+from valuetier.months import add_months
+from valuetier.registry import ModelCard, Registry, RegistryError
+from valuetier.training import (
+    FEATURES,
+    SearchSpace,
+    TrainingDataError,
+    build_training_set,
+    labelled_months,
+    train_models,
+)
+
+EVALUATION_TABLE = "marts.model_evaluation"
+DECISION_METRIC = "high_tier_value_capture"
+
+
+@dataclass(frozen=True)
+class TrainingPlan:
+    horizon_months: int = 6
+    training_months: int = 6
+    holdout_month: str | None = None  # default: the latest month with a complete label horizon
+    value_measure: str = "auto"
+    high_share: float = 0.10
+    mid_share: float = 0.30
+    promotion_margin: float = 0.005  # the value capture a challenger must add to replace the champion
+    seed: int = 42
+
+
+def plan_months(labelled: list[str], plan: TrainingPlan) -> tuple[list[str], str]:
+    """(training months, holdout month): training labels end on or before the holdout's month."""
+    if not labelled:
+        raise TrainingDataError(f"no month has a complete {plan.horizon_months}-month label horizon yet")
+    holdout = plan.holdout_month or labelled[-1]
+    if holdout not in labelled:
+        raise TrainingDataError(f"holdout month {holdout} has no complete label horizon")
+    last_training = add_months(holdout, -plan.horizon_months)
+    training = [m for m in labelled if m <= last_training][-plan.training_months :]
+    if len(training) < 2:
+        raise TrainingDataError(
+            f"need at least two training months on or before {last_training} (holdout {holdout}, horizon "
+            f"{plan.horizon_months}); have {len(training)}"
+        )
+    return training, holdout
+
+
+def fingerprint(frame: pd.DataFrame) -> str:
+    return hashlib.sha256(pd.util.hash_pandas_object(frame, index=False).values.tobytes()).hexdigest()
+
+
+def rankings(holdout: pd.DataFrame, model_values) -> dict[str, pd.Series]:
+    """The model and the two baselines the seed asks for: weighted RFM score and the CLV ranking."""
+    rfm = 0.2 * holdout.recency_score + 0.3 * holdout.frequency_score + 0.5 * holdout.monetary_score
+    return {"model": pd.Series(model_values), "rfm_weighted": rfm, "clv_12m": holdout.clv_12m.fillna(0)}
+
+
+def train_and_decide(
+    con: duckdb.DuckDBPyConnection, registry: Registry, plan: TrainingPlan, space: SearchSpace
+) -> ModelCard:
+    training_months, holdout_month = plan_months(labelled_months(con, plan.horizon_months), plan)
+    train = build_training_set(con, training_months, plan.horizon_months, plan.value_measure)
+    holdout = build_training_set(con, [holdout_month], plan.horizon_months, train.value_measure).frame
+    models = train_models(train, space, plan.seed)
+
+    metrics = {}
+    for name, scores in rankings(holdout, models.predict_value(holdout)).items():
+        metrics[name] = ranking_report(scores, holdout.realised_value, plan.high_share, plan.mid_share).as_dict()
+    metrics["model"]["churn"] = churn_report(models.predict_churn(holdout), holdout.churned)
+
+    champion_score = None
+    champion = registry.champion_version()
+    if champion:
+        try:
+            previous = registry.load(champion)
+            champion_score = ranking_report(
+                previous.predict_value(holdout), holdout.realised_value, plan.high_share, plan.mid_share
+            ).high_tier_value_capture
+        except RegistryError as exc:
+            # A champion that no longer loads cannot defend its place; say so on the new card.
+            metrics["champion_unloadable"] = str(exc)
+        metrics["champion_on_this_holdout"] = {"version": champion, DECISION_METRIC: champion_score}
+
+    card = registry.register(
+        models,
+        training_months=training_months,
+        holdout_month=holdout_month,
+        horizon_months=plan.horizon_months,
+        value_measure=f"{train.value_measure} ({train.value_measure_reason})",
+        features=list(FEATURES),
+        parameters={
+            "value": models.value_params,
+            "churn": models.churn_params,
+            "seed": plan.seed,
+            "search_space": space.grid(),
+            "cv": models.cv_scores,
+        },
+        metrics=metrics,
+        data_fingerprint=fingerprint(train.frame),
+    )
+    decided = registry.decide(
+        card, metrics["model"][DECISION_METRIC], champion_score, plan.promotion_margin, DECISION_METRIC
+    )
+    write_evaluation(con, decided)
+    return decided
+
+
+def write_evaluation(con: duckdb.DuckDBPyConnection, card: ModelCard) -> None:
+    """One row per ranking and metric of a version's holdout, replacing that version's rows."""
+    rows = []
+    for ranking, report in card.metrics.items():
+        if not isinstance(report, dict) or "per_tier" not in report:
+            continue
+        rows.append((ranking, "high_tier_value_capture", None, report["high_tier_value_capture"]))
+        rows.append((ranking, "spearman", None, report["spearman"]))
+        for tier, scores in report["per_tier"].items():
+            rows.extend((ranking, metric, tier, value) for metric, value in scores.items())
+        rows.extend((ranking, metric, None, value) for metric, value in report.get("churn", {}).items())
+    con.execute(
+        f"""CREATE TABLE IF NOT EXISTS {EVALUATION_TABLE} (model_version VARCHAR, holdout_month VARCHAR,
+            ranking VARCHAR, metric VARCHAR, tier VARCHAR, value DOUBLE, status VARCHAR)"""
+    )
+    con.execute(f"DELETE FROM {EVALUATION_TABLE} WHERE model_version = ?", [card.version])
+    con.executemany(
+        f"INSERT INTO {EVALUATION_TABLE} VALUES (?, ?, ?, ?, ?, ?, ?)",
+        [(card.version, card.holdout_month, r, m, t, v, card.status) for r, m, t, v in rows],
+    )

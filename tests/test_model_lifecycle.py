@@ -202,3 +202,28 @@ def test_train_and_decide_registers_evaluates_and_keeps_the_champion(training, t
     capture = {(v, r): value for v, r, value in evaluation}
     assert capture[("v0001", "model")] > capture[("v0001", "rfm_weighted")]
     assert add_months(first.training_months[-1], 3) <= first.holdout_month
+
+
+def test_rollback_command(tmp_path, capsys):
+    from valuetier.cli import main
+
+    registry = Registry(tmp_path / "models")
+    fields = dict(
+        training_months=["2024-01"],
+        holdout_month="2024-06",
+        horizon_months=6,
+        value_measure="p",
+        features=["f"],
+        parameters={},
+        metrics={"model": {"high_tier_value_capture": 0.5}},
+        data_fingerprint="f",
+    )
+    registry.decide(registry.register({"model": 1}, **fields), 0.5, None, 0.01, "capture")
+    registry.decide(registry.register({"model": 2}, **fields), 0.6, 0.5, 0.01, "capture")
+    assert main(["model", "--registry", str(registry.root), "rollback", "v0001"]) == 0
+    assert registry.champion_version() == "v0001"
+    assert main(["model", "--registry", str(registry.root), "list"]) == 0
+    listing = capsys.readouterr().out
+    assert "v0001  champion" in listing and "v0002  retired" in listing
+    assert main(["model", "--registry", str(registry.root), "rollback", "v0009"]) == 1
+    assert "no model version v0009" in capsys.readouterr().err

@@ -9,6 +9,8 @@ import time
 from pathlib import Path
 
 from valuetier.generator import GeneratorConfig, generate
+from valuetier.registry import Registry, RegistryError
+from valuetier.settings import Settings
 
 
 def _generate(args: argparse.Namespace) -> int:
@@ -32,6 +34,34 @@ def _generate(args: argparse.Namespace) -> int:
     return 0
 
 
+def _registry(args: argparse.Namespace) -> Registry:
+    return Registry(Path(args.registry) if args.registry else Settings.from_env().warehouse_dir / "models")
+
+
+def _model_list(args: argparse.Namespace) -> int:
+    registry = _registry(args)
+    versions = registry.versions()
+    if not versions:
+        print(f"no trained models in {registry.root}")
+        return 0
+    for version in versions:
+        card = registry.card(version)
+        capture = card.metrics.get("model", {}).get("high_tier_value_capture")
+        print(f"{version}  {card.status:<10} holdout {card.holdout_month}  value capture {capture}  {card.decision}")
+    return 0
+
+
+def _model_rollback(args: argparse.Namespace) -> int:
+    registry = _registry(args)
+    try:
+        card = registry.rollback(args.version)
+    except RegistryError as exc:
+        print(f"cannot roll back to {args.version}: {exc}", file=sys.stderr)
+        return 1
+    print(f"{card.version} is the champion again ({card.decision})")
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="valuetier", description=__doc__)
     sub = parser.add_subparsers(dest="command", required=True)
@@ -46,6 +76,16 @@ def build_parser() -> argparse.ArgumentParser:
     gen.add_argument("--dirty-rate", type=float, default=0.0, help="share of rows to corrupt (0 = clean)")
     gen.add_argument("--chunk-size", type=int, default=50_000, help="customers generated per chunk")
     gen.set_defaults(func=_generate)
+
+    model = sub.add_parser("model", help="the tiering model registry: list versions, roll back")
+    model.add_argument("--registry", help="registry folder (default: 'models' beside the warehouse)")
+    model_sub = model.add_subparsers(dest="model_command", required=True)
+    model_sub.add_parser("list", help="every version with its status and holdout value capture").set_defaults(
+        func=_model_list
+    )
+    rollback = model_sub.add_parser("rollback", help="make a named version the champion again")
+    rollback.add_argument("version", help="for example v0003")
+    rollback.set_defaults(func=_model_rollback)
     return parser
 
 

@@ -21,16 +21,21 @@ def test_definitions_load_with_one_lineage_graph():
     stg = graph.get(dg.AssetKey(["staging", "stg_transactions"]))
     assert dg.AssetKey(["raw", "transactions"]) in stg.parent_keys
     groups = {graph.get(dg.AssetKey.from_user_string(k)).group_name for k in keys}
-    assert groups == {"raw", "staging", "intermediate", "marts", "evaluation"}
+    assert groups == {"raw", "staging", "intermediate", "marts", "evaluation", "model"}
 
 
 def test_warehouse_writers_share_one_pool():
-    for assets_def in defs.resolve_all_asset_specs():
-        assert assets_def.partitions_def is not None and assets_def.partitions_def.name == "month"
-    job = defs.resolve_job_def("monthly_pipeline")
-    assert job.executor_def.name == "in_process"
-    for node in job.graph.node_defs:
-        assert node.pool == "duckdb", node.name
+    for spec in defs.resolve_all_asset_specs():
+        if spec.group_name == "model":  # trained on its own schedule, not per month
+            assert spec.partitions_def is None
+        else:
+            assert spec.partitions_def is not None and spec.partitions_def.name == "month", spec.key
+    for name in ("monthly_pipeline", "train_tiering_model"):
+        job = defs.resolve_job_def(name)
+        assert job.executor_def.name == "in_process"
+        for node in job.graph.node_defs:
+            assert node.pool == "duckdb", node.name
+    assert defs.resolve_schedule_def("quarterly_training").cron_schedule == "0 6 10 1,4,7,10 *"
 
 
 def test_dbt_month_vars():

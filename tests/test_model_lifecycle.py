@@ -227,3 +227,36 @@ def test_rollback_command(tmp_path, capsys):
     assert "v0001  champion" in listing and "v0002  retired" in listing
     assert main(["model", "--registry", str(registry.root), "rollback", "v0009"]) == 1
     assert "no model version v0009" in capsys.readouterr().err
+
+
+def test_training_asset_through_dagster(pipeline_run):
+    import dagster as dg
+
+    from orchestration.definitions import defs
+    from tests.conftest import SESSION_DIR
+
+    config = {
+        "horizon_months": 3,
+        "training_months": 4,
+        "learning_rate": [0.1],
+        "max_leaf_nodes": [15],
+        "min_samples_leaf": [20, 50],
+        "max_iter": 60,
+        "cv_folds": 2,
+    }
+    with dg.DagsterInstance.get() as instance:
+        result = defs.resolve_job_def("train_tiering_model").execute_in_process(
+            instance=instance, run_config={"ops": {"model__tiering_model": {"config": config}}}
+        )
+    assert result.success
+    [event] = result.asset_materializations_for_node("model__tiering_model")
+    metadata = event.metadata
+    assert metadata["status"].value == "champion"
+    registry = Registry(SESSION_DIR / "warehouse" / "models")
+    assert registry.champion_version() == metadata["version"].value
+    card = registry.card(metadata["version"].value)
+    assert card.artifact_sha256 == metadata["artifact_sha256"].value
+    assert registry.load(card.version).predict_value is not None
+    with duckdb.connect(str(WAREHOUSE), read_only=True) as con:
+        rankings = {r for (r,) in con.execute("SELECT DISTINCT ranking FROM marts.model_evaluation").fetchall()}
+    assert rankings == {"model", "rfm_weighted", "clv_12m"}

@@ -67,13 +67,8 @@ def test_make_ui_serves_the_code_location(pipeline_run):
         assert entry["locationOrLoadError"]["__typename"] == "RepositoryLocation", entry
         [repo] = _graphql(port, ASSETS)["repositoriesOrError"]["nodes"]
         assert {j["name"] for j in repo["jobs"]} >= {"monthly_pipeline"}
-        assert {g["groupName"] for g in repo["assetGroups"]} == {
-            "raw",
-            "staging",
-            "intermediate",
-            "marts",
-            "evaluation",
-        }
+        groups = {g["groupName"] for g in repo["assetGroups"]}
+        assert groups == {"raw", "staging", "intermediate", "marts", "evaluation", "model"}
         assert [s["name"] for s in repo["sensors"]] == ["new_month_sensor"]
     finally:
         os.killpg(server.pid, signal.SIGINT)

@@ -1,0 +1,93 @@
+"""The tiering model: trained and versioned on its own schedule, not per month."""
+
+import dagster as dg
+
+from orchestration.partitions import WAREHOUSE_POOL
+from orchestration.resources import WarehouseResource, settings
+from valuetier.lifecycle import TrainingPlan, train_and_decide
+from valuetier.registry import Registry
+from valuetier.training import SearchSpace, TrainingDataError
+
+
+class TrainingConfig(dg.Config):
+    horizon_months: int = 6
+    """Months after a training month whose realised value and churn are the labels."""
+    training_months: int = 6
+    """Training months stacked (the latest whose labels end before the holdout)."""
+    holdout_month: str | None = None
+    """YYYY-MM; default: the latest month with a complete label horizon."""
+    value_measure: str = "auto"
+    """profit_contribution, transaction_amount, or auto (amount when the files carry no margins)."""
+    promotion_margin: float = 0.005
+    """High-tier value capture a challenger must add over the champion, on the same holdout."""
+    seed: int = 42
+    learning_rate: list[float] = [0.05, 0.1]
+    max_leaf_nodes: list[int] = [15, 31]
+    min_samples_leaf: list[int] = [20, 100]
+    max_iter: int = 200
+    cv_folds: int = 3
+
+
+@dg.asset(
+    key=["model", "tiering_model"],
+    description="A new version of the tiering model (value and churn), validated on a later holdout against "
+    "the RFM and CLV baselines and the champion; promoted only when it wins. Registry: 'models' beside the "
+    "warehouse; holdout metrics in marts.model_evaluation.",
+    group_name="model",
+    kinds={"python", "scikit-learn"},
+    deps=[["marts", "customer_indicators_monthly"], ["marts", "customer_clv_monthly"]],
+    pool=WAREHOUSE_POOL,
+)
+def tiering_model(
+    context: dg.AssetExecutionContext, config: TrainingConfig, warehouse: WarehouseResource
+) -> dg.MaterializeResult:
+    plan = TrainingPlan(
+        horizon_months=config.horizon_months,
+        training_months=config.training_months,
+        holdout_month=config.holdout_month,
+        value_measure=config.value_measure,
+        promotion_margin=config.promotion_margin,
+        seed=config.seed,
+    )
+    space = SearchSpace(
+        learning_rate=tuple(config.learning_rate),
+        max_leaf_nodes=tuple(config.max_leaf_nodes),
+        min_samples_leaf=tuple(config.min_samples_leaf),
+        max_iter=config.max_iter,
+        folds=config.cv_folds,
+    )
+    registry = Registry(settings().warehouse_dir / "models")
+    with warehouse.connect() as con:
+        try:
+            card = train_and_decide(con, registry, plan, space)
+        except TrainingDataError as exc:
+            raise dg.Failure(description=str(exc)) from exc
+    context.log.info(f"{card.version}: {card.status} ({card.decision})")
+    return dg.MaterializeResult(
+        metadata={
+            "version": card.version,
+            "status": card.status,
+            "decision": card.decision,
+            "holdout_month": card.holdout_month,
+            "training_months": dg.MetadataValue.json(card.training_months),
+            "value_measure": card.value_measure,
+            "holdout_metrics": dg.MetadataValue.json(card.metrics),
+            "artifact_sha256": card.artifact_sha256,
+            "model_card": dg.MetadataValue.path(str(registry.root / card.version / "card.json")),
+        }
+    )
+
+
+train_tiering_model = dg.define_asset_job(
+    name="train_tiering_model",
+    selection=[tiering_model],
+    executor_def=dg.in_process_executor,
+    description="Train, validate and version the tiering model; promote it if it beats the champion.",
+)
+
+quarterly_training = dg.ScheduleDefinition(
+    name="quarterly_training",
+    job=train_tiering_model,
+    cron_schedule="0 6 10 1,4,7,10 *",  # the 10th of each quarter's first month, after month-end deliveries
+    description="Retrain the tiering model every quarter.",
+)

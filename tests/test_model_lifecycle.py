@@ -260,3 +260,12 @@ def test_training_asset_through_dagster(pipeline_run):
     with duckdb.connect(str(WAREHOUSE), read_only=True) as con:
         rankings = {r for (r,) in con.execute("SELECT DISTINCT ranking FROM marts.model_evaluation").fetchall()}
     assert rankings == {"model", "rfm_weighted", "clv_12m"}
+
+
+def test_a_feature_empty_in_every_training_row_does_not_break_training(training):
+    """A bank's first months have no 3-month trend yet; scikit-learn cannot bin an all-empty column."""
+    _, train, holdout = training
+    frame = train.frame.assign(spend_trend_3m=np.nan, median_response_hours_12m=np.nan)
+    empty = type(train)(frame, train.value_measure, train.value_measure_reason, train.horizon_months)
+    models = train_models(empty, SMALL_SEARCH, seed=3)
+    assert np.isfinite(models.predict_value(holdout.frame)).all()

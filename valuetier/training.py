@@ -13,9 +13,11 @@ from dataclasses import dataclass, field
 import duckdb
 import numpy as np
 import pandas as pd
+from sklearn.base import BaseEstimator, TransformerMixin
 from sklearn.calibration import CalibratedClassifierCV
 from sklearn.ensemble import HistGradientBoostingClassifier, HistGradientBoostingRegressor
 from sklearn.model_selection import GridSearchCV
+from sklearn.pipeline import Pipeline
 
 FEATURES: tuple[str, ...] = (
     "tenure_months",
@@ -188,16 +190,34 @@ class SearchSpace:
     folds: int = 3
 
     def grid(self) -> dict[str, list]:
+        """Parameter grid for the boosting step of the model pipelines."""
         return {
-            "learning_rate": list(self.learning_rate),
-            "max_leaf_nodes": list(self.max_leaf_nodes),
-            "min_samples_leaf": list(self.min_samples_leaf),
+            "model__learning_rate": list(self.learning_rate),
+            "model__max_leaf_nodes": list(self.max_leaf_nodes),
+            "model__min_samples_leaf": list(self.min_samples_leaf),
         }
+
+
+class EmptyFeaturesToConstant(BaseEstimator, TransformerMixin):
+    """Features empty in every row seen at fit (say, a 3-month trend in a bank's first months) carry
+    no information, and scikit-learn's binner fails on them: they become a constant, which trees
+    ignore. Remembered at fit, so scoring treats the same columns the same way."""
+
+    def fit(self, x: pd.DataFrame, y=None):
+        self.empty_ = list(x.columns[x.isna().all()])
+        return self
+
+    def transform(self, x: pd.DataFrame) -> pd.DataFrame:
+        return x.assign(**{name: 0.0 for name in self.empty_}) if self.empty_ else x
+
+
+def _boosting(estimator) -> Pipeline:
+    return Pipeline([("empty_features", EmptyFeaturesToConstant()), ("model", estimator)])
 
 
 @dataclass
 class TrainedModels:
-    value_model: HistGradientBoostingRegressor
+    value_model: Pipeline
     churn_model: CalibratedClassifierCV
     value_params: dict
     churn_params: dict
@@ -218,14 +238,14 @@ def train_models(training: TrainingSet, space: SearchSpace, seed: int) -> Traine
     # Poisson needs non-negative targets; a net refund over a horizon counts as no value.
     value_target = np.clip(frame.realised_value.to_numpy(), 0, None)
     value_search = GridSearchCV(
-        HistGradientBoostingRegressor(loss="poisson", max_iter=space.max_iter, random_state=seed),
+        _boosting(HistGradientBoostingRegressor(loss="poisson", max_iter=space.max_iter, random_state=seed)),
         space.grid(),
         cv=folds,
         scoring="neg_mean_poisson_deviance",
         n_jobs=1,
     ).fit(x, value_target)
     churn_search = GridSearchCV(
-        HistGradientBoostingClassifier(max_iter=space.max_iter, random_state=seed),
+        _boosting(HistGradientBoostingClassifier(max_iter=space.max_iter, random_state=seed)),
         space.grid(),
         cv=folds,
         scoring="neg_log_loss",

@@ -95,22 +95,24 @@ def pandas_rfm(warehouse: Path, month: str) -> tuple[float, float, int]:
     return loaded - started, time.perf_counter() - loaded, len(rfm)
 
 
-def main() -> int:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--customers", type=int, default=100_000)
-    parser.add_argument("--months", type=int, default=24)
+def prepare_bank(benchmark: str, description: str, default_customers: int, default_months: int):
+    """Parse --customers/--months, then generate and ingest a fresh bank in bench/work.
+
+    Returns the bank's folder, warehouse, landed months and a result dict with the set-up timings."""
+    parser = argparse.ArgumentParser(description=description)
+    parser.add_argument("--customers", type=int, default=default_customers)
+    parser.add_argument("--months", type=int, default=default_months)
     args = parser.parse_args()
-    work = HERE / "work" / f"indicators-{args.customers}x{args.months}"
+    work = HERE / "work" / f"{benchmark}-{args.customers}x{args.months}"
     shutil.rmtree(work, ignore_errors=True)
     landing, warehouse = work / "landing", work / "warehouse.duckdb"
     result: dict = {
-        "benchmark": "indicators",
+        "benchmark": benchmark,
         "customers": args.customers,
         "months": args.months,
         "date": time.strftime("%Y-%m-%d"),
         "cores": os.cpu_count(),
     }
-
     started = time.perf_counter()
     generate(
         GeneratorConfig(customers=args.customers, months=args.months, seed=42, out=landing, truth=work / "truth"),
@@ -118,8 +120,13 @@ def main() -> int:
     )
     result["generate_s"] = time.perf_counter() - started
     months = discover_months(landing)
-    half = len(months) // 2
     result["ingest_s"] = ingest(warehouse, landing, months)
+    return work, warehouse, months, result
+
+
+def main() -> int:
+    work, warehouse, months, result = prepare_bank("indicators", __doc__.splitlines()[0], 100_000, 24)
+    half = len(months) // 2
     with duckdb.connect(str(warehouse), read_only=True) as con:
         result["transactions"] = con.execute("SELECT count(*) FROM raw.transactions").fetchone()[0]
 

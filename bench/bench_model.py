@@ -7,7 +7,6 @@ once with the default search space, then scores the last month's live customers 
 50,000 with the trained models (tiers, churn, drivers). Results go to bench/results.jsonl.
 """
 
-import argparse
 import resource
 import shutil
 import sys
@@ -19,12 +18,10 @@ import duckdb
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE.parent))
 
-from bench_indicators import dbt_run, ingest  # noqa: E402
+from bench_indicators import dbt_run, prepare_bank  # noqa: E402
 from results import record  # noqa: E402
 
 from valuetier.clv_scoring import score_month  # noqa: E402
-from valuetier.generator import GeneratorConfig, generate  # noqa: E402
-from valuetier.ingest import discover_months  # noqa: E402
 from valuetier.lifecycle import TrainingPlan, plan_months  # noqa: E402
 from valuetier.scoring import ScoringRules, score_customers  # noqa: E402
 from valuetier.training import FEATURES, SearchSpace, build_training_set, labelled_months, train_models  # noqa: E402
@@ -37,25 +34,7 @@ def peak_mib() -> float:
 
 
 def main() -> int:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--customers", type=int, default=100_000)
-    parser.add_argument("--months", type=int, default=24)
-    args = parser.parse_args()
-    work = HERE / "work" / f"model-{args.customers}x{args.months}"
-    shutil.rmtree(work, ignore_errors=True)
-    landing, warehouse = work / "landing", work / "warehouse.duckdb"
-    result: dict = {
-        "benchmark": "tiering_model",
-        "customers": args.customers,
-        "months": args.months,
-        "date": time.strftime("%Y-%m-%d"),
-    }
-    generate(
-        GeneratorConfig(customers=args.customers, months=args.months, seed=42, out=landing, truth=work / "truth"),
-        progress=lambda _: None,
-    )
-    months = discover_months(landing)
-    ingest(warehouse, landing, months)
+    work, warehouse, months, result = prepare_bank("tiering_model", __doc__.splitlines()[0], 100_000, 24)
     dbt_run(warehouse, months[0], months[-1], full_refresh=True)
     plan = TrainingPlan()
     with duckdb.connect(str(warehouse)) as con:

@@ -17,6 +17,21 @@ pytestmark = pytest.mark.integration
 SMALL_SEARCH = SearchSpace(learning_rate=(0.1,), max_leaf_nodes=(15,), min_samples_leaf=(20, 50), max_iter=60, folds=2)
 
 
+def card_fields(**overrides) -> dict:
+    """The fields a registry card needs besides the artifact, with small placeholder values."""
+    fields = dict(
+        training_months=["2024-01"],
+        holdout_month="2024-06",
+        horizon_months=6,
+        value_measure="p",
+        features=["f"],
+        parameters={},
+        metrics={},
+        data_fingerprint="f",
+    )
+    return fields | overrides
+
+
 def test_cut_tiers_gives_exact_stable_shares():
     scores = np.array([5, 1, 5, 3, 2, 9, 0, 5, 4, 7], dtype=float)
     tiers = cut_tiers(scores, 0.1, 0.3)
@@ -86,15 +101,12 @@ def test_model_beats_rfm_and_training_is_deterministic(training, tmp_path):
     assert np.all((churn >= 0) & (churn <= 1))
 
     registry = Registry(tmp_path / "models")
-    fields = dict(
+    fields = card_fields(
         training_months=[str(m) for m in train.months],
         holdout_month="x",
         horizon_months=3,
         value_measure="profit_contribution",
         features=list(FEATURES),
-        parameters={},
-        metrics={},
-        data_fingerprint="f",
     )
     a, b = registry.register(first, **fields), registry.register(second, **fields)
     assert (a.version, b.version) == ("v0001", "v0002")
@@ -103,16 +115,7 @@ def test_model_beats_rfm_and_training_is_deterministic(training, tmp_path):
 
 def test_registry_refuses_tampered_or_incompatible_artifacts_and_keeps_a_better_champion(tmp_path):
     registry = Registry(tmp_path / "models")
-    fields = dict(
-        training_months=["2024-01"],
-        holdout_month="2024-06",
-        horizon_months=6,
-        value_measure="p",
-        features=["f"],
-        parameters={},
-        metrics={},
-        data_fingerprint="f",
-    )
+    fields = card_fields()
     first = registry.decide(registry.register({"model": 1}, **fields), 0.50, None, 0.01, "capture")
     assert first.status == "champion" and registry.champion_version() == "v0001"
     worse = registry.decide(registry.register({"model": 2}, **fields), 0.505, 0.50, 0.01, "capture")
@@ -208,16 +211,7 @@ def test_rollback_command(tmp_path, capsys):
     from valuetier.cli import main
 
     registry = Registry(tmp_path / "models")
-    fields = dict(
-        training_months=["2024-01"],
-        holdout_month="2024-06",
-        horizon_months=6,
-        value_measure="p",
-        features=["f"],
-        parameters={},
-        metrics={"model": {"high_tier_value_capture": 0.5}},
-        data_fingerprint="f",
-    )
+    fields = card_fields(metrics={"model": {"high_tier_value_capture": 0.5}})
     registry.decide(registry.register({"model": 1}, **fields), 0.5, None, 0.01, "capture")
     registry.decide(registry.register({"model": 2}, **fields), 0.6, 0.5, 0.01, "capture")
     assert main(["model", "--registry", str(registry.root), "rollback", "v0001"]) == 0

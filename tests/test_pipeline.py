@@ -30,7 +30,7 @@ def _month(column="filename"):
     return f"cast(regexp_extract({column}, '(\\d{{4}}-\\d{{2}})\\.parquet$', 1) || '-01' as date)"
 
 
-def fingerprint(path, table, order="1"):
+def fingerprint(path, table):
     with duckdb.connect(str(path), read_only=True) as con:
         rows = con.execute(f"SELECT * FROM {table} ORDER BY ALL").fetchall()
     return hashlib.sha256(repr(rows).encode()).hexdigest(), len(rows)

@@ -27,7 +27,6 @@ log = logging.getLogger(__name__)
 
 RAW_SCHEMA = "raw"
 QUARANTINE_TABLE = "raw_quarantine.quarantined_rows"
-LINEAGE_COLUMNS = ("_delivery_month", "_source_file", "_source_row")
 BATCH_ROWS = 250_000
 
 

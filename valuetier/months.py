@@ -17,10 +17,6 @@ def parse_month(key: str) -> date:
     return date(int(match.group(1)), int(match.group(2)), 1)
 
 
-def month_key(day: date) -> str:
-    return f"{day.year:04d}-{day.month:02d}"
-
-
 def month_end(key: str) -> date:
     start = parse_month(key)
     return date(start.year, start.month, calendar.monthrange(start.year, start.month)[1])

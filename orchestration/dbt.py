@@ -1,4 +1,8 @@
-"""The dbt project as Dagster assets: one definition, groups by dbt folder, month windows as --vars."""
+"""The dbt project as Dagster assets, groups by dbt folder, month windows as --vars.
+
+Two definitions over one manifest: the models up to the indicator marts, and the evaluation, which
+reads the tiers the Python scoring asset writes (a dbt source mapped to marts/customer_tiers).
+"""
 
 import json
 from collections.abc import Mapping
@@ -41,9 +45,19 @@ def dbt_month_vars(first_month: str, last_month: str) -> dict[str, str]:
     return {"start_month": start.isoformat(), "end_month": end.isoformat()}
 
 
+EVALUATION = "path:models/evaluation"
+
+
+def build_args(context: dg.AssetExecutionContext) -> list[str]:
+    window = context.partition_key_range
+    context.log.info(f"dbt build for months {window.start}..{window.end}")
+    return ["build", "--vars", json.dumps(dbt_month_vars(window.start, window.end))]
+
+
 @dbt_assets(
     manifest=dbt_project.manifest_path,
     project=dbt_project,
+    exclude=EVALUATION,
     dagster_dbt_translator=ValueTierTranslator(),
     partitions_def=month_partitions,
     backfill_policy=single_run,
@@ -51,13 +65,11 @@ def dbt_month_vars(first_month: str, last_month: str) -> dict[str, str]:
 )
 def valuetier_dbt_models(context: dg.AssetExecutionContext, dbt: DbtCliResource, warehouse: WarehouseResource):
     window = context.partition_key_range
-    dbt_vars = dbt_month_vars(window.start, window.end)
-    context.log.info(f"dbt build for months {window.start}..{window.end}")
     # Events from the first asset that needs warehouse metadata on are held (in order: Dagster
     # wants a multi-asset's outputs in topological order) until dbt has let go of the warehouse.
     held: list = []
     try:
-        for event in dbt.cli(["build", "--vars", json.dumps(dbt_vars)], context=context).stream():
+        for event in dbt.cli(build_args(context), context=context).stream():
             key = context.asset_key_for_output(event.output_name) if isinstance(event, dg.Output) else None
             if held or key in (FCT_TRANSACTIONS, INDICATORS):
                 held.append((key, event))
@@ -82,3 +94,17 @@ def valuetier_dbt_models(context: dg.AssetExecutionContext, dbt: DbtCliResource,
     }
     for key, event in held:
         yield event.with_metadata({**event.metadata, **extra[key]}) if key in extra else event
+
+
+@dbt_assets(
+    manifest=dbt_project.manifest_path,
+    project=dbt_project,
+    select=EVALUATION,
+    name="valuetier_dbt_evaluation",
+    dagster_dbt_translator=ValueTierTranslator(),
+    partitions_def=month_partitions,
+    backfill_policy=single_run,
+    pool=WAREHOUSE_POOL,
+)
+def valuetier_dbt_evaluation(context: dg.AssetExecutionContext, dbt: DbtCliResource):
+    yield from dbt.cli(build_args(context), context=context).stream()

@@ -56,7 +56,7 @@ def tiering_model(
         max_iter=config.max_iter,
         folds=config.cv_folds,
     )
-    registry = Registry(settings().warehouse_dir / "models")
+    registry = Registry(settings().models_dir)
     with warehouse.connect() as con:
         try:
             card = train_and_decide(con, registry, plan, space)

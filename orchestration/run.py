@@ -2,8 +2,11 @@
 
     python -m orchestration.run                  # every month with a transactions file
     python -m orchestration.run --months 2025-11:2025-12
+    python -m orchestration.run --train          # also train a new model version first
 
-The run is recorded in DAGSTER_HOME, so it shows in the Dagster UI afterwards.
+When there is no champion model yet (a new installation) and the history allows it, the first
+model is trained after the pipeline and the months are scored again with it: the first run ends
+with model tiers, not rule tiers. Runs are recorded in DAGSTER_HOME and show in the Dagster UI.
 """
 
 from __future__ import annotations
@@ -19,6 +22,9 @@ from orchestration.definitions import defs
 from orchestration.partitions import month_partitions
 from orchestration.resources import settings
 from valuetier.ingest import discover_months
+from valuetier.lifecycle import TrainingPlan, plan_months
+from valuetier.registry import Registry
+from valuetier.training import TrainingDataError, labelled_months
 from valuetier.warehouse import connect, row_accounting, tiers_of_latest_month
 
 
@@ -29,15 +35,45 @@ def register_months(instance: dg.DagsterInstance, months: list[str]) -> None:
         instance.add_dynamic_partitions(month_partitions.name, new)
 
 
-def run_months(instance: dg.DagsterInstance, first: str, last: str) -> dg.ExecuteInProcessResult:
+def run_months(
+    instance: dg.DagsterInstance, first: str, last: str, job_name: str = "monthly_pipeline"
+) -> dg.ExecuteInProcessResult:
     """One run over the month range: every asset processes the months in order."""
-    job = defs.resolve_job_def("monthly_pipeline")
-    return job.execute_in_process(
+    return run_job(instance, job_name, {ASSET_PARTITION_RANGE_START_TAG: first, ASSET_PARTITION_RANGE_END_TAG: last})
+
+
+def run_job(instance: dg.DagsterInstance, job_name: str, tags: dict | None = None) -> dg.ExecuteInProcessResult:
+    return defs.resolve_job_def(job_name).execute_in_process(
         instance=instance,
         run_config={"loggers": {"console": {"config": {"log_level": "INFO"}}}},
-        tags={ASSET_PARTITION_RANGE_START_TAG: first, ASSET_PARTITION_RANGE_END_TAG: last},
+        tags=tags or {},
         raise_on_error=False,
     )
+
+
+def training_is_possible() -> str | None:
+    """None when the warehouse holds enough labelled months for the default training plan; else why not."""
+    with connect(settings().warehouse_path, read_only=True) as con:
+        try:
+            plan_months(labelled_months(con, TrainingPlan().horizon_months), TrainingPlan())
+        except TrainingDataError as exc:
+            return str(exc)
+    return None
+
+
+def train_and_rescore(instance: dg.DagsterInstance, first: str, last: str) -> bool:
+    """Train a model version; when it is promoted, score first..last again with it."""
+    registry = Registry(settings().models_dir)
+    before = registry.champion_version()
+    print("training the tiering model (train_tiering_model)", flush=True)
+    if not run_job(instance, "train_tiering_model").success:
+        return False
+    after = registry.champion_version()
+    print(f"model {registry.versions()[-1]}: {registry.card(registry.versions()[-1]).decision}", flush=True)
+    if after == before:
+        return True
+    print(f"scoring {first}..{last} with the new champion {after} (rescore_tiers)", flush=True)
+    return run_months(instance, first, last, "rescore_tiers").success
 
 
 def print_summary(seconds: float) -> None:
@@ -61,6 +97,7 @@ def print_summary(seconds: float) -> None:
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m orchestration.run", description=__doc__.splitlines()[0])
     parser.add_argument("--months", help="FIRST:LAST (YYYY-MM:YYYY-MM); default: all landed months")
+    parser.add_argument("--train", action="store_true", help="train a new model version after the pipeline")
     args = parser.parse_args(argv)
     landed = discover_months(settings().landing_dir)
     if not landed:
@@ -76,9 +113,16 @@ def main(argv: list[str] | None = None) -> int:
         register_months(instance, landed)
         print(f"running monthly_pipeline for {first}..{last} ({len(landed)} months landed)", flush=True)
         result = run_months(instance, first, last)
-    if not result.success:
-        print(f"run {result.run_id} failed; see the Dagster UI (make ui) or the log above", file=sys.stderr)
-        return 1
+        if not result.success:
+            print(f"run {result.run_id} failed; see the Dagster UI (make ui) or the log above", file=sys.stderr)
+            return 1
+        if args.train or Registry(settings().models_dir).champion_version() is None:
+            why_not = training_is_possible()
+            if why_not:
+                print(f"no model trained yet ({why_not}): tiers are by rule", flush=True)
+            elif not train_and_rescore(instance, first, last):
+                print("training or rescoring failed; see the Dagster UI (make ui) or the log above", file=sys.stderr)
+                return 1
     print_summary(time.perf_counter() - started)
     return 0
 

@@ -59,15 +59,18 @@ def bank():
 
 @pytest.fixture(scope="session")
 def pipeline_run(bank):
-    """The whole graph materialised for every month of the small bank, through Dagster."""
+    """The whole graph materialised for every month of the small bank, through Dagster, as a first
+    run does it: the monthly pipeline (rule tiers), the first model, every month scored again with it."""
     import dagster as dg
 
-    from orchestration.run import register_months, run_months
+    from orchestration.run import register_months, run_months, train_and_rescore, training_is_possible
     from valuetier.ingest import discover_months
 
     months = discover_months(bank)
     with dg.DagsterInstance.get() as instance:
         register_months(instance, months)
         result = run_months(instance, months[0], months[-1])
-    assert result.success, "the pipeline run failed"
+        assert result.success, "the pipeline run failed"
+        assert training_is_possible() is None
+        assert train_and_rescore(instance, months[0], months[-1]), "training or rescoring failed"
     return {"months": months, "result": result}

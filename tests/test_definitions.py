@@ -22,6 +22,14 @@ def test_definitions_load_with_one_lineage_graph():
     assert dg.AssetKey(["raw", "transactions"]) in stg.parent_keys
     groups = {graph.get(dg.AssetKey.from_user_string(k)).group_name for k in keys}
     assert groups == {"raw", "staging", "intermediate", "marts", "evaluation", "model"}
+    # The evaluation reads the tiers the Python scoring writes: dbt marts -> scoring -> dbt evaluation.
+    tiers = dg.AssetKey(["marts", "customer_tiers"])
+    assert tiers in graph.get(dg.AssetKey(["evaluation", "tier_evaluation_monthly"])).parent_keys
+    assert graph.get(tiers).parent_keys == {
+        dg.AssetKey(["marts", "customer_indicators_monthly"]),
+        dg.AssetKey(["marts", "customer_clv_monthly"]),
+        dg.AssetKey(["model", "tiering_model"]),
+    }
 
 
 def test_warehouse_writers_share_one_pool():
@@ -30,7 +38,7 @@ def test_warehouse_writers_share_one_pool():
             assert spec.partitions_def is None
         else:
             assert spec.partitions_def is not None and spec.partitions_def.name == "month", spec.key
-    for name in ("monthly_pipeline", "train_tiering_model"):
+    for name in ("monthly_pipeline", "train_tiering_model", "rescore_tiers"):
         job = defs.resolve_job_def(name)
         assert job.executor_def.name == "in_process"
         for node in job.graph.node_defs:

@@ -144,13 +144,12 @@ def test_registry_refuses_tampered_or_incompatible_artifacts_and_keeps_a_better_
 
 
 def test_scoring_tiers_every_customer_once_with_reasons(training):
-    from valuetier.scoring import ScoringRules, score_customers
+    from valuetier.scoring import RULE_DRIVER, Champion, ScoringRules, score_customers
 
     _, train, holdout = training
-    models = train_models(train, SMALL_SEARCH, seed=3)
-    reference = train.features().median()
+    champion = Champion("v0001", train_models(train, SMALL_SEARCH, seed=3), horizon_months=3)
     frame = holdout.frame.assign(rfm_segment="x")
-    scored = score_customers(frame, models, reference, "v0001", ScoringRules(horizon_months=3))
+    scored = score_customers(frame, champion, ScoringRules())
     assert len(scored) == len(frame) and scored.customer_id.is_unique
     assert scored.value_tier.value_counts().to_dict() == {
         "low": len(frame) - round(0.4 * len(frame)),
@@ -159,14 +158,48 @@ def test_scoring_tiers_every_customer_once_with_reasons(training):
     }
     assert scored.value_score.between(0, 100).all() and scored.churn_probability.between(0, 1).all()
     assert set(scored.lifecycle_stage) <= {"new", "growing", "mature", "declining", "dormant"}
-    assert scored.top_drivers.str.count(";").eq(2).all()
     short = frame.tenure_months < 3
     assert (scored.tiered_by_rule == short.to_numpy()).all() and short.any()
+    assert scored.top_drivers[~short.to_numpy()].str.count(";").eq(2).all()
+    assert (scored.top_drivers[short.to_numpy()] == RULE_DRIVER).all()
+    # A short history is valued at its run-rate over the model's horizon.
+    one = frame[short].iloc[0]
+    run_rate = one.cumulative_profit_contribution / (one.tenure_months + 1) * 3
+    assert scored[short.to_numpy()].predicted_value.iloc[0] == pytest.approx(run_rate, abs=0.01)
     high = scored[scored.value_tier == "high"]
     assert set(high.segment) <= {"high-value at risk", "high-value loyal", "new high potential"}
     # The same models and rows give the same scores.
-    again = score_customers(frame, models, reference, "v0001", ScoringRules(horizon_months=3))
-    assert again.equals(scored)
+    assert score_customers(frame, champion, ScoringRules()).equals(scored)
+    # No champion yet: everyone by rule, nobody flagged at risk, the shares still exact.
+    by_rule = score_customers(frame, None, ScoringRules())
+    assert by_rule.tiered_by_rule.all() and (by_rule.model_version == "rule").all()
+    assert by_rule.churn_probability.isna().all() and not by_rule.segment.str.contains("at risk").any()
+    assert by_rule.value_tier.value_counts().to_dict() == scored.value_tier.value_counts().to_dict()
+
+
+def test_scoring_a_month_in_batches_equals_scoring_it_at_once(pipeline_run, tmp_path):
+    """Streaming in batches must not change a single row: tiers and scores are cut month-wide."""
+    from valuetier.registry import Registry
+    from valuetier.scoring import ScoringRules, current_champion, score_month_tiers
+    from valuetier.settings import Settings
+
+    month = pipeline_run["months"][-1]
+    champion = current_champion(Registry(Settings.from_env().models_dir))
+    copy = tmp_path / "warehouse.duckdb"
+    copy.write_bytes(WAREHOUSE.read_bytes())
+    tables = {}
+    with duckdb.connect(str(copy)) as con:
+        for batch_size in (10**6, 333):
+            result = score_month_tiers(con, month, champion, ScoringRules(batch_size=batch_size))
+            tables[batch_size] = con.execute(
+                f"SELECT * FROM marts.customer_tiers WHERE month_start = '{month}-01' ORDER BY customer_id"
+            ).df()
+        total = con.execute("SELECT count(*) FROM marts.customer_tiers").fetchone()[0]
+    with duckdb.connect(str(WAREHOUSE), read_only=True) as con:
+        original_total = con.execute("SELECT count(*) FROM marts.customer_tiers").fetchone()[0]
+    assert result.customers == len(tables[333]) > 1000
+    assert tables[333].equals(tables[10**6])
+    assert total == original_total  # re-scoring replaced the month, it added nothing
 
 
 def test_training_plan_keeps_the_holdout_later_than_every_label():
@@ -224,10 +257,12 @@ def test_rollback_command(tmp_path, capsys):
 
 
 def test_training_asset_through_dagster(pipeline_run):
+    """The session's first run trained the champion; a training with another plan is judged against it
+    on its own holdout, and the decision is recorded on the card, in metadata and in the registry."""
     import dagster as dg
 
     from orchestration.definitions import defs
-    from tests.conftest import SESSION_DIR
+    from valuetier.settings import Settings
 
     config = {
         "horizon_months": 3,
@@ -238,6 +273,8 @@ def test_training_asset_through_dagster(pipeline_run):
         "max_iter": 60,
         "cv_folds": 2,
     }
+    registry = Registry(Settings.from_env().models_dir)
+    champion_before = registry.champion_version()
     with dg.DagsterInstance.get() as instance:
         result = defs.resolve_job_def("train_tiering_model").execute_in_process(
             instance=instance, run_config={"ops": {"model__tiering_model": {"config": config}}}
@@ -245,15 +282,23 @@ def test_training_asset_through_dagster(pipeline_run):
     assert result.success
     [event] = result.asset_materializations_for_node("model__tiering_model")
     metadata = event.metadata
-    assert metadata["status"].value == "champion"
-    registry = Registry(SESSION_DIR / "warehouse" / "models")
-    assert registry.champion_version() == metadata["version"].value
-    card = registry.card(metadata["version"].value)
+    version = metadata["version"].value
+    card = registry.card(version)
+    assert champion_before is not None and version != champion_before
+    assert card.status == metadata["status"].value and card.decision == metadata["decision"].value
+    assert card.metrics["champion_on_this_holdout"]["version"] == champion_before
+    expected_champion = version if card.status == "champion" else champion_before
+    assert card.status in ("champion", "rejected") and registry.champion_version() == expected_champion
     assert card.artifact_sha256 == metadata["artifact_sha256"].value
-    assert registry.load(card.version).predict_value is not None
     with duckdb.connect(str(WAREHOUSE), read_only=True) as con:
-        rankings = {r for (r,) in con.execute("SELECT DISTINCT ranking FROM marts.model_evaluation").fetchall()}
+        rankings = {
+            r
+            for (r,) in con.execute(
+                "SELECT DISTINCT ranking FROM marts.model_evaluation WHERE model_version = ?", [version]
+            ).fetchall()
+        }
     assert rankings == {"model", "rfm_weighted", "clv_12m"}
+    registry.rollback(champion_before)  # later tests score with the session's champion
 
 
 def test_a_feature_empty_in_every_training_row_does_not_break_training(training):

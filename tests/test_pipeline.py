@@ -17,6 +17,7 @@ pytestmark = pytest.mark.integration
 MARTS = (
     "marts.dim_customer",
     "marts.customer_indicators_monthly",
+    "marts.customer_tiers_rfm",
     "marts.customer_tiers",
     "evaluation.tier_evaluation_monthly",
 )
@@ -108,20 +109,33 @@ def test_rfm_values_match_the_transactions(pipeline_run):
 
 
 def test_tiers_cut_every_live_customer_into_shares(pipeline_run):
+    from valuetier.registry import Registry
+    from valuetier.settings import Settings
+
+    champion = Registry(Settings.from_env().models_dir).champion_version()
     with duckdb.connect(str(WAREHOUSE), read_only=True) as con:
         per_month = con.execute("""
-            SELECT i.month_start, count(*), count(t.customer_id),
-                   count(*) FILTER (WHERE value_tier = 'high'), count(*) FILTER (WHERE value_tier = 'mid')
+            SELECT i.month_start, count(*), count(t.customer_id), count(DISTINCT t.customer_id),
+                   count(*) FILTER (WHERE value_tier = 'high'), count(*) FILTER (WHERE value_tier = 'mid'),
+                   count(*) FILTER (WHERE tiered_by_rule <> (i.tenure_months < 3)),
+                   list(DISTINCT model_version)
             FROM marts.customer_indicators_monthly i
             LEFT JOIN marts.customer_tiers t USING (customer_id, month_start)
             GROUP BY 1 ORDER BY 1""").fetchall()
+        orphans = con.execute("""
+            SELECT count(*) FROM marts.customer_tiers t ANTI JOIN marts.customer_indicators_monthly i
+            USING (customer_id, month_start)""").fetchone()[0]
         high_beats_low = con.execute("""
-            SELECT avg(monetary_12m) FILTER (WHERE value_tier = 'high') > 3 * avg(monetary_12m)
-                   FILTER (WHERE value_tier = 'low') FROM marts.customer_tiers""").fetchone()[0]
-    for _, live, tiered, high, mid in per_month:
-        assert tiered == live
+            SELECT avg(i.monetary_12m) FILTER (WHERE value_tier = 'high') > 3 * avg(i.monetary_12m)
+                   FILTER (WHERE value_tier = 'low')
+            FROM marts.customer_tiers t JOIN marts.customer_indicators_monthly i USING (customer_id, month_start)
+            """).fetchone()[0]
+    assert champion is not None and orphans == 0
+    for _, live, tiered, distinct, high, mid, wrong_rule_flag, versions in per_month:
+        assert tiered == live == distinct
         assert high == round(0.1 * live)
         assert high + mid == round(0.4 * live)
+        assert wrong_rule_flag == 0 and versions == [champion]
     assert high_beats_low
 
 
@@ -188,8 +202,13 @@ def test_no_personal_data_in_clear_outside_raw(pipeline_run):
 def test_earlier_months_do_not_change_when_a_later_month_arrives(pipeline_run, tmp_path):
     """Point in time and incremental: a warehouse rebuilt from scratch without the last month gives
     exactly the same rows for every earlier month; adding the last month incrementally (dbt reads
-    only that month's window) then gives exactly the rows of the original full run."""
+    only that month's window, scoring only that month's indicators) then gives exactly the rows of
+    the original full run."""
+    from valuetier.clv_scoring import score_month as clv_month
     from valuetier.ingest import load_month
+    from valuetier.registry import Registry
+    from valuetier.scoring import ScoringRules, current_champion, score_month_tiers
+    from valuetier.settings import Settings
 
     last = pipeline_run["months"][-1]
     copy = tmp_path / "without_last_month.duckdb"
@@ -197,10 +216,14 @@ def test_earlier_months_do_not_change_when_a_later_month_arrives(pipeline_run, t
     with duckdb.connect(str(copy)) as con:
         for source in SOURCE_ORDER:
             con.execute(f"DELETE FROM raw.{source} WHERE _delivery_month = DATE '{last}-01'")
+        # Keep the published tiers of the earlier months (written by the scoring asset, not dbt).
+        con.execute(f"CREATE TABLE main.tiers AS SELECT * FROM marts.customer_tiers WHERE month_start < '{last}-01'")
         for schema in ("staging", "intermediate", "marts", "evaluation"):
             con.execute(f"DROP SCHEMA {schema} CASCADE")
+        con.execute("CREATE SCHEMA marts")
+        con.execute("CREATE TABLE marts.customer_tiers AS SELECT * FROM main.tiers")
     run_dbt(["build", "--full-refresh"], copy, tmp_path / "target")
-    tables = ("marts.customer_indicators_monthly", "marts.customer_tiers", "marts.fct_transactions")
+    tables = ("marts.customer_indicators_monthly", "marts.customer_tiers_rfm", "marts.fct_transactions")
     for table in tables:
         earlier = f"(SELECT * FROM {table} WHERE month_start < DATE '{last}-01')"
         assert fingerprint(copy, earlier) == fingerprint(WAREHOUSE, earlier), table
@@ -211,8 +234,15 @@ def test_earlier_months_do_not_change_when_a_later_month_arrives(pipeline_run, t
         for source in SOURCE_ORDER:
             load_month(con, LANDING, source, last)
     window = json.dumps({"start_month": f"{last}-01", "end_month": f"{last}-01"})
-    run_dbt(["build", "--vars", window], copy, tmp_path / "target")
-    for table in (*tables, "evaluation.tier_evaluation_monthly"):
+    run_dbt(["build", "--exclude", "path:models/evaluation", "--vars", window], copy, tmp_path / "target")
+    with duckdb.connect(str(copy)) as con:
+        clv_month(con, last)
+        champion = current_champion(Registry(Settings.from_env().models_dir))
+        score_month_tiers(con, last, champion, ScoringRules(batch_size=700))
+    run_dbt(["build", "--select", "path:models/evaluation", "--vars", window], copy, tmp_path / "target")
+    last_month = f"(SELECT * FROM marts.customer_clv_monthly WHERE month_start = DATE '{last}-01')"
+    assert fingerprint(copy, last_month) == fingerprint(WAREHOUSE, last_month)
+    for table in (*tables, "marts.customer_tiers", "evaluation.tier_evaluation_monthly"):
         assert fingerprint(copy, table) == fingerprint(WAREHOUSE, table), table
 
 
@@ -247,8 +277,10 @@ def test_rerunning_a_partition_changes_nothing(pipeline_run):
     from orchestration.run import run_months
 
     month = pipeline_run["months"][-2]
-    before = {t: fingerprint(WAREHOUSE, t) for t in (*MARTS, *(f"raw.{s}" for s in SOURCE_ORDER))}
     with dg.DagsterInstance.get() as instance:
+        # Once to score the month with whatever model is champion now (other tests train versions).
+        assert run_months(instance, month, month).success
+        before = {t: fingerprint(WAREHOUSE, t) for t in (*MARTS, *(f"raw.{s}" for s in SOURCE_ORDER))}
         assert run_months(instance, month, month).success
     after = {t: fingerprint(WAREHOUSE, t) for t in before}
     assert after == before

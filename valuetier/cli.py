@@ -35,7 +35,7 @@ def _generate(args: argparse.Namespace) -> int:
 
 
 def _registry(args: argparse.Namespace) -> Registry:
-    return Registry(Path(args.registry) if args.registry else Settings.from_env().warehouse_dir / "models")
+    return Registry(Path(args.registry) if args.registry else Settings.from_env().models_dir)
 
 
 def _model_list(args: argparse.Namespace) -> int:

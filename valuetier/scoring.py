@@ -2,20 +2,34 @@
 lifecycle stage, action segment and the top drivers of the customer's predicted value.
 
 Customers with too little history (tenure under MIN_HISTORY_MONTHS) are valued by rule -- their
-observed profit per month carried over the horizon -- and flagged tiered_by_rule.
+observed profit per month carried over the horizon -- and flagged tiered_by_rule; so is every
+customer while no model is champion yet.
+
+A month is scored in batches of customers (bounded memory at a million customers): a first pass
+predicts every customer's value, which fixes the month's tiers and percentiles; a second pass
+describes each batch (churn, stage, segment, drivers) and appends it to marts.customer_tiers, all
+in one transaction that first removes the month's rows, so a re-run replaces the month.
 """
 
 from __future__ import annotations
 
+import time
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 
+import duckdb
 import numpy as np
 import pandas as pd
 
 from valuetier.metrics import cut_tiers
-from valuetier.training import FEATURES, TrainedModels
+from valuetier.months import parse_month
+from valuetier.registry import Registry
+from valuetier.training import FEATURES, TrainedModels, feature_columns_sql
 
 MIN_HISTORY_MONTHS = 3
+TIERS_TABLE = "marts.customer_tiers"
+RULE_VERSION = "rule"
+RULE_DRIVER = "rule: observed profit per month x horizon"
 
 
 @dataclass(frozen=True)
@@ -26,6 +40,16 @@ class ScoringRules:
     churn_risk: float = 0.30  # churn probability from which a customer counts as at risk
     trend_change: float = 0.20  # 3-month spend trend beyond which a customer is growing or declining
     dormant_months: int = 3  # months without activity from which a customer is dormant
+    batch_size: int = 50_000  # customers described and written at a time
+
+
+@dataclass(frozen=True)
+class Champion:
+    """The models that score, with the registry version they are recorded under."""
+
+    version: str
+    models: TrainedModels
+    horizon_months: int = 6  # of the value the model predicts; the rule values short histories over it too
 
 
 def lifecycle_stage(frame: pd.DataFrame, rules: ScoringRules) -> np.ndarray:
@@ -63,47 +87,176 @@ def action_segment(tier: np.ndarray, stage: np.ndarray, churn: np.ndarray, rules
     )
 
 
-def value_drivers(models: TrainedModels, features: pd.DataFrame, reference: pd.Series, top: int = 3) -> list[str]:
+def value_drivers(models: TrainedModels, features: pd.DataFrame, top: int = 3) -> list[str]:
     """Per-customer contributions, approximated by occlusion: how much the predicted value moves
     when one feature is set to its training median. The `top` largest, as 'feature (+1.23)'."""
     base = models.predict_value(features)
     contributions = np.empty((len(features), len(FEATURES)))
     for j, name in enumerate(FEATURES):
         occluded = features.copy()
-        occluded[name] = reference[name]
+        occluded[name] = models.feature_medians.get(name, np.nan)
         contributions[:, j] = base - models.predict_value(occluded)
     order = np.argsort(-np.abs(contributions), axis=1, kind="stable")[:, :top]
     return ["; ".join(f"{FEATURES[j]} ({contributions[i, j]:+.2f})" for j in order[i]) for i in range(len(features))]
 
 
-def score_customers(
-    frame: pd.DataFrame, models: TrainedModels, reference: pd.Series, model_version: str, rules: ScoringRules
+def predicted_values(
+    frame: pd.DataFrame, champion: Champion | None, rules: ScoringRules
+) -> tuple[np.ndarray, np.ndarray]:
+    """(predicted value over the horizon, tiered by rule) for the rows of `frame`."""
+    tenure = frame.tenure_months.to_numpy(dtype=float)
+    by_rule = np.ones(len(frame), dtype=bool) if champion is None else tenure < MIN_HISTORY_MONTHS
+    observed_months = np.maximum(np.nan_to_num(tenure) + 1, 1)
+    run_rate = np.nan_to_num(frame.cumulative_profit_contribution.to_numpy(dtype=float)) / observed_months
+    rule_value = run_rate * (champion.horizon_months if champion else rules.horizon_months)
+    if champion is None:
+        return rule_value, by_rule
+    return np.where(by_rule, rule_value, champion.models.predict_value(frame)), by_rule
+
+
+def describe_customers(
+    frame: pd.DataFrame,
+    predicted: np.ndarray,
+    by_rule: np.ndarray,
+    tier: np.ndarray,
+    score: np.ndarray,
+    champion: Champion | None,
+    rules: ScoringRules,
 ) -> pd.DataFrame:
-    """One row per customer of `frame` (the indicator rows of one month, with CLV columns)."""
-    features = frame.loc[:, list(FEATURES)].astype(float)
-    predicted = models.predict_value(features)
-    churn = models.predict_churn(features)
-    by_rule = (frame.tenure_months < MIN_HISTORY_MONTHS).to_numpy()
-    observed_months = np.maximum(frame.tenure_months.to_numpy() + 1, 1)
-    rule_value = frame.cumulative_profit_contribution.astype(float).to_numpy() / observed_months * rules.horizon_months
-    predicted = np.where(by_rule, rule_value, predicted)
-    tier = cut_tiers(predicted, rules.high_share, rules.mid_share)
-    rank = pd.Series(predicted).rank(method="average", pct=True).to_numpy()
+    """The published row of each customer of `frame`, given the month-wide tier and score."""
     stage = lifecycle_stage(frame, rules)
+    if champion is None:
+        churn = np.full(len(frame), np.nan)
+        drivers = [RULE_DRIVER] * len(frame)
+    else:
+        churn = champion.models.predict_churn(frame)
+        drivers = np.where(by_rule, RULE_DRIVER, value_drivers(champion.models, frame.loc[:, list(FEATURES)]))
     return pd.DataFrame(
         {
             "customer_id": frame.customer_id.to_numpy(),
             "month_start": frame.month_start.to_numpy(),
             "value_tier": tier,
-            "value_score": np.round(100 * rank, 1),
+            "value_score": score,
             "predicted_value": np.round(predicted, 2),
             "churn_probability": np.round(churn, 4),
             "clv_12m": frame.clv_12m.to_numpy(),
             "lifecycle_stage": stage,
-            "segment": action_segment(tier, stage, churn, rules),
-            "rfm_segment": frame.rfm_segment.to_numpy() if "rfm_segment" in frame else None,
-            "top_drivers": value_drivers(models, features, reference),
-            "model_version": model_version,
+            # Without a churn model nobody is flagged at risk: the segment rests on tier and stage.
+            "segment": action_segment(tier, stage, np.nan_to_num(churn), rules),
+            "rfm_segment": frame.rfm_segment.to_numpy(),
+            "top_drivers": np.asarray(drivers, dtype=object),
+            "model_version": champion.version if champion else RULE_VERSION,
             "tiered_by_rule": by_rule,
         }
     )
+
+
+def tiers_and_scores(predicted: np.ndarray, rules: ScoringRules) -> tuple[np.ndarray, np.ndarray]:
+    """Month-wide tiers (exact shares) and 0-100 percentiles of predicted value."""
+    score = pd.Series(predicted).rank(method="average", pct=True).to_numpy()
+    return cut_tiers(predicted, rules.high_share, rules.mid_share), np.round(100 * score, 1)
+
+
+def score_customers(frame: pd.DataFrame, champion: Champion | None, rules: ScoringRules) -> pd.DataFrame:
+    """One row per customer of `frame` (the indicator rows of one month, with features and CLV)."""
+    predicted, by_rule = predicted_values(frame, champion, rules)
+    tier, score = tiers_and_scores(predicted, rules)
+    return describe_customers(frame, predicted, by_rule, tier, score, champion, rules)
+
+
+@dataclass(frozen=True)
+class MonthScored:
+    month: str
+    customers: int
+    tiers: dict[str, int]
+    tiered_by_rule: int
+    model_version: str
+    seconds: float
+
+
+def _month_batches(con: duckdb.DuckDBPyConnection, month: str, batch_size: int) -> Iterator[pd.DataFrame]:
+    """The month's live customers with features, `batch_size` at a time, in customer_id order."""
+    month_start = parse_month(month)
+    ids = [
+        r[0]
+        for r in con.execute(
+            "SELECT customer_id FROM marts.customer_indicators_monthly WHERE month_start = ? ORDER BY customer_id",
+            [month_start],
+        ).fetchall()
+    ]
+    for first in range(0, len(ids), batch_size):
+        last = ids[min(first + batch_size, len(ids)) - 1]
+        yield con.execute(
+            f"""SELECT i.customer_id, i.month_start, i.rfm_segment, {feature_columns_sql()}
+                FROM marts.customer_indicators_monthly i
+                LEFT JOIN marts.customer_clv_monthly c USING (customer_id, month_start)
+                WHERE i.month_start = ? AND i.customer_id BETWEEN ? AND ?
+                ORDER BY i.customer_id""",
+            [month_start, ids[first], last],
+        ).df()
+
+
+def ensure_tiers_table(con: duckdb.DuckDBPyConnection) -> None:
+    con.execute("CREATE SCHEMA IF NOT EXISTS marts")
+    con.execute(
+        f"""CREATE TABLE IF NOT EXISTS {TIERS_TABLE} (
+            customer_id VARCHAR NOT NULL, month_start DATE NOT NULL, value_tier VARCHAR NOT NULL,
+            value_score DOUBLE NOT NULL, predicted_value DOUBLE NOT NULL, churn_probability DOUBLE,
+            clv_12m DOUBLE, lifecycle_stage VARCHAR NOT NULL, segment VARCHAR NOT NULL, rfm_segment VARCHAR,
+            top_drivers VARCHAR NOT NULL, model_version VARCHAR NOT NULL, tiered_by_rule BOOLEAN NOT NULL)"""
+    )
+
+
+def score_month_tiers(
+    con: duckdb.DuckDBPyConnection,
+    month: str,
+    champion: Champion | None,
+    rules: ScoringRules,
+    progress: Callable[[str], None] = lambda _: None,
+) -> MonthScored:
+    """Replace the month's rows of marts.customer_tiers with every live customer scored."""
+    started = time.perf_counter()
+    predicted, by_rule = [], []
+    for batch in _month_batches(con, month, rules.batch_size):
+        values, rule = predicted_values(batch, champion, rules)
+        predicted.append(values)
+        by_rule.append(rule)
+    predicted = np.concatenate(predicted) if predicted else np.empty(0)
+    by_rule = np.concatenate(by_rule) if by_rule else np.empty(0, dtype=bool)
+    tier, score = tiers_and_scores(predicted, rules)
+    ensure_tiers_table(con)
+    con.execute("BEGIN TRANSACTION")
+    try:
+        con.execute(f"DELETE FROM {TIERS_TABLE} WHERE month_start = ?", [parse_month(month)])
+        done = 0
+        for batch in _month_batches(con, month, rules.batch_size):
+            rows = slice(done, done + len(batch))
+            described = describe_customers(
+                batch, predicted[rows], by_rule[rows], tier[rows], score[rows], champion, rules
+            )
+            con.register("scored_batch", described)
+            con.execute(f"INSERT INTO {TIERS_TABLE} BY NAME SELECT * FROM scored_batch")
+            con.unregister("scored_batch")
+            done += len(batch)
+            progress(f"{month}: {done:,} of {len(predicted):,} customers scored")
+        con.execute("COMMIT")
+    except BaseException:
+        con.execute("ROLLBACK")
+        raise
+    counts = {t: int(np.sum(tier == t)) for t in ("high", "mid", "low")}
+    return MonthScored(
+        month=month,
+        customers=len(predicted),
+        tiers=counts,
+        tiered_by_rule=int(by_rule.sum()),
+        model_version=champion.version if champion else RULE_VERSION,
+        seconds=time.perf_counter() - started,
+    )
+
+
+def current_champion(registry: Registry) -> Champion | None:
+    """The champion of the registry, verified on load; None while no model has been promoted."""
+    version = registry.champion_version()
+    if version is None:
+        return None
+    return Champion(version, registry.load(version), registry.card(version).horizon_months)

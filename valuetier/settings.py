@@ -33,6 +33,11 @@ class Settings:
         return self.warehouse_path.parent
 
     @property
+    def models_dir(self) -> Path:
+        """The model registry (valuetier.registry), beside the warehouse file."""
+        return self.warehouse_dir / "models"
+
+    @property
     def uses_development_pii_key(self) -> bool:
         return self.pii_key == DEV_PII_KEY
 

@@ -61,6 +61,7 @@ FEATURES: tuple[str, ...] = (
     "expected_purchases_12m",
     "probability_alive",
 )
+CLV_FEATURES = ("clv_12m", "expected_purchases_12m", "probability_alive")
 VALUE_MEASURES = {"profit_contribution": "profit_contribution", "transaction_amount": "transaction_amount"}
 
 
@@ -81,6 +82,11 @@ class TrainingSet:
 
     def features(self) -> pd.DataFrame:
         return self.frame.loc[:, list(FEATURES)]
+
+
+def feature_columns_sql() -> str:
+    """FEATURES as DOUBLE columns, from indicators aliased `i` and CLV aliased `c` (same month)."""
+    return ", ".join(f"CAST({'c' if f in CLV_FEATURES else 'i'}.{f} AS DOUBLE) AS {f}" for f in FEATURES)
 
 
 def labelled_months(con: duckdb.DuckDBPyConnection, horizon_months: int) -> list[str]:
@@ -123,20 +129,13 @@ def build_training_set(
         )
     if not months:
         raise TrainingDataError("no training months given")
-    feature_list = ", ".join(
-        f"CAST(i.{f} AS DOUBLE) AS {f}"
-        for f in FEATURES
-        if not f.startswith("holds_") and f not in ("clv_12m", "expected_purchases_12m", "probability_alive")
-    )
-    holds = ", ".join(f"CAST(i.{f} AS DOUBLE) AS {f}" for f in FEATURES if f.startswith("holds_"))
     frame = con.execute(
         f"""
         WITH months AS (
             SELECT month_start, row_number() OVER (ORDER BY month_start) AS k FROM intermediate.int_months
         ),
         base AS (
-            SELECT i.customer_id, i.month_start, h.month_start AS horizon_end, {feature_list}, {holds},
-                   CAST(c.clv_12m AS DOUBLE) AS clv_12m, c.expected_purchases_12m, c.probability_alive
+            SELECT i.customer_id, i.month_start, h.month_start AS horizon_end, {feature_columns_sql()}
             FROM marts.customer_indicators_monthly i
             JOIN months m USING (month_start)
             JOIN months h ON h.k = m.k + {int(horizon_months)}
@@ -222,6 +221,7 @@ class TrainedModels:
     value_params: dict
     churn_params: dict
     cv_scores: dict = field(default_factory=dict)
+    feature_medians: dict = field(default_factory=dict)  # the reference point of per-customer drivers
 
     def predict_value(self, features: pd.DataFrame) -> np.ndarray:
         return self.value_model.predict(features.loc[:, list(FEATURES)])
@@ -262,4 +262,5 @@ def train_models(training: TrainingSet, space: SearchSpace, seed: int) -> Traine
             "value_neg_poisson_deviance": round(float(value_search.best_score_), 6),
             "churn_neg_log_loss": round(float(churn_search.best_score_), 6),
         },
+        feature_medians={name: float(value) for name, value in x.median().items()},
     )

@@ -20,7 +20,7 @@ windows as (
 
 tiers as (
     select t.customer_id, t.month_start, t.value_tier, w.month_end, w.window_last_month, w.window_end
-    from {{ ref('customer_tiers') }} as t
+    from {{ source('marts', 'customer_tiers') }} as t
     inner join windows as w
         on w.month_start = t.month_start
 ),

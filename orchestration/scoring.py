@@ -1,0 +1,103 @@
+"""Published tiers: every live customer of each month scored with the current champion model."""
+
+import dagster as dg
+
+from orchestration.partitions import WAREHOUSE_POOL, month_partitions, single_run
+from orchestration.resources import WarehouseResource, settings
+from valuetier.registry import Registry, RegistryError
+from valuetier.scoring import ScoringRules, current_champion, score_month_tiers
+
+TIERS = dg.AssetKey(["marts", "customer_tiers"])
+
+
+class ScoringConfig(dg.Config):
+    high_share: float = 0.10
+    """Share of the month's live customers in the high tier (by predicted value)."""
+    mid_share: float = 0.30
+    """Share in the mid tier; the rest are low."""
+    churn_risk: float = 0.30
+    """Churn probability from which a customer counts as at risk in the action segment."""
+    batch_size: int = 50_000
+    """Customers scored and written at a time: bounds memory at any bank size."""
+
+
+@dg.asset(
+    key=TIERS,
+    description="The published tiers: value tier, 0-100 score, predicted value, churn probability, CLV, "
+    "lifecycle stage, action segment, RFM segment and the top three drivers of every live customer of the "
+    "month, scored by the champion tiering model (by rule while there is none, and for short histories).",
+    group_name="marts",
+    kinds={"duckdb", "python", "scikit-learn"},
+    deps=[
+        ["marts", "customer_indicators_monthly"],
+        ["marts", "customer_clv_monthly"],
+        ["model", "tiering_model"],
+    ],
+    partitions_def=month_partitions,
+    backfill_policy=single_run,
+    pool=WAREHOUSE_POOL,
+)
+def customer_tiers(
+    context: dg.AssetExecutionContext, config: ScoringConfig, warehouse: WarehouseResource
+) -> dg.MaterializeResult:
+    rules = ScoringRules(
+        high_share=config.high_share,
+        mid_share=config.mid_share,
+        churn_risk=config.churn_risk,
+        batch_size=config.batch_size,
+    )
+    try:
+        champion = current_champion(Registry(settings().models_dir))
+    except RegistryError as exc:
+        raise dg.Failure(description=f"the champion model cannot be used: {exc}") from exc
+    if champion is None:
+        context.log.warning("no champion model yet: every customer is tiered by rule (train with train_tiering_model)")
+    scored = []
+    with warehouse.connect() as con:
+        for month in sorted(context.partition_keys):
+            result = score_month_tiers(con, month, champion, rules, progress=context.log.debug)
+            context.log.info(
+                f"tiers {month}: {result.customers:,} customers ({result.tiers}), "
+                f"{result.tiered_by_rule:,} by rule, {result.seconds:.1f}s"
+            )
+            scored.append(result)
+    latest = scored[-1]
+    return dg.MaterializeResult(
+        metadata={
+            "model_version": latest.model_version,
+            "customers": dg.MetadataValue.int(sum(r.customers for r in scored)),
+            "latest_month": latest.month,
+            "latest_month_tiers": dg.MetadataValue.json(latest.tiers),
+            "tiered_by_rule": dg.MetadataValue.int(sum(r.tiered_by_rule for r in scored)),
+            "customers_per_second": dg.MetadataValue.float(
+                round(sum(r.customers for r in scored) / max(sum(r.seconds for r in scored), 1e-9), 1)
+            ),
+        }
+    )
+
+
+# The dbt evaluation group comes along: its tables are built from these tiers.
+rescore_tiers = dg.define_asset_job(
+    name="rescore_tiers",
+    selection=dg.AssetSelection.assets(TIERS) | dg.AssetSelection.groups("evaluation"),
+    partitions_def=month_partitions,
+    executor_def=dg.in_process_executor,
+    description="Score months again with the current champion (after a promotion or a rollback) and "
+    "rebuild their tier evaluation.",
+)
+
+
+@dg.asset_sensor(
+    asset_key=dg.AssetKey(["model", "tiering_model"]),
+    job=rescore_tiers,
+    name="rescore_on_new_champion",
+    description="When a training promotes a new champion, score the latest month with it.",
+)
+def rescore_on_new_champion(context: dg.SensorEvaluationContext, asset_event: dg.EventLogEntry):
+    materialization = asset_event.asset_materialization
+    metadata = materialization.metadata if materialization else {}
+    status, version = metadata.get("status"), metadata.get("version")
+    months = context.instance.get_dynamic_partitions(month_partitions.name)
+    if status is None or status.value != "champion" or not months:
+        return dg.SkipReason("the latest training did not promote a new champion")
+    return dg.RunRequest(run_key=f"champion-{version.value}", partition_key=sorted(months)[-1])

@@ -4,21 +4,24 @@ import dagster as dg
 
 from orchestration.clv import customer_clv_monthly
 from orchestration.dbt import valuetier_dbt_evaluation, valuetier_dbt_models
-from orchestration.ingestion import ingestion_assets, new_month_sensor
+from orchestration.ingestion import ingestion_assets, new_month_sensor, quarantine_table
 from orchestration.jobs import monthly_pipeline
 from orchestration.model import quarterly_training, tiering_model, train_tiering_model
+from orchestration.quality import expectation_checks
 from orchestration.resources import build_resources
 from orchestration.scoring import customer_tiers, rescore_on_new_champion, rescore_tiers
 
 defs = dg.Definitions(
     assets=[
         *ingestion_assets,
+        quarantine_table,
         valuetier_dbt_models,
         customer_clv_monthly,
         customer_tiers,
         valuetier_dbt_evaluation,
         tiering_model,
     ],
+    asset_checks=expectation_checks,
     jobs=[monthly_pipeline, train_tiering_model, rescore_tiers],
     schedules=[quarterly_training],
     sensors=[new_month_sensor, rescore_on_new_champion],

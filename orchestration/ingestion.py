@@ -71,6 +71,17 @@ def build_ingestion_asset(source: Source) -> dg.AssetsDefinition:
 
 ingestion_assets = [build_ingestion_asset(source) for source in SOURCES.values()]
 
+# Written by every ingestion asset in the transaction that loads a month; read by dbt's
+# quarantine_summary. Declared so the lineage shows it with the raw assets.
+quarantine_table = dg.AssetSpec(
+    key=["raw_quarantine", "quarantined_rows"],
+    description="Delivered rows that failed the contract: source, month, file, row, reason code, column, detail "
+    "and the raw values. `valuetier quarantine list --month YYYY-MM` prints a month's.",
+    group_name="raw",
+    kinds={"duckdb"},
+    partitions_def=month_partitions,
+)
+
 
 @dg.sensor(
     name="new_month_sensor",

@@ -1,4 +1,4 @@
-"""`valuetier` command line: generate a demo bank, summarise the warehouse."""
+"""`valuetier` command line: generate a demo bank, manage the model registry, audit the quarantine."""
 
 from __future__ import annotations
 
@@ -11,6 +11,7 @@ from pathlib import Path
 from valuetier.generator import GeneratorConfig, generate
 from valuetier.registry import Registry, RegistryError
 from valuetier.settings import Settings
+from valuetier.warehouse import connect, export_quarantine, quarantine_query, table_exists
 
 
 def _generate(args: argparse.Namespace) -> int:
@@ -62,6 +63,39 @@ def _model_rollback(args: argparse.Namespace) -> int:
     return 0
 
 
+def _warehouse(args: argparse.Namespace) -> Path:
+    path = Path(args.warehouse) if args.warehouse else Settings.from_env().warehouse_path
+    if not path.exists():
+        raise SystemExit(f"no warehouse at {path}: run the pipeline first (make demo)")
+    return path
+
+
+def _quarantine_list(args: argparse.Namespace) -> int:
+    with connect(_warehouse(args), read_only=True) as con:
+        if not table_exists(con, "raw_quarantine", "quarantined_rows"):
+            print("nothing has been ingested yet")
+            return 0
+        sql, params = quarantine_query(args.month, args.source)
+        rows = con.execute(sql, params).fetchall()
+    if not rows:
+        print(f"no quarantined rows for {args.month}" + (f" ({args.source})" if args.source else ""))
+        return 0
+    print(
+        f"{len(rows):,} quarantined rows for {args.month}"
+        + (f", showing {args.limit}" if len(rows) > args.limit else "")
+    )
+    for source, _, file, row, reason, column, detail, _ in rows[: args.limit]:
+        print(f"  {source:<20} {file}:{row:<8} {reason:<20} {column or '':<22} {detail or ''}")
+    return 0
+
+
+def _quarantine_export(args: argparse.Namespace) -> int:
+    with connect(_warehouse(args), read_only=True) as con:
+        count = export_quarantine(con, args.month, Path(args.out), args.source)
+    print(f"wrote {count:,} quarantined rows for {args.month} to {args.out}")
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="valuetier", description=__doc__)
     sub = parser.add_subparsers(dest="command", required=True)
@@ -86,6 +120,18 @@ def build_parser() -> argparse.ArgumentParser:
     rollback = model_sub.add_parser("rollback", help="make a named version the champion again")
     rollback.add_argument("version", help="for example v0003")
     rollback.set_defaults(func=_model_rollback)
+
+    quarantine = sub.add_parser("quarantine", help="the rows a delivery month had rejected, with reasons")
+    quarantine.add_argument("--warehouse", help="DuckDB file (default: VALUETIER_WAREHOUSE)")
+    quarantine_sub = quarantine.add_subparsers(dest="quarantine_command", required=True)
+    listing = quarantine_sub.add_parser("list", help="print a month's quarantined rows: file, row, reason, column")
+    export = quarantine_sub.add_parser("export", help="write a month's quarantined rows to .csv or .parquet")
+    export.add_argument("--out", required=True, help="file to write (.csv or .parquet)")
+    for command, func in ((listing, _quarantine_list), (export, _quarantine_export)):
+        command.add_argument("--month", required=True, help="delivery month, YYYY-MM")
+        command.add_argument("--source", help="one source only, e.g. transactions")
+        command.set_defaults(func=func)
+    listing.add_argument("--limit", type=int, default=50, help="rows to print (default 50)")
     return parser
 
 

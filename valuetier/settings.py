@@ -38,6 +38,11 @@ class Settings:
         return self.warehouse_dir / "models"
 
     @property
+    def quality_dir(self) -> Path:
+        """Great Expectations' stores and Data Docs (valuetier.quality), beside the warehouse file."""
+        return self.warehouse_dir / "quality"
+
+    @property
     def uses_development_pii_key(self) -> bool:
         return self.pii_key == DEV_PII_KEY
 

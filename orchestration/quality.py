@@ -1,0 +1,55 @@
+"""Great Expectations suites as blocking asset checks: one check per suite, on the asset it checks.
+
+A failed error-level expectation fails the check with ERROR severity, and Dagster does not run the
+assets downstream of it in that run; failed warnings are recorded with WARN severity.
+"""
+
+import dagster as dg
+
+from orchestration.partitions import WAREHOUSE_POOL, month_partitions
+from orchestration.resources import settings
+from valuetier.quality import Suite, SuiteResult, all_suites, validate
+
+CHECK_NAME = "great_expectations"
+
+
+def check_metadata(result: SuiteResult) -> dict:
+    failed = [o.as_dict() for o in result.errors + result.warnings]
+    return {
+        "months": f"{result.first_month}..{result.last_month}",
+        "rows_checked": dg.MetadataValue.int(result.rows),
+        "expectations": dg.MetadataValue.int(len(result.outcomes)),
+        "failed_errors": dg.MetadataValue.int(len(result.errors)),
+        "failed_warnings": dg.MetadataValue.int(len(result.warnings)),
+        "failed_expectations": dg.MetadataValue.json(failed),
+        "data_docs": dg.MetadataValue.path(str(result.docs_index)),
+        "seconds": dg.MetadataValue.float(round(result.seconds, 2)),
+    }
+
+
+def build_expectation_check(suite: Suite) -> dg.AssetChecksDefinition:
+    @dg.asset_check(
+        asset=dg.AssetKey(suite.asset_key_path),
+        name=CHECK_NAME,
+        description=f"Great Expectations suite {suite.path.name} ({len(suite.expectations)} expectations) on the "
+        "run's months; error-level failures block downstream assets.",
+        blocking=True,
+        partitions_def=month_partitions,
+        pool=WAREHOUSE_POOL,
+    )
+    def _check(context: dg.AssetCheckExecutionContext) -> dg.AssetCheckResult:
+        months = context.partition_key_range
+        current = settings()
+        result = validate(current.warehouse_path, current.quality_dir, suite, months.start, months.end)
+        for outcome in result.errors + result.warnings:
+            context.log.warning(f"{suite.name} {outcome.severity}: {outcome.expectation} {outcome.column or ''} failed")
+        return dg.AssetCheckResult(
+            passed=not result.errors and not result.warnings,
+            severity=dg.AssetCheckSeverity.ERROR if result.errors else dg.AssetCheckSeverity.WARN,
+            metadata=check_metadata(result),
+        )
+
+    return _check
+
+
+expectation_checks = [build_expectation_check(suite) for suite in all_suites()]

@@ -1,0 +1,128 @@
+"""Great Expectations suites: loaded from expectations/, run on DuckDB through GX's SQL data source
+as blocking Dagster asset checks; a bad month is stopped before marts and tiers, and a corrected
+re-delivery replaces it cleanly."""
+
+import hashlib
+import shutil
+
+import dagster as dg
+import duckdb
+import pyarrow.compute as pc
+import pyarrow.parquet as pq
+import pytest
+
+from tests.conftest import LANDING, WAREHOUSE
+from valuetier.contract import SOURCES
+from valuetier.quality import EXPECTATIONS_DIR, SuiteError, all_suites, load_suite
+
+pytestmark = pytest.mark.integration
+
+
+def fingerprint(table: str, where: str = "TRUE") -> tuple[str, int]:
+    with duckdb.connect(str(WAREHOUSE), read_only=True) as con:
+        rows = con.execute(f"SELECT * FROM {table} WHERE {where} ORDER BY ALL").fetchall()
+    return hashlib.sha256(repr(rows).encode()).hexdigest(), len(rows)
+
+
+def test_gx_still_needs_and_takes_the_duckdb_connection_patch():
+    """If a GX upgrade renames or drops the list we extend, this fails before any validation does."""
+    from great_expectations.execution_engine import sqlalchemy_execution_engine as engine
+
+    from valuetier.quality import _persist_duckdb_connections
+
+    assert hasattr(engine, "_PERSISTED_CONNECTION_DIALECTS")
+    _persist_duckdb_connections()
+    _persist_duckdb_connections()  # idempotent
+    assert sum(d == "duckdb" for d in engine._PERSISTED_CONNECTION_DIALECTS) == 1
+    assert engine._dialect_requires_persisted_connection(connection_string="duckdb:///x.duckdb")
+
+
+def test_every_checked_table_has_one_reviewable_suite(tmp_path):
+    suites = {s.table: s for s in all_suites()}
+    expected = {f"raw.{name}" for name in SOURCES} | {
+        "staging.stg_customers",
+        "staging.stg_accounts",
+        "staging.stg_transactions",
+        "marts.customer_indicators_monthly",
+        "marts.customer_tiers",
+    }
+    assert set(suites) == expected
+    assert len(list(EXPECTATIONS_DIR.glob("*.json"))) == len(expected)
+    transactions = suites["raw.transactions"]
+    checks = {e["meta"].get("check") for e in transactions.expectations}
+    assert {"volume", "freshness", "references:customer_id", "distribution:amount:mean"} <= checks
+    assert all(e["meta"]["severity"] in ("error", "warning") for s in suites.values() for e in s.expectations)
+    broken = tmp_path / "broken.json"
+    broken.write_text(
+        '{"name": "x", "meta": {"table": "raw.x", "month_column": "m", "key": ["k"]}, '
+        '"expectations": [{"type": "expect_column_values_to_not_be_null", "kwargs": {"column": "k"}}]}'
+    )
+    with pytest.raises(SuiteError, match="broken.json: expectation 0 .* needs meta.severity"):
+        load_suite(broken)
+
+
+def test_checks_ran_in_the_pipeline_and_passed_on_the_clean_bank(pipeline_run):
+    from valuetier.settings import Settings
+
+    evaluations = pipeline_run["result"].get_asset_check_evaluations()
+    ours = {e.asset_key.to_user_string(): e for e in evaluations if e.check_name == "great_expectations"}
+    # Every suite's table is materialised by the monthly pipeline except nothing: all are checked.
+    assert set(ours) == {"/".join(s.asset_key_path) for s in all_suites()}
+    failed = {k: e.metadata["failed_expectations"].value for k, e in ours.items() if not e.passed}
+    assert failed == {}
+    transactions = ours["raw/transactions"].metadata
+    assert transactions["rows_checked"].value == pq.ParquetDataset(LANDING / "transactions").read().num_rows
+    assert transactions["months"].value == f"{pipeline_run['months'][0]}..{pipeline_run['months'][-1]}"
+    docs = Settings.from_env().quality_dir / "gx" / "uncommitted" / "data_docs" / "local_site" / "index.html"
+    assert docs.exists() and transactions["data_docs"].value == str(docs)
+
+
+def test_a_month_failing_an_error_expectation_stops_before_marts_and_a_corrected_redelivery_replaces_it(
+    pipeline_run, tmp_path
+):
+    """Amounts delivered in cents (x100) pass the row contract but not the learned distribution: the
+    month's raw check fails with ERROR, so dbt, CLV and tiers do not run for it and the published
+    tiers stay as they were. Re-delivering the corrected file and re-running gives the original rows."""
+    from orchestration.run import run_months
+
+    month = pipeline_run["months"][-1]
+    delivered = LANDING / "transactions" / f"{month}.parquet"
+    original = tmp_path / "original.parquet"
+    shutil.copy(delivered, original)
+    published = {t: fingerprint(t) for t in ("marts.customer_tiers", "marts.customer_indicators_monthly")}
+    raw_before = fingerprint("raw.transactions")
+
+    table = pq.read_table(original)
+    cents = table.set_column(
+        table.schema.get_field_index("amount"), "amount", pc.multiply(table["amount"], 100).cast(table["amount"].type)
+    )
+    pq.write_table(cents, delivered)
+    try:
+        with dg.DagsterInstance.get() as instance:
+            result = run_months(instance, month, month)
+        assert not result.success
+        evaluations = {
+            e.asset_key.to_user_string(): e
+            for e in result.get_asset_check_evaluations()
+            if e.check_name == "great_expectations"
+        }
+        check = evaluations["raw/transactions"]
+        assert not check.passed and check.severity == dg.AssetCheckSeverity.ERROR
+        failed = check.metadata["failed_expectations"].value
+        mean = next(f for f in failed if f["expectation"] == "distribution:amount:mean")
+        assert mean["severity"] == "error" and mean["samples"][0]["month"] == month
+        assert mean["samples"][0]["observed"] > 50 * mean["samples"][0]["trailing_max"] / 1.5
+        # Nothing downstream of the failed check ran.
+        materialized = {e.asset_key.to_user_string() for e in result.get_asset_materialization_events()}
+        assert "raw/transactions" in materialized
+        assert not {"marts/customer_indicators_monthly", "marts/customer_tiers"} & materialized
+        for table_name, before in published.items():
+            assert fingerprint(table_name) == before, table_name
+    finally:
+        shutil.copy(original, delivered)
+
+    with dg.DagsterInstance.get() as instance:
+        assert run_months(instance, month, month).success
+    assert fingerprint("raw.transactions") == raw_before
+    for table_name, before in published.items():
+        assert fingerprint(table_name) == before, table_name

@@ -1,0 +1,359 @@
+"""Data quality: the Great Expectations suites in expectations/, validated on the DuckDB tables
+themselves through GX's SQL data source (aggregate queries in DuckDB, never whole tables in pandas).
+
+A suite is a GX suite JSON file plus, in its meta, the table it checks, the column that dates a
+row's month and the table-level checks GX has no built-in for on a month range: volume and
+distribution within bounds learned from the trailing months, freshness, referential integrity.
+Those are expanded here into GX `unexpected_rows_expectation`s whose SQL reads only months before
+the checked one for the bounds (point in time). Each expectation carries a severity in its meta:
+error (blocks downstream) or warning (recorded).
+
+Results are stored in a file-backed GX context beside the warehouse and rendered as Data Docs.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import duckdb
+
+from valuetier.months import parse_month
+from valuetier.settings import REPO_ROOT
+
+EXPECTATIONS_DIR = REPO_ROOT / "expectations"
+SEVERITIES = ("error", "warning")
+SAMPLE_SIZE = 5
+log = logging.getLogger(__name__)
+
+
+class SuiteError(ValueError):
+    """A suite file that cannot be used; the message names the file and what is wrong."""
+
+
+@dataclass(frozen=True)
+class Suite:
+    name: str
+    path: Path
+    table: str  # schema.table in the warehouse
+    month_column: str  # DATE column holding the first day of the row's month
+    key: tuple[str, ...]
+    expectations: tuple[dict, ...]  # GX expectation configurations, table-level checks expanded
+
+    @property
+    def asset_key_path(self) -> list[str]:
+        return self.table.split(".")
+
+
+def load_suite(path: Path) -> Suite:
+    try:
+        raw = json.loads(path.read_text())
+        meta = raw["meta"]
+        suite = Suite(
+            name=raw["name"],
+            path=path,
+            table=meta["table"],
+            month_column=meta["month_column"],
+            key=tuple(meta["key"]),
+            expectations=tuple(raw.get("expectations", [])) + tuple(expand_table_checks(meta)),
+        )
+    except (json.JSONDecodeError, KeyError, TypeError) as exc:
+        raise SuiteError(f"{path}: not a ValueTier expectation suite ({type(exc).__name__}: {exc})") from exc
+    for i, expectation in enumerate(suite.expectations):
+        severity = expectation.get("meta", {}).get("severity")
+        if severity not in SEVERITIES:
+            raise SuiteError(
+                f"{path}: expectation {i} ({expectation.get('type')}) needs meta.severity error or warning"
+            )
+    return suite
+
+
+def all_suites(directory: Path = EXPECTATIONS_DIR) -> list[Suite]:
+    return [load_suite(path) for path in sorted(directory.glob("*.json"))]
+
+
+# --- table-level checks, expanded into unexpected-rows SQL -------------------------------------
+
+
+def _trailing_band(table: str, month_column: str, statistic: str, spec: dict) -> str:
+    """Months of the batch whose `statistic` lies outside [min, max] of the trailing months,
+    widened by the tolerance; months with too little history are not judged."""
+    trailing, history = int(spec.get("trailing_months", 6)), int(spec.get("min_history", 3))
+    low, high = float(spec["low"]), float(spec["high"])
+    return f"""WITH per_month AS (
+    SELECT {month_column} AS month, {statistic} AS observed FROM {table} GROUP BY 1
+), band AS (
+    SELECT month, observed, count(*) OVER w AS history_months, min(observed) OVER w AS trailing_min,
+           max(observed) OVER w AS trailing_max
+    FROM per_month WINDOW w AS (ORDER BY month ROWS BETWEEN {trailing} PRECEDING AND 1 PRECEDING)
+)
+SELECT strftime(month, '%Y-%m') AS month, observed, trailing_min, trailing_max FROM band
+WHERE month IN (SELECT DISTINCT {month_column} FROM {{batch}}) AND history_months >= {history}
+  AND (observed < trailing_min - {low} * abs(trailing_min) OR observed > trailing_max + {high} * abs(trailing_max))
+ORDER BY month"""
+
+
+def expand_table_checks(meta: dict) -> list[dict]:
+    table, month_column, key = meta["table"], meta["month_column"], meta["key"]
+    checks = meta.get("checks", {})
+    expanded = []
+
+    def add(name: str, description: str, sql: str, severity: str) -> None:
+        expanded.append(
+            {
+                "type": "unexpected_rows_expectation",
+                "kwargs": {"unexpected_rows_query": sql, "description": description},
+                "meta": {"severity": severity, "check": name},
+            }
+        )
+
+    if volume := checks.get("volume"):
+        add(
+            "volume",
+            f"Row count of each month within the band of its trailing {volume.get('trailing_months', 6)} months "
+            f"(min - {volume['low']:.0%}, max + {volume['high']:.0%})",
+            _trailing_band(table, month_column, "count(*)", volume),
+            volume.get("severity", "error"),
+        )
+    for spec in checks.get("distribution", []):
+        column = spec["column"]
+        statistics = {"mean": f"avg({column})"} | {
+            f"p{round(q * 100)}": f"quantile_cont({column}, {q})" for q in spec.get("quantiles", [])
+        }
+        for name, statistic in statistics.items():
+            add(
+                f"distribution:{column}:{name}",
+                f"{name} of {column} in each month within the bounds of its trailing months "
+                f"(min - {spec['low']:.0%}, max + {spec['high']:.0%})",
+                _trailing_band(table, month_column, statistic, spec),
+                spec.get("severity", "error") if name == "mean" else spec.get("quantile_severity", "warning"),
+            )
+    if freshness := checks.get("freshness"):
+        column = freshness["column"]
+        wrong_month = (
+            f"CAST({column} AS DATE) <> last_day({month_column})"
+            if freshness.get("month_end")
+            else f"date_trunc('month', {column}) <> {month_column}"
+        )
+        add(
+            "freshness",
+            f"{column} falls in the month of the delivery" + (" (its last day)" if freshness.get("month_end") else ""),
+            f"SELECT {', '.join(key)}, {column} FROM {{batch}} WHERE {wrong_month}",
+            freshness.get("severity", "error"),
+        )
+    for ref in checks.get("references", []):
+        column, parent = ref["column"], ref["table"]
+        when = "=" if ref.get("same_month") else "<="
+        as_of = f" AND p.{ref['parent_month_column']} {when} b.{month_column}" if ref.get("parent_month_column") else ""
+        add(
+            f"references:{column}",
+            f"{column} names a row of {parent}"
+            + (
+                (" of the same month" if ref.get("same_month") else " delivered on or before the month")
+                if as_of
+                else ""
+            ),
+            f"SELECT {', '.join('b.' + k for k in key)}, b.{column} FROM (SELECT * FROM {{batch}}) AS b "
+            f"WHERE b.{column} IS NOT NULL "
+            f"AND NOT EXISTS (SELECT 1 FROM {parent} p WHERE p.{ref.get('parent_column', column)} = b.{column}{as_of})",
+            ref.get("severity", "error"),
+        )
+    return expanded
+
+
+# --- Great Expectations on DuckDB --------------------------------------------------------------
+
+
+class _DuckDBDialect:
+    """Stands for DuckDB in GX's list of dialects that keep one connection for a validation."""
+
+    value = "duckdb"
+
+    def __eq__(self, other: object) -> bool:
+        return str(getattr(other, "value", other)).lower() == "duckdb"
+
+    def __hash__(self) -> int:
+        return hash("duckdb")
+
+
+def _persist_duckdb_connections() -> None:
+    """GX 1.24 closes a SQL connection between computing metrics and reading them, which on DuckDB
+    fails every expectation with IndexError (GX issues #10738, #11579). It keeps one connection
+    for sqlite and a few others; DuckDB joins that list. tests/test_quality.py fails loudly if a
+    GX upgrade moves it."""
+    from great_expectations.execution_engine import sqlalchemy_execution_engine as engine
+
+    if not any(d == "duckdb" for d in engine._PERSISTED_CONNECTION_DIALECTS):
+        engine._PERSISTED_CONNECTION_DIALECTS = (*engine._PERSISTED_CONNECTION_DIALECTS, _DuckDBDialect())
+
+
+@dataclass(frozen=True)
+class ExpectationOutcome:
+    expectation: str  # GX type, or the table-level check it was expanded from
+    column: str | None
+    severity: str
+    success: bool
+    observed: Any
+    unexpected_count: int | None
+    samples: list = field(default_factory=list)
+    # The query failed (a broken suite, or a column the table lacks). On GX's one DuckDB connection
+    # a failed query also aborts the queries after it, so the first error is the one to read.
+    error: str | None = None
+
+    def as_dict(self) -> dict:
+        return {k: v for k, v in self.__dict__.items() if v not in (None, [])}
+
+
+@dataclass(frozen=True)
+class SuiteResult:
+    suite: str
+    table: str
+    first_month: str
+    last_month: str
+    rows: int
+    outcomes: list[ExpectationOutcome]
+    docs_index: Path
+    seconds: float
+
+    @property
+    def errors(self) -> list[ExpectationOutcome]:
+        return [o for o in self.outcomes if not o.success and o.severity == "error"]
+
+    @property
+    def warnings(self) -> list[ExpectationOutcome]:
+        return [o for o in self.outcomes if not o.success and o.severity == "warning"]
+
+    @property
+    def passed(self) -> bool:
+        return not self.errors
+
+
+def _gx_context(quality_dir: Path):
+    import great_expectations as gx
+    from great_expectations.data_context.types.base import ProgressBarsConfig
+
+    _persist_duckdb_connections()
+    context = gx.get_context(mode="file", project_root_dir=str(quality_dir))
+    context.variables.progress_bars = ProgressBarsConfig(globally=False)
+    return context
+
+
+def _release(datasource) -> None:
+    """Close every connection GX opened on the warehouse: DuckDB lets one process write the file,
+    and dbt (another process) or a differently configured connection of ours comes next."""
+    engine = datasource.execution_engine
+    if engine is not None:
+        if getattr(engine, "_connection", None) is not None:
+            engine._connection.close()
+            engine._connection = None
+        engine.engine.dispose()
+    datasource.get_engine().dispose()
+
+
+def _exception_message(info) -> str | None:
+    """GX reports an exception flat ({raised_exception, exception_message}) or per metric."""
+    if not info:
+        return None
+    if "raised_exception" in info:
+        return info["exception_message"] if info["raised_exception"] else None
+    return next((v["exception_message"] for v in info.values() if v.get("raised_exception")), None)
+
+
+def _outcome(result) -> ExpectationOutcome:
+    config = result.expectation_config
+    details = result.result or {}
+    samples = details.get("partial_unexpected_index_list") or details.get("partial_unexpected_list") or []
+    return ExpectationOutcome(
+        expectation=config.meta.get("check", config.type),
+        column=config.kwargs.get("column")
+        or (",".join(config.kwargs["column_list"]) if "column_list" in config.kwargs else None),
+        severity=config.meta["severity"],
+        success=bool(result.success),
+        observed=details.get("observed_value", details.get("unexpected_percent")),
+        unexpected_count=details.get("unexpected_count"),
+        samples=list(samples)[:SAMPLE_SIZE],
+        error=_exception_message(result.exception_info) if not result.success else None,
+    )
+
+
+def batch_query(suite: Suite, first_month: str, last_month: str) -> str:
+    first, last = parse_month(first_month), parse_month(last_month)
+    return (
+        f"SELECT * FROM {suite.table} WHERE {suite.month_column} BETWEEN DATE '{first.isoformat()}' "
+        f"AND DATE '{last.isoformat()}'"
+    )
+
+
+def validate(warehouse: Path, quality_dir: Path, suite: Suite, first_month: str, last_month: str) -> SuiteResult:
+    """Validate the months first..last of the suite's table; results go to the Data Docs."""
+    import great_expectations as gx
+
+    started = time.perf_counter()
+    query = batch_query(suite, first_month, last_month)
+    context = _gx_context(quality_dir)
+    datasource = context.data_sources.add_or_update_sql(name="warehouse", connection_string=f"duckdb:///{warehouse}")
+    try:
+        if suite.name in [a.name for a in datasource.assets]:
+            datasource.delete_asset(suite.name)
+        batch = datasource.add_query_asset(name=suite.name, query=query).add_batch_definition_whole_table("months")
+        gx_suite = context.suites.add_or_update(
+            gx.ExpectationSuite(name=suite.name, expectations=[dict(e) for e in suite.expectations])
+        )
+        definition = context.validation_definitions.add_or_update(
+            gx.ValidationDefinition(name=suite.name, data=batch, suite=gx_suite)
+        )
+        checkpoint = context.checkpoints.add_or_update(
+            gx.Checkpoint(
+                name=suite.name,
+                validation_definitions=[definition],
+                result_format={
+                    "result_format": "SUMMARY",
+                    "partial_unexpected_count": SAMPLE_SIZE,
+                    "unexpected_index_column_names": list(suite.key),
+                },
+            )
+        )
+        run = checkpoint.run()
+        [validation] = run.run_results.values()
+        context.build_data_docs()
+    finally:
+        _release(datasource)
+    outcomes = [_outcome(r) for r in validation.results]
+    with duckdb.connect(str(warehouse), read_only=True) as con:
+        rows = con.execute(f"SELECT count(*) FROM ({query})").fetchall()[0][0]
+        outcomes = [_with_row_samples(con, o, suite, query) for o in outcomes]
+    return SuiteResult(
+        suite=suite.name,
+        table=suite.table,
+        first_month=first_month,
+        last_month=last_month,
+        rows=rows,
+        outcomes=outcomes,
+        docs_index=docs_index(quality_dir),
+        seconds=time.perf_counter() - started,
+    )
+
+
+def _with_row_samples(con, outcome: ExpectationOutcome, suite: Suite, query: str) -> ExpectationOutcome:
+    """GX's summary of an unexpected-rows expectation has the count only: add a few of the rows."""
+    if outcome.success or outcome.samples or outcome.error:
+        return outcome
+    expectation = next((e for e in suite.expectations if e.get("meta", {}).get("check") == outcome.expectation), None)
+    if expectation is None:
+        return outcome
+    sql = expectation["kwargs"]["unexpected_rows_query"].replace("{batch}", f"({query}) AS subselect")
+    cursor = con.execute(f"SELECT * FROM ({sql}) LIMIT {SAMPLE_SIZE}")
+    names = [d[0] for d in cursor.description]
+    samples = [
+        {n: (v if isinstance(v, int | float | str) or v is None else str(v)) for n, v in zip(names, row, strict=True)}
+        for row in cursor.fetchall()
+    ]
+    return ExpectationOutcome(**{**outcome.__dict__, "samples": samples})
+
+
+def docs_index(quality_dir: Path) -> Path:
+    return quality_dir / "gx" / "uncommitted" / "data_docs" / "local_site" / "index.html"

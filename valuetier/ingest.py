@@ -102,20 +102,61 @@ def _read_batches(path: Path, batch_rows: int) -> Iterator[pa.RecordBatch]:
         if path.suffix == ".parquet":
             yield from pq.ParquetFile(path).iter_batches(batch_size=batch_rows)
             return
-        with path.open(newline="", encoding="utf-8-sig") as f:
+        if path.stat().st_size == 0:
+            raise DeliveryError(f"{path}: the file is empty (not even a header row)")
+        with path.open(newline="", encoding="utf-8-sig", errors="replace") as f:
             header = next(csv.reader(f), None)
         if not header:
             return
+        _check_delimiter(path, header)
         reader = pacsv.open_csv(
             path,
             read_options=pacsv.ReadOptions(block_size=16 << 20),
             convert_options=pacsv.ConvertOptions(
-                column_types={name: pa.string() for name in header}, strings_can_be_null=True
+                column_types={name: pa.string() for name in header},
+                strings_can_be_null=True,
+                # Only an empty field is missing: 'NaN', 'NULL' or 'N/A' are values that fail their cast.
+                null_values=[""],
             ),
         )
         yield from reader
     except (pa.ArrowInvalid, OSError, UnicodeDecodeError) as exc:
+        if path.suffix == ".csv" and "UTF8" in str(exc):
+            raise DeliveryError(_where_not_utf8(path)) from exc
         raise DeliveryError(f"{path}: cannot be read: {exc}") from exc
+
+
+def _check_delimiter(path: Path, header: list[str]) -> None:
+    """A header that is one field holding ';', tab or '|' is a file with another delimiter."""
+    if len(header) == 1:
+        for delimiter in (";", "\t", "|"):
+            if delimiter in header[0]:
+                raise DeliveryError(
+                    f"{path}: row 0 (header): one column {header[0][:60]!r}: the file looks {delimiter!r}-delimited; "
+                    "deliveries are comma-separated"
+                )
+
+
+def _where_not_utf8(path: Path) -> str:
+    """Name the first data row and column that is not UTF-8 text (say, GBK or Big5 names)."""
+    with path.open("rb") as f:
+        header = next(csv.reader([f.readline().decode("utf-8-sig", errors="replace")]))
+        for row, line in enumerate(f, start=1):
+            try:
+                line.decode("utf-8")
+            except UnicodeDecodeError:
+                fields = next(csv.reader([line.decode("utf-8", errors="replace")]))
+                bad = next((i for i, v in enumerate(fields) if "\ufffd" in v), 0)
+                column = header[bad] if bad < len(header) else f"#{bad + 1}"
+                return (
+                    f"{path}: row {row}, column {column}: not UTF-8 text (GBK or Big5?); "
+                    "re-deliver the file encoded as UTF-8"
+                )
+    return f"{path}: not UTF-8 text; re-deliver the file encoded as UTF-8"
+
+
+def _column_name(name: str) -> str:
+    return name.strip().lstrip("\ufeff").strip().lower()
 
 
 class _Check(NamedTuple):
@@ -136,6 +177,18 @@ def _first_failing(checks: list[_Check], field: str) -> str:
     return "CASE " + " ".join(f"WHEN {c.when} THEN {value(c)}" for c in checks) + " END"
 
 
+def _typed(raw: str, type_: str) -> str:
+    """SQL for a delivered value cast to its contract type, NULL when it does not cast."""
+    if type_ != "TIMESTAMP":
+        return f"TRY_CAST({raw} AS {type_})"
+    # Naive timestamps are UTC (the delivery convention); a value carrying an offset is converted
+    # to UTC, where a plain cast would drop the offset and shift the instant.
+    return (
+        f"CASE WHEN regexp_matches(CAST({raw} AS VARCHAR), '(Z|[+-][0-9]{{2}}(:?[0-9]{{2}})?| UTC)$') "
+        f"THEN timezone('UTC', TRY_CAST(CAST({raw} AS VARCHAR) AS TIMESTAMPTZ)) ELSE TRY_CAST({raw} AS TIMESTAMP) END"
+    )
+
+
 def _validation_sql(source: Source, present: set[str], month: str) -> str:
     """One SELECT over `_batch` that casts every contract column and names the first problem of a row."""
     start, end = parse_month(month), month_end(month)
@@ -147,7 +200,7 @@ def _validation_sql(source: Source, present: set[str], month: str) -> str:
     typed = []
     for col in source.columns:
         raw = col.name if col.name in present else "NULL"
-        value = f"TRY_CAST({raw} AS {col.type})"
+        value = _typed(raw, col.type)
         typed.append(f"{value} AS {col.name}")
         if col.name not in present:
             continue
@@ -187,7 +240,7 @@ def _validation_sql(source: Source, present: set[str], month: str) -> str:
                     f"'after the delivery month {month}: ' || {value}",
                 )
     if source.event_time:
-        value = f"TRY_CAST({source.event_time} AS TIMESTAMP)"
+        value = _typed(source.event_time, "TIMESTAMP")
         add(
             f"{value} < DATE '{start}' OR {value} >= DATE '{end}' + INTERVAL 1 DAY",
             Reason.DATE_OUTSIDE_MONTH,
@@ -248,11 +301,11 @@ def load_month(
     sql = None
     for batch in _read_batches(path, batch_rows):
         if sql is None:
-            names = [n.strip().lower() for n in batch.schema.names]
+            names = [_column_name(n) for n in batch.schema.names]
             present = set(names) & set(source.column_names)
             ignored = tuple(sorted(set(names) - set(source.column_names)))
             sql = _validation_sql(source, present, month)
-        table = pa.Table.from_batches([batch]).rename_columns([n.strip().lower() for n in batch.schema.names])
+        table = pa.Table.from_batches([batch]).rename_columns([_column_name(n) for n in batch.schema.names])
         table = table.append_column(
             "_source_row", pa.array(range(delivered + 1, delivered + table.num_rows + 1), type=pa.int64())
         )

@@ -79,20 +79,27 @@ def all_suites(directory: Path = EXPECTATIONS_DIR) -> list[Suite]:
 # --- table-level checks, expanded into unexpected-rows SQL -------------------------------------
 
 
-def _trailing_band(table: str, month_column: str, statistic: str, spec: dict) -> str:
-    """Months of the batch whose `statistic` lies outside [min, max] of the trailing months,
-    widened by the tolerance; months with too little history are not judged."""
+def _trailing_band(table: str, month_column: str, statistic: str, spec: dict, empty: str = "NULL") -> str:
+    """Months checked whose `statistic` lies outside [min, max] of the trailing months, widened by
+    the tolerance; a checked month without rows counts as `empty`; months with too little history
+    are not judged. $first_month and $last_month are bound at validation."""
     trailing, history = int(spec.get("trailing_months", 6)), int(spec.get("min_history", 3))
     low, high = float(spec["low"]), float(spec["high"])
-    return f"""WITH per_month AS (
+    return f"""WITH stats AS (
     SELECT {month_column} AS month, {statistic} AS observed FROM {table} GROUP BY 1
+), checked AS (
+    SELECT CAST(unnest(range(DATE '$first_month', DATE '$last_month' + INTERVAL 1 MONTH, INTERVAL 1 MONTH)) AS DATE)
+        AS month
+), per_month AS (
+    SELECT month, observed FROM stats
+    UNION ALL SELECT month, {empty} FROM checked WHERE month NOT IN (SELECT month FROM stats)
 ), band AS (
     SELECT month, observed, count(*) OVER w AS history_months, min(observed) OVER w AS trailing_min,
            max(observed) OVER w AS trailing_max
     FROM per_month WINDOW w AS (ORDER BY month ROWS BETWEEN {trailing} PRECEDING AND 1 PRECEDING)
 )
 SELECT strftime(month, '%Y-%m') AS month, observed, trailing_min, trailing_max FROM band
-WHERE month IN (SELECT DISTINCT {month_column} FROM {{batch}}) AND history_months >= {history}
+WHERE month BETWEEN DATE '$first_month' AND DATE '$last_month' AND history_months >= {history}
   AND (observed < trailing_min - {low} * abs(trailing_min) OR observed > trailing_max + {high} * abs(trailing_max))
 ORDER BY month"""
 
@@ -116,7 +123,7 @@ def expand_table_checks(meta: dict) -> list[dict]:
             "volume",
             f"Row count of each month within the band of its trailing {volume.get('trailing_months', 6)} months "
             f"(min - {volume['low']:.0%}, max + {volume['high']:.0%})",
-            _trailing_band(table, month_column, "count(*)", volume),
+            _trailing_band(table, month_column, "count(*)", volume, empty="0"),
             volume.get("severity", "error"),
         )
     for spec in checks.get("distribution", []):
@@ -280,6 +287,19 @@ def _outcome(result) -> ExpectationOutcome:
     )
 
 
+def bound_expectations(suite: Suite, first_month: str, last_month: str) -> list[dict]:
+    """The suite's expectations with the checked month range bound into their SQL."""
+    first, last = parse_month(first_month).isoformat(), parse_month(last_month).isoformat()
+    bound = []
+    for expectation in suite.expectations:
+        kwargs = dict(expectation["kwargs"])
+        if "unexpected_rows_query" in kwargs:
+            query = kwargs["unexpected_rows_query"]
+            kwargs["unexpected_rows_query"] = query.replace("$first_month", first).replace("$last_month", last)
+        bound.append({**expectation, "kwargs": kwargs})
+    return bound
+
+
 def batch_query(suite: Suite, first_month: str, last_month: str) -> str:
     first, last = parse_month(first_month), parse_month(last_month)
     return (
@@ -294,6 +314,7 @@ def validate(warehouse: Path, quality_dir: Path, suite: Suite, first_month: str,
 
     started = time.perf_counter()
     query = batch_query(suite, first_month, last_month)
+    expectations = bound_expectations(suite, first_month, last_month)
     context = _gx_context(quality_dir)
     datasource = context.data_sources.add_or_update_sql(name="warehouse", connection_string=f"duckdb:///{warehouse}")
     try:
@@ -301,7 +322,7 @@ def validate(warehouse: Path, quality_dir: Path, suite: Suite, first_month: str,
             datasource.delete_asset(suite.name)
         batch = datasource.add_query_asset(name=suite.name, query=query).add_batch_definition_whole_table("months")
         gx_suite = context.suites.add_or_update(
-            gx.ExpectationSuite(name=suite.name, expectations=[dict(e) for e in suite.expectations])
+            gx.ExpectationSuite(name=suite.name, expectations=expectations)
         )
         definition = context.validation_definitions.add_or_update(
             gx.ValidationDefinition(name=suite.name, data=batch, suite=gx_suite)
@@ -325,7 +346,7 @@ def validate(warehouse: Path, quality_dir: Path, suite: Suite, first_month: str,
     outcomes = [_outcome(r) for r in validation.results]
     with duckdb.connect(str(warehouse), read_only=True) as con:
         rows = con.execute(f"SELECT count(*) FROM ({query})").fetchall()[0][0]
-        outcomes = [_with_row_samples(con, o, suite, query) for o in outcomes]
+        outcomes = [_with_row_samples(con, o, expectations, query) for o in outcomes]
     return SuiteResult(
         suite=suite.name,
         table=suite.table,
@@ -338,11 +359,11 @@ def validate(warehouse: Path, quality_dir: Path, suite: Suite, first_month: str,
     )
 
 
-def _with_row_samples(con, outcome: ExpectationOutcome, suite: Suite, query: str) -> ExpectationOutcome:
+def _with_row_samples(con, outcome: ExpectationOutcome, expectations: list[dict], query: str) -> ExpectationOutcome:
     """GX's summary of an unexpected-rows expectation has the count only: add a few of the rows."""
     if outcome.success or outcome.samples or outcome.error:
         return outcome
-    expectation = next((e for e in suite.expectations if e.get("meta", {}).get("check") == outcome.expectation), None)
+    expectation = next((e for e in expectations if e.get("meta", {}).get("check") == outcome.expectation), None)
     if expectation is None:
         return outcome
     sql = expectation["kwargs"]["unexpected_rows_query"].replace("{batch}", f"({query}) AS subselect")

@@ -1,0 +1,356 @@
+"""The bad-input corpus: messy deliveries of one month driven through the real ingestion (contract
+checks, quarantine, month replacement) and the Great Expectations raw suites, each case asserting its
+exact outcome: a clear error naming file, row and column, or rows in quarantine with a reason. In
+every case loaded + quarantined = delivered, and no earlier month changes."""
+
+import hashlib
+import shutil
+from dataclasses import dataclass
+from pathlib import Path
+
+import duckdb
+import pandas as pd
+import pyarrow as pa
+import pyarrow.parquet as pq
+import pytest
+
+from valuetier.contract import SOURCE_ORDER, SOURCES
+from valuetier.generator import GeneratorConfig, generate
+from valuetier.ingest import QUARANTINE_TABLE, DeliveryError, discover_months, load_month
+
+pytestmark = pytest.mark.integration
+
+
+@dataclass(frozen=True)
+class Bank:
+    landing: Path
+    warehouse: Path  # every month but the last loaded
+    month: str  # the month each case re-delivers
+    earlier: str  # fingerprint of every raw and quarantine row before that month
+
+
+def earlier_months(con: duckdb.DuckDBPyConnection, month: str) -> str:
+    rows = [
+        con.execute(f"SELECT * FROM raw.{s} WHERE _delivery_month < DATE '{month}-01' ORDER BY ALL").fetchall()
+        for s in SOURCE_ORDER
+    ]
+    rows.append(
+        con.execute(
+            f"SELECT * FROM {QUARANTINE_TABLE} WHERE delivery_month < DATE '{month}-01' ORDER BY ALL"
+        ).fetchall()
+    )
+    return hashlib.sha256(repr(rows).encode()).hexdigest()
+
+
+@pytest.fixture(scope="module")
+def bank(tmp_path_factory) -> Bank:
+    root = tmp_path_factory.mktemp("corpus")
+    generate(
+        GeneratorConfig(customers=800, months=6, seed=11, out=root / "landing", file_format="csv"),
+        progress=lambda _: None,
+    )
+    months = discover_months(root / "landing")
+    warehouse = root / "base.duckdb"
+    with duckdb.connect(str(warehouse)) as con:
+        for month in months[:-1]:
+            for source in SOURCE_ORDER:
+                load_month(con, root / "landing", source, month)
+        earlier = earlier_months(con, months[-1])
+    return Bank(root / "landing", warehouse, months[-1], earlier)
+
+
+def original(bank: Bank, source: str) -> pd.DataFrame:
+    """The month's clean delivery, every value as the text it was delivered as."""
+    return pd.read_csv(bank.landing / source / f"{bank.month}.csv", dtype=str, keep_default_na=False)
+
+
+def deliver(bank: Bank, tmp_path: Path, source: str, content) -> Path:
+    """Write the case's file (a DataFrame as CSV, or raw bytes) as the month's delivery; return it."""
+    folder = tmp_path / "landing" / source
+    folder.mkdir(parents=True)
+    path = folder / f"{bank.month}.csv"
+    if isinstance(content, pd.DataFrame):
+        content.to_csv(path, index=False)
+    else:
+        path.write_bytes(content)
+    return path
+
+
+def load(bank: Bank, tmp_path: Path, source: str, **kwargs):
+    """Load the case's delivery into a copy of the bank's warehouse: (result or error, connection)."""
+    warehouse = tmp_path / "warehouse.duckdb"
+    if not warehouse.exists():
+        shutil.copy(bank.warehouse, warehouse)
+    con = duckdb.connect(str(warehouse))
+    for parent in parents(source):  # the month's clean customers (and accounts) the rows refer to
+        if not con.execute(f"SELECT count(*) FROM raw.{parent} WHERE _delivery_month = '{bank.month}-01'").fetchone()[
+            0
+        ]:
+            load_month(con, bank.landing, parent, bank.month)
+    try:
+        outcome = load_month(con, tmp_path / "landing", source, bank.month, **kwargs)
+    except DeliveryError as exc:
+        outcome = exc
+    assert earlier_months(con, bank.month) == bank.earlier, "an earlier month changed"
+    return outcome, con
+
+
+def parents(source: str) -> list[str]:
+    """The sources a source's rows refer to, parents first."""
+    found: list[str] = []
+    for parent in SOURCES[source].depends_on:
+        found += [p for p in [*parents(parent), parent] if p not in found]
+    return found
+
+
+def quarantined(con, source: str) -> list[tuple]:
+    return con.execute(
+        f"SELECT source_row, reason, column_name, detail FROM {QUARANTINE_TABLE} WHERE source = ? ORDER BY 1",
+        [source],
+    ).fetchall()
+
+
+def accounted(result, delivered: int) -> None:
+    assert result.delivered == delivered
+    assert result.loaded + result.quarantined == delivered
+
+
+# --- the file cannot be read: a clear error naming the file, row and column --------------------
+
+
+def test_empty_file(bank, tmp_path):
+    path = deliver(bank, tmp_path, "transactions", b"")
+    error, _ = load(bank, tmp_path, "transactions")
+    assert isinstance(error, DeliveryError)
+    assert str(error) == f"{path}: the file is empty (not even a header row)"
+
+
+def test_wrong_delimiter(bank, tmp_path):
+    frame = original(bank, "transactions")
+    path = deliver(bank, tmp_path, "transactions", frame.to_csv(index=False, sep=";").encode())
+    error, _ = load(bank, tmp_path, "transactions")
+    assert isinstance(error, DeliveryError)
+    assert str(error).startswith(f"{path}: row 0 (header): one column 'transaction_id;customer_id")
+    assert "looks ';'-delimited" in str(error)
+
+
+def test_gbk_encoded_names(bank, tmp_path):
+    frame = original(bank, "customers")
+    frame.loc[3, "full_name"] = "王小明"
+    path = deliver(bank, tmp_path, "customers", frame.to_csv(index=False).encode("gbk"))
+    error, _ = load(bank, tmp_path, "customers")
+    assert isinstance(error, DeliveryError)
+    assert str(error) == (
+        f"{path}: row 4, column full_name: not UTF-8 text (GBK or Big5?); re-deliver the file encoded as UTF-8"
+    )
+
+
+def test_two_files_for_the_same_month(bank, tmp_path):
+    path = deliver(bank, tmp_path, "transactions", original(bank, "transactions"))
+    pq.write_table(pa.Table.from_pandas(original(bank, "transactions")), path.with_suffix(".parquet"))
+    error, _ = load(bank, tmp_path, "transactions")
+    assert isinstance(error, DeliveryError) and "two deliveries for transactions" in str(error)
+
+
+def test_truncated_parquet(bank, tmp_path):
+    folder = tmp_path / "landing" / "transactions"
+    folder.mkdir(parents=True)
+    path = folder / f"{bank.month}.parquet"
+    pq.write_table(pa.Table.from_pandas(original(bank, "transactions")), path)
+    path.write_bytes(path.read_bytes()[: path.stat().st_size // 2])
+    error, _ = load(bank, tmp_path, "transactions")
+    assert isinstance(error, DeliveryError) and str(error).startswith(f"{path}: cannot be read")
+
+
+# --- the file is read: every row loaded or quarantined with a reason --------------------------
+
+
+def test_header_only_loads_nothing_and_the_volume_expectation_stops_the_month(bank, tmp_path):
+    from valuetier.quality import load_suite, validate
+
+    header = ",".join(original(bank, "transactions").columns) + "\n"
+    deliver(bank, tmp_path, "transactions", header.encode())
+    result, con = load(bank, tmp_path, "transactions")
+    accounted(result, 0)
+    con.close()
+    suite = load_suite(Path("expectations/raw_transactions.json").resolve())
+    checked = validate(tmp_path / "warehouse.duckdb", tmp_path / "quality", suite, bank.month, bank.month)
+    assert [o.expectation for o in checked.errors] == ["volume"]
+    assert checked.rows == 0
+    assert {k: checked.errors[0].samples[0][k] for k in ("month", "observed")} == {"month": bank.month, "observed": 0}
+
+
+def test_utf8_with_bom_loads_every_row(bank, tmp_path):
+    frame = original(bank, "transactions")
+    deliver(bank, tmp_path, "transactions", frame.to_csv(index=False).encode("utf-8-sig"))
+    result, _ = load(bank, tmp_path, "transactions")
+    accounted(result, len(frame))
+    assert result.quarantined == 0
+
+
+def test_columns_reordered_and_extra_columns_load_the_same_rows(bank, tmp_path):
+    frame = original(bank, "transactions")
+    shuffled = frame[list(reversed(frame.columns))].assign(branch_code="B01", Campaign_Tag="x")
+    deliver(bank, tmp_path, "transactions", shuffled)
+    result, con = load(bank, tmp_path, "transactions")
+    accounted(result, len(frame))
+    assert result.quarantined == 0 and result.ignored_columns == ("branch_code", "campaign_tag")
+    loaded = con.execute(f"SELECT transaction_id FROM raw.transactions WHERE _delivery_month = '{bank.month}-01'")
+    assert sorted(r[0] for r in loaded.fetchall()) == sorted(frame.transaction_id)
+
+
+def test_renamed_required_column_quarantines_every_row_naming_it(bank, tmp_path):
+    frame = original(bank, "transactions").rename(columns={"amount": "amt"})
+    deliver(bank, tmp_path, "transactions", frame)
+    result, con = load(bank, tmp_path, "transactions")
+    accounted(result, len(frame))
+    assert result.loaded == 0 and result.reasons == {"missing_column": len(frame)}
+    assert result.ignored_columns == ("amt",)
+    assert quarantined(con, "transactions")[0] == (
+        1,
+        "missing_column",
+        "amount",
+        "the file has no required column amount",
+    )
+
+
+def test_numeric_overflow_nan_and_infinity(bank, tmp_path):
+    frame = original(bank, "transactions")
+    bad = {1: "1e30", 2: "123456789012345678901234567890", 3: "NaN", 4: "inf", 5: "-Infinity"}
+    for row, value in bad.items():
+        frame.loc[row - 1, "amount"] = value
+    deliver(bank, tmp_path, "transactions", frame)
+    result, con = load(bank, tmp_path, "transactions")
+    accounted(result, len(frame))
+    assert result.reasons == {"invalid_type": 5}
+    assert [(r, reason, column) for r, reason, column, _ in quarantined(con, "transactions")] == [
+        (row, "invalid_type", "amount") for row in bad
+    ]
+
+
+def test_dates_in_the_future_and_before_1900(bank, tmp_path):
+    customers = original(bank, "customers")
+    customers.loc[0, "opened_at"] = "2099-01-01"
+    customers.loc[1, "birth_date"] = "1850-05-05"
+    deliver(bank, tmp_path, "customers", customers)
+    result, con = load(bank, tmp_path, "customers")
+    accounted(result, len(customers))
+    rows = quarantined(con, "customers")
+    assert [(r, reason, column) for r, reason, column, _ in rows] == [
+        (1, "date_implausible", "opened_at"),
+        (2, "date_implausible", "birth_date"),
+    ]
+    assert "after the delivery month" in rows[0][3] and "before 1900-01-01" in rows[1][3]
+
+    transactions = original(bank, "transactions")
+    transactions.loc[0, "booked_at"] = "2099-03-01 10:00:00"
+    deliver(bank, tmp_path, "transactions", transactions)
+    result, con = load(bank, tmp_path, "transactions")
+    accounted(result, len(transactions))
+    assert quarantined(con, "transactions")[0][:3] == (1, "date_outside_month", "booked_at")
+
+
+def test_timezone_aware_and_naive_timestamps_mixed(bank, tmp_path):
+    """Naive values are UTC; a value with an offset is converted to UTC, not stripped of it."""
+    frame = original(bank, "transactions")
+    naive = pd.Timestamp(frame.loc[0, "booked_at"])
+    middle = f"{bank.month}-15"
+    frame.loc[0, "booked_at"] = f"{middle}T10:00:00+08:00"
+    frame.loc[1, "booked_at"] = f"{middle}T10:00:00Z"
+    frame.loc[2, "booked_at"] = f"{middle} 10:00:00"
+    deliver(bank, tmp_path, "transactions", frame)
+    result, con = load(bank, tmp_path, "transactions")
+    accounted(result, len(frame))
+    assert result.quarantined == 0 and naive is not None
+    booked = dict(
+        con.execute(
+            f"SELECT _source_row, strftime(booked_at, '%d %H:%M') FROM raw.transactions "
+            f"WHERE _delivery_month = '{bank.month}-01' AND _source_row <= 3"
+        ).fetchall()
+    )
+    assert booked == {1: "15 02:00", 2: "15 10:00", 3: "15 10:00"}
+
+
+def test_negative_balance_allowed_negative_amount_not(bank, tmp_path):
+    balances = original(bank, "balances")
+    balances.loc[0, "balance"] = "-1250.50"  # an overdrawn or credit-card account
+    deliver(bank, tmp_path, "balances", balances)
+    result, con = load(bank, tmp_path, "balances")
+    accounted(result, len(balances))
+    assert result.quarantined == 0
+    assert con.execute(
+        f"SELECT balance FROM raw.balances WHERE _delivery_month = '{bank.month}-01' AND _source_row = 1"
+    ).fetchone()[0] == pytest.approx(-1250.50)
+
+    transactions = original(bank, "transactions")
+    transactions.loc[0, "amount"] = "-5.00"
+    deliver(bank, tmp_path, "transactions", transactions)
+    result, con = load(bank, tmp_path, "transactions")
+    accounted(result, len(transactions))
+    assert quarantined(con, "transactions")[0][:3] == (1, "out_of_range", "amount")
+
+
+def test_transactions_of_customers_not_delivered_yet(bank, tmp_path):
+    frame = original(bank, "transactions")
+    frame.loc[0, "customer_id"] = "C-FROM-NEXT-MONTH"
+    deliver(bank, tmp_path, "transactions", frame)
+    result, con = load(bank, tmp_path, "transactions")
+    accounted(result, len(frame))
+    assert result.reasons == {"unknown_customer": 1}
+    assert quarantined(con, "transactions")[0] == (
+        1,
+        "unknown_customer",
+        "customer_id",
+        f"no customer C-FROM-NEXT-MONTH delivered on or before {bank.month}",
+    )
+
+
+def test_non_ascii_ids_round_trip(bank, tmp_path):
+    customers = original(bank, "customers")
+    new = customers.iloc[[0]].assign(customer_id="客户-0001", full_name="王小明")
+    deliver(bank, tmp_path, "customers", pd.concat([customers, new], ignore_index=True))
+    result, con = load(bank, tmp_path, "customers")
+    accounted(result, len(customers) + 1)
+    assert result.quarantined == 0
+    con.close()
+    transactions = original(bank, "transactions")
+    transactions.loc[0, ["transaction_id", "customer_id"]] = ["交易-0001", "客户-0001"]
+    deliver(bank, tmp_path, "transactions", transactions)
+    result, con = load(bank, tmp_path, "transactions")
+    accounted(result, len(transactions))
+    assert result.quarantined == 0
+    assert con.execute("SELECT customer_id FROM raw.transactions WHERE transaction_id = '交易-0001'").fetchone() == (
+        "客户-0001",
+    )
+
+
+def test_the_same_file_delivered_twice_replaces_the_month(bank, tmp_path):
+    frame = original(bank, "transactions")
+    deliver(bank, tmp_path, "transactions", frame)
+    first, con = load(bank, tmp_path, "transactions")
+    con.close()
+    again, con = load(bank, tmp_path, "transactions")
+    accounted(again, len(frame))
+    count = con.execute(f"SELECT count(*) FROM raw.transactions WHERE _delivery_month = '{bank.month}-01'")
+    assert count.fetchone()[0] == first.loaded == again.loaded == len(frame)
+
+
+def test_a_file_larger_than_one_read_streams_in_batches(bank, tmp_path):
+    """A file bigger than memory is never read at once: Parquet streams in batches of `batch_rows`
+    (CSV in 16 MB blocks) through the checks. Shown with batches far smaller than the file."""
+    frame = original(bank, "transactions")
+    frame.loc[10, "amount"] = "-1"  # one bad row, in the first batch
+    frame.loc[len(frame) - 1, "currency"] = None  # and one in the last
+    folder = tmp_path / "landing" / "transactions"
+    folder.mkdir(parents=True)
+    pq.write_table(
+        pa.Table.from_pandas(frame, preserve_index=False), folder / f"{bank.month}.parquet", row_group_size=500
+    )
+    progress: list[str] = []
+    result, con = load(bank, tmp_path, "transactions", batch_rows=97, progress=progress.append)
+    accounted(result, len(frame))
+    assert len(frame) > 10 * 97 and len(progress) >= 10
+    assert [(r, reason) for r, reason, _, _ in quarantined(con, "transactions")] == [
+        (11, "out_of_range"),
+        (len(frame), "missing_value"),
+    ]

@@ -15,7 +15,8 @@ CHECK_NAME = "great_expectations"
 
 def check_metadata(result: SuiteResult) -> dict:
     failed = [o.as_dict() for o in result.errors + result.warnings]
-    return {
+    quarantine = {"quarantined_by_month": dg.MetadataValue.json(result.quarantined)} if result.quarantined else {}
+    return quarantine | {
         "months": f"{result.first_month}..{result.last_month}",
         "rows_checked": dg.MetadataValue.int(result.rows),
         "expectations": dg.MetadataValue.int(len(result.outcomes)),

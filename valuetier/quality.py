@@ -22,8 +22,10 @@ from typing import Any
 
 import duckdb
 
+from valuetier.ingest import QUARANTINE_TABLE
 from valuetier.months import parse_month
 from valuetier.settings import REPO_ROOT
+from valuetier.warehouse import quarantine_by_month
 
 EXPECTATIONS_DIR = REPO_ROOT / "expectations"
 SEVERITIES = ("error", "warning")
@@ -43,6 +45,7 @@ class Suite:
     month_column: str  # DATE column holding the first day of the row's month
     key: tuple[str, ...]
     expectations: tuple[dict, ...]  # GX expectation configurations, table-level checks expanded
+    checks: dict = field(default_factory=dict)  # the table-level check specs of the suite's meta
 
     @property
     def asset_key_path(self) -> list[str]:
@@ -60,6 +63,7 @@ def load_suite(path: Path) -> Suite:
             month_column=meta["month_column"],
             key=tuple(meta["key"]),
             expectations=tuple(raw.get("expectations", [])) + tuple(expand_table_checks(meta)),
+            checks=meta.get("checks", {}),
         )
     except (json.JSONDecodeError, KeyError, TypeError) as exc:
         raise SuiteError(f"{path}: not a ValueTier expectation suite ({type(exc).__name__}: {exc})") from exc
@@ -90,6 +94,7 @@ def _trailing_band(table: str, month_column: str, statistic: str, spec: dict, em
 ), checked AS (
     SELECT CAST(unnest(range(DATE '$first_month', DATE '$last_month' + INTERVAL 1 MONTH, INTERVAL 1 MONTH)) AS DATE)
         AS month
+    UNION SELECT DISTINCT {month_column} FROM {{batch}}
 ), per_month AS (
     SELECT month, observed FROM stats
     UNION ALL SELECT month, {empty} FROM checked WHERE month NOT IN (SELECT month FROM stats)
@@ -139,6 +144,26 @@ def expand_table_checks(meta: dict) -> list[dict]:
                 _trailing_band(table, month_column, statistic, spec),
                 spec.get("severity", "error") if name == "mean" else spec.get("quantile_severity", "warning"),
             )
+    if quarantine := checks.get("quarantine"):
+        source, share = quarantine["source"], float(quarantine["max_share"])
+        add(
+            "quarantine_share",
+            f"At most {share:.0%} of each month's delivered {source} rows quarantined",
+            f"""WITH checked AS (
+    SELECT CAST(unnest(range(DATE '$first_month', DATE '$last_month' + INTERVAL 1 MONTH, INTERVAL 1 MONTH)) AS DATE)
+        AS month
+    UNION SELECT DISTINCT {month_column} FROM {{batch}}
+), loaded AS (
+    SELECT {month_column} AS month, count(*) AS n FROM {table} GROUP BY 1
+), rejected AS (
+    SELECT delivery_month AS month, count(*) AS n FROM {QUARANTINE_TABLE} WHERE source = '{source}' GROUP BY 1
+)
+SELECT strftime(c.month, '%Y-%m') AS month, coalesce(r.n, 0) AS quarantined, coalesce(l.n, 0) AS loaded
+FROM checked c LEFT JOIN loaded l USING (month) LEFT JOIN rejected r USING (month)
+WHERE coalesce(r.n, 0) > {share} * (coalesce(l.n, 0) + coalesce(r.n, 0))
+ORDER BY 1""",
+            quarantine.get("severity", "error"),
+        )
     if freshness := checks.get("freshness"):
         column = freshness["column"]
         wrong_month = (
@@ -225,6 +250,7 @@ class SuiteResult:
     outcomes: list[ExpectationOutcome]
     docs_index: Path
     seconds: float
+    quarantined: dict[str, dict[str, int]] = field(default_factory=dict)  # month -> reason -> rows (raw suites)
 
     @property
     def errors(self) -> list[ExpectationOutcome]:
@@ -321,9 +347,7 @@ def validate(warehouse: Path, quality_dir: Path, suite: Suite, first_month: str,
         if suite.name in [a.name for a in datasource.assets]:
             datasource.delete_asset(suite.name)
         batch = datasource.add_query_asset(name=suite.name, query=query).add_batch_definition_whole_table("months")
-        gx_suite = context.suites.add_or_update(
-            gx.ExpectationSuite(name=suite.name, expectations=expectations)
-        )
+        gx_suite = context.suites.add_or_update(gx.ExpectationSuite(name=suite.name, expectations=expectations))
         definition = context.validation_definitions.add_or_update(
             gx.ValidationDefinition(name=suite.name, data=batch, suite=gx_suite)
         )
@@ -347,6 +371,8 @@ def validate(warehouse: Path, quality_dir: Path, suite: Suite, first_month: str,
     with duckdb.connect(str(warehouse), read_only=True) as con:
         rows = con.execute(f"SELECT count(*) FROM ({query})").fetchall()[0][0]
         outcomes = [_with_row_samples(con, o, expectations, query) for o in outcomes]
+        source = suite.checks.get("quarantine", {}).get("source")
+        quarantined = quarantine_by_month(con, source, first_month, last_month) if source else {}
     return SuiteResult(
         suite=suite.name,
         table=suite.table,
@@ -356,6 +382,7 @@ def validate(warehouse: Path, quality_dir: Path, suite: Suite, first_month: str,
         outcomes=outcomes,
         docs_index=docs_index(quality_dir),
         seconds=time.perf_counter() - started,
+        quarantined=quarantined,
     )
 
 

@@ -123,3 +123,17 @@ def export_quarantine(con: duckdb.DuckDBPyConnection, month: str, out: Path, sou
     finally:
         con.unregister("_quarantine_export")
     return relation.num_rows
+
+
+def quarantine_by_month(con: duckdb.DuckDBPyConnection, source: str, first: str, last: str) -> dict[str, dict]:
+    """{month: {reason: rows}} of a source's quarantine over the months first..last."""
+    rows = con.execute(
+        """SELECT strftime(delivery_month, '%Y-%m'), reason, count(*) FROM raw_quarantine.quarantined_rows
+           WHERE source = ? AND delivery_month BETWEEN CAST(? AS DATE) AND CAST(? AS DATE)
+           GROUP BY 1, 2 ORDER BY 1, 2""",
+        [source, parse_month(first).isoformat(), parse_month(last).isoformat()],
+    ).fetchall()
+    found: dict[str, dict] = {}
+    for month, reason, count in rows:
+        found.setdefault(month, {})[reason] = count
+    return found

@@ -7,6 +7,7 @@ BIN := $(VENV)/bin
 DEMO_CUSTOMERS ?= 20000
 DEMO_MONTHS ?= 36
 DEMO_SEED ?= 42
+DEMO_DIRTY_RATE ?= 0
 UI_PORT ?= 3000
 DEMO_DIR := $(CURDIR)/data/demo
 
@@ -37,7 +38,7 @@ setup: $(VENV)/.installed $(MANIFEST) $(DAGSTER_HOME)/dagster.yaml
 
 demo: setup
 	@echo "== generating the demo bank: $(DEMO_CUSTOMERS) customers x $(DEMO_MONTHS) months (seed $(DEMO_SEED))"
-	$(BIN)/valuetier generate --customers $(DEMO_CUSTOMERS) --months $(DEMO_MONTHS) --seed $(DEMO_SEED) \
+	$(BIN)/valuetier generate --customers $(DEMO_CUSTOMERS) --months $(DEMO_MONTHS) --seed $(DEMO_SEED) --dirty-rate $(DEMO_DIRTY_RATE) \
 		--out $(DEMO_DIR)/landing --truth $(DEMO_DIR)/ground_truth
 	@echo "== running the monthly pipeline through Dagster for every month"
 	VALUETIER_LANDING=$(DEMO_DIR)/landing $(BIN)/python -m orchestration.run

@@ -23,6 +23,7 @@ from orchestration.partitions import month_partitions
 from orchestration.resources import settings
 from valuetier.ingest import discover_months
 from valuetier.lifecycle import TrainingPlan, plan_months
+from valuetier.quality import docs_index
 from valuetier.registry import Registry
 from valuetier.training import TrainingDataError, labelled_months
 from valuetier.warehouse import connect, row_accounting, tiers_of_latest_month
@@ -89,6 +90,18 @@ def print_summary(seconds: float) -> None:
         print(f"\ncustomers per tier, {tiers[0][0]}:")
         for _, tier, customers, share in tiers:
             print(f"  {tier:<6}{customers:>10,}  ({share:.0%})")
+    registry = Registry(current.models_dir)
+    champion = registry.champion_version()
+    if champion:
+        card = registry.card(champion)
+        capture = {name: card.metrics[name]["high_tier_value_capture"] for name in ("model", "rfm_weighted", "clv_12m")}
+        print(
+            f"\nchampion model {champion}: holdout {card.holdout_month}, value captured by the high tier "
+            f"{capture['model']:.1%} (weighted RFM {capture['rfm_weighted']:.1%}, CLV ranking {capture['clv_12m']:.1%})"
+        )
+    docs = docs_index(current.quality_dir)
+    if docs.exists():
+        print(f"data docs:   {docs}")
     print(f"\nwarehouse:   {current.warehouse_path}  (schemas raw, raw_quarantine, staging, marts, evaluation)")
     print(f"run history: {dg.DagsterInstance.get().root_directory}")
     print("open the UI: make ui   (then http://127.0.0.1:3000)")

@@ -63,8 +63,8 @@ def main() -> int:
         "training_months": len(training_months),
         "train_peak_mib": peak_mib(),
         "holdout_month": holdout,
-        "model_high_tier_value_capture": card.metrics["model"]["high_tier_value_capture"],
-        "rfm_high_tier_value_capture": card.metrics["rfm_weighted"]["high_tier_value_capture"],
+        "model_high_tier_value_capture_pct": 100 * card.metrics["model"]["high_tier_value_capture"],
+        "rfm_high_tier_value_capture_pct": 100 * card.metrics["rfm_weighted"]["high_tier_value_capture"],
     }
     with duckdb.connect(str(warehouse), read_only=True) as con:
         result["training_rows"] = con.execute(

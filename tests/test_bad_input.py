@@ -4,6 +4,7 @@ exact outcome: a clear error naming file, row and column, or rows in quarantine 
 every case loaded + quarantined = delivered, and no earlier month changes."""
 
 import hashlib
+import json
 import shutil
 from dataclasses import dataclass
 from pathlib import Path
@@ -14,9 +15,11 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
+from valuetier.cli import main as cli
 from valuetier.contract import SOURCE_ORDER, SOURCES
 from valuetier.generator import GeneratorConfig, generate
 from valuetier.ingest import QUARANTINE_TABLE, DeliveryError, discover_months, load_month
+from valuetier.warehouse import quarantine_by_month
 
 pytestmark = pytest.mark.integration
 
@@ -214,7 +217,7 @@ def test_renamed_required_column_quarantines_every_row_naming_it(bank, tmp_path)
     )
 
 
-def test_numeric_overflow_nan_and_infinity(bank, tmp_path):
+def test_numeric_overflow_nan_and_infinity(bank, tmp_path, capsys):
     frame = original(bank, "transactions")
     bad = {1: "1e30", 2: "123456789012345678901234567890", 3: "NaN", 4: "inf", 5: "-Infinity"}
     for row, value in bad.items():
@@ -226,6 +229,19 @@ def test_numeric_overflow_nan_and_infinity(bank, tmp_path):
     assert [(r, reason, column) for r, reason, column, _ in quarantined(con, "transactions")] == [
         (row, "invalid_type", "amount") for row in bad
     ]
+    # What a data steward sees: the check's counts, the listing and the export with the raw values.
+    assert quarantine_by_month(con, "transactions", bank.month, bank.month) == {bank.month: {"invalid_type": 5}}
+    con.close()
+    warehouse = str(tmp_path / "warehouse.duckdb")
+    assert cli(["quarantine", "--warehouse", warehouse, "list", "--month", bank.month, "--limit", "2"]) == 0
+    listing = capsys.readouterr().out
+    assert listing.startswith(f"5 quarantined rows for {bank.month}, showing 2")
+    assert f"{bank.month}.csv:1" in listing and "invalid_type" in listing and f"{bank.month}.csv:3" not in listing
+    out = tmp_path / "export" / "quarantine.csv"
+    assert cli(["quarantine", "--warehouse", warehouse, "export", "--month", bank.month, "--out", str(out)]) == 0
+    exported = pd.read_csv(out, dtype=str)
+    assert exported.source_row.tolist() == [str(r) for r in bad]
+    assert [json.loads(r)["amount"] for r in exported.raw_record] == list(bad.values())
 
 
 def test_dates_in_the_future_and_before_1900(bank, tmp_path):

@@ -75,8 +75,7 @@ def _quarantine_list(args: argparse.Namespace) -> int:
         if not table_exists(con, "raw_quarantine", "quarantined_rows"):
             print("nothing has been ingested yet")
             return 0
-        sql, params = quarantine_query(args.month, args.source)
-        rows = con.execute(sql, params).fetchall()
+        rows = con.execute(quarantine_query(args.month, args.source)).fetchall()
     if not rows:
         print(f"no quarantined rows for {args.month}" + (f" ({args.source})" if args.source else ""))
         return 0

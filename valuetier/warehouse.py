@@ -97,32 +97,30 @@ QUARANTINE_COLUMNS = "source, strftime(delivery_month, '%Y-%m') AS month, source
 )
 
 
-def quarantine_query(month: str, source: str | None = None) -> tuple[str, list]:
-    """The quarantined rows of one delivery month (optionally one source), in file-row order."""
-    sql = f"SELECT {QUARANTINE_COLUMNS} FROM raw_quarantine.quarantined_rows WHERE delivery_month = CAST(? AS DATE)"
-    params: list = [parse_month(month).isoformat()]
+def quarantine_query(month: str, source: str | None = None) -> str:
+    """The quarantined rows of one delivery month (optionally one source), in file-row order. The
+    month and source are validated before they are written into the SQL."""
+    where = f"delivery_month = DATE '{parse_month(month).isoformat()}'"
     if source:
         if source not in SOURCES:
             raise ValueError(f"unknown source {source!r}; one of {', '.join(SOURCE_ORDER)}")
-        sql += " AND source = ?"
-        params.append(source)
-    return sql + " ORDER BY source, source_file, source_row", params
+        where += f" AND source = '{source}'"
+    return (
+        f"SELECT {QUARANTINE_COLUMNS} FROM raw_quarantine.quarantined_rows WHERE {where} "
+        "ORDER BY source, source_file, source_row"
+    )
 
 
 def export_quarantine(con: duckdb.DuckDBPyConnection, month: str, out: Path, source: str | None = None) -> int:
     """Write a month's quarantine to CSV or Parquet (by the file's suffix); returns the row count."""
-    sql, params = quarantine_query(month, source)
     if out.suffix not in (".csv", ".parquet"):
         raise ValueError(f"{out}: export to a .csv or .parquet file")
     out.parent.mkdir(parents=True, exist_ok=True)
-    relation = con.execute(sql, params).arrow()
-    con.register("_quarantine_export", relation)
-    try:
-        options = "(FORMAT parquet)" if out.suffix == ".parquet" else "(FORMAT csv, HEADER)"
-        con.execute(f"COPY (SELECT * FROM _quarantine_export) TO '{out}' {options}")
-    finally:
-        con.unregister("_quarantine_export")
-    return relation.num_rows
+    sql = quarantine_query(month, source)
+    options = "(FORMAT parquet)" if out.suffix == ".parquet" else "(FORMAT csv, HEADER)"
+    target = str(out).replace("'", "''")
+    con.execute(f"COPY ({sql}) TO '{target}' {options}")
+    return con.execute(f"SELECT count(*) FROM ({sql})").fetchall()[0][0]
 
 
 def quarantine_by_month(con: duckdb.DuckDBPyConnection, source: str, first: str, last: str) -> dict[str, dict]:

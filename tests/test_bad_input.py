@@ -118,6 +118,14 @@ def accounted(result, delivered: int) -> None:
     assert result.loaded + result.quarantined == delivered
 
 
+def load_frame(bank: Bank, tmp_path: Path, source: str, frame: pd.DataFrame):
+    """Deliver a frame as the month's CSV and load it: every row accounted for. (result, connection)"""
+    deliver(bank, tmp_path, source, frame)
+    result, con = load(bank, tmp_path, source)
+    accounted(result, len(frame))
+    return result, con
+
+
 # --- the file cannot be read: a clear error naming the file, row and column --------------------
 
 
@@ -204,9 +212,7 @@ def test_columns_reordered_and_extra_columns_load_the_same_rows(bank, tmp_path):
 
 def test_renamed_required_column_quarantines_every_row_naming_it(bank, tmp_path):
     frame = original(bank, "transactions").rename(columns={"amount": "amt"})
-    deliver(bank, tmp_path, "transactions", frame)
-    result, con = load(bank, tmp_path, "transactions")
-    accounted(result, len(frame))
+    result, con = load_frame(bank, tmp_path, "transactions", frame)
     assert result.loaded == 0 and result.reasons == {"missing_column": len(frame)}
     assert result.ignored_columns == ("amt",)
     assert quarantined(con, "transactions")[0] == (
@@ -222,9 +228,7 @@ def test_numeric_overflow_nan_and_infinity(bank, tmp_path, capsys):
     bad = {1: "1e30", 2: "123456789012345678901234567890", 3: "NaN", 4: "inf", 5: "-Infinity"}
     for row, value in bad.items():
         frame.loc[row - 1, "amount"] = value
-    deliver(bank, tmp_path, "transactions", frame)
-    result, con = load(bank, tmp_path, "transactions")
-    accounted(result, len(frame))
+    result, con = load_frame(bank, tmp_path, "transactions", frame)
     assert result.reasons == {"invalid_type": 5}
     assert [(r, reason, column) for r, reason, column, _ in quarantined(con, "transactions")] == [
         (row, "invalid_type", "amount") for row in bad
@@ -248,9 +252,7 @@ def test_dates_in_the_future_and_before_1900(bank, tmp_path):
     customers = original(bank, "customers")
     customers.loc[0, "opened_at"] = "2099-01-01"
     customers.loc[1, "birth_date"] = "1850-05-05"
-    deliver(bank, tmp_path, "customers", customers)
-    result, con = load(bank, tmp_path, "customers")
-    accounted(result, len(customers))
+    result, con = load_frame(bank, tmp_path, "customers", customers)
     rows = quarantined(con, "customers")
     assert [(r, reason, column) for r, reason, column, _ in rows] == [
         (1, "date_implausible", "opened_at"),
@@ -260,24 +262,19 @@ def test_dates_in_the_future_and_before_1900(bank, tmp_path):
 
     transactions = original(bank, "transactions")
     transactions.loc[0, "booked_at"] = "2099-03-01 10:00:00"
-    deliver(bank, tmp_path, "transactions", transactions)
-    result, con = load(bank, tmp_path, "transactions")
-    accounted(result, len(transactions))
+    result, con = load_frame(bank, tmp_path, "transactions", transactions)
     assert quarantined(con, "transactions")[0][:3] == (1, "date_outside_month", "booked_at")
 
 
 def test_timezone_aware_and_naive_timestamps_mixed(bank, tmp_path):
     """Naive values are UTC; a value with an offset is converted to UTC, not stripped of it."""
     frame = original(bank, "transactions")
-    naive = pd.Timestamp(frame.loc[0, "booked_at"])
     middle = f"{bank.month}-15"
     frame.loc[0, "booked_at"] = f"{middle}T10:00:00+08:00"
     frame.loc[1, "booked_at"] = f"{middle}T10:00:00Z"
     frame.loc[2, "booked_at"] = f"{middle} 10:00:00"
-    deliver(bank, tmp_path, "transactions", frame)
-    result, con = load(bank, tmp_path, "transactions")
-    accounted(result, len(frame))
-    assert result.quarantined == 0 and naive is not None
+    result, con = load_frame(bank, tmp_path, "transactions", frame)
+    assert result.quarantined == 0
     booked = dict(
         con.execute(
             f"SELECT _source_row, strftime(booked_at, '%d %H:%M') FROM raw.transactions "
@@ -290,9 +287,7 @@ def test_timezone_aware_and_naive_timestamps_mixed(bank, tmp_path):
 def test_negative_balance_allowed_negative_amount_not(bank, tmp_path):
     balances = original(bank, "balances")
     balances.loc[0, "balance"] = "-1250.50"  # an overdrawn or credit-card account
-    deliver(bank, tmp_path, "balances", balances)
-    result, con = load(bank, tmp_path, "balances")
-    accounted(result, len(balances))
+    result, con = load_frame(bank, tmp_path, "balances", balances)
     assert result.quarantined == 0
     assert con.execute(
         f"SELECT balance FROM raw.balances WHERE _delivery_month = '{bank.month}-01' AND _source_row = 1"
@@ -300,18 +295,14 @@ def test_negative_balance_allowed_negative_amount_not(bank, tmp_path):
 
     transactions = original(bank, "transactions")
     transactions.loc[0, "amount"] = "-5.00"
-    deliver(bank, tmp_path, "transactions", transactions)
-    result, con = load(bank, tmp_path, "transactions")
-    accounted(result, len(transactions))
+    result, con = load_frame(bank, tmp_path, "transactions", transactions)
     assert quarantined(con, "transactions")[0][:3] == (1, "out_of_range", "amount")
 
 
 def test_transactions_of_customers_not_delivered_yet(bank, tmp_path):
     frame = original(bank, "transactions")
     frame.loc[0, "customer_id"] = "C-FROM-NEXT-MONTH"
-    deliver(bank, tmp_path, "transactions", frame)
-    result, con = load(bank, tmp_path, "transactions")
-    accounted(result, len(frame))
+    result, con = load_frame(bank, tmp_path, "transactions", frame)
     assert result.reasons == {"unknown_customer": 1}
     assert quarantined(con, "transactions")[0] == (
         1,
@@ -331,9 +322,7 @@ def test_non_ascii_ids_round_trip(bank, tmp_path):
     con.close()
     transactions = original(bank, "transactions")
     transactions.loc[0, ["transaction_id", "customer_id"]] = ["交易-0001", "客户-0001"]
-    deliver(bank, tmp_path, "transactions", transactions)
-    result, con = load(bank, tmp_path, "transactions")
-    accounted(result, len(transactions))
+    result, con = load_frame(bank, tmp_path, "transactions", transactions)
     assert result.quarantined == 0
     assert con.execute("SELECT customer_id FROM raw.transactions WHERE transaction_id = '交易-0001'").fetchone() == (
         "客户-0001",

@@ -35,6 +35,8 @@ LOCATION = """{ workspaceOrError { ... on Workspace { locationEntries { name loa
   locationOrLoadError { __typename ... on PythonError { message } } } } } }"""
 ASSETS = """{ repositoriesOrError { ... on RepositoryConnection { nodes { name jobs { name }
   assetGroups { groupName } sensors { name } } } } }"""
+CHECKS = """{ assetNodeOrError(assetKey: {path: ["raw", "transactions"]}) { ... on AssetNode {
+  assetChecksOrError { ... on AssetChecks { checks { name blocking } } } } } }"""
 
 
 def test_make_ui_serves_the_code_location(pipeline_run):
@@ -66,10 +68,13 @@ def test_make_ui_serves_the_code_location(pipeline_run):
         [entry] = entries
         assert entry["locationOrLoadError"]["__typename"] == "RepositoryLocation", entry
         [repo] = _graphql(port, ASSETS)["repositoriesOrError"]["nodes"]
-        assert {j["name"] for j in repo["jobs"]} >= {"monthly_pipeline"}
+        assert {j["name"] for j in repo["jobs"]} >= {"monthly_pipeline", "train_tiering_model", "rescore_tiers"}
         groups = {g["groupName"] for g in repo["assetGroups"]}
         assert groups == {"raw", "staging", "intermediate", "marts", "evaluation", "model"}
-        assert [s["name"] for s in repo["sensors"]] == ["new_month_sensor"]
+        assert sorted(s["name"] for s in repo["sensors"]) == ["new_month_sensor", "rescore_on_new_champion"]
+        # The Great Expectations suite shows as a blocking check on the asset it checks.
+        node = _graphql(port, CHECKS)["assetNodeOrError"]
+        assert {"name": "great_expectations", "blocking": True} in node["assetChecksOrError"]["checks"]
     finally:
         os.killpg(server.pid, signal.SIGINT)
         try:

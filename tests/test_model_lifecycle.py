@@ -298,6 +298,17 @@ def test_training_asset_through_dagster(pipeline_run):
             ).fetchall()
         }
     assert rankings == {"model", "rfm_weighted", "clv_12m"}
+
+    # A promotion asks for the latest month to be scored with the new champion; a rejection does not.
+    from orchestration.scoring import rescore_on_new_champion
+
+    with dg.DagsterInstance.get() as instance:
+        [request] = list(rescore_on_new_champion(dg.build_sensor_context(instance=instance, definitions=defs)))
+    if card.status == "champion":
+        assert isinstance(request, dg.RunRequest) and request.run_key == f"champion-{version}"
+        assert request.partition_key == pipeline_run["months"][-1]
+    else:
+        assert isinstance(request, dg.SkipReason)
     registry.rollback(champion_before)  # later tests score with the session's champion
 
 

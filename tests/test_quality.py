@@ -126,3 +126,33 @@ def test_a_month_failing_an_error_expectation_stops_before_marts_and_a_corrected
     assert fingerprint("raw.transactions") == raw_before
     for table_name, before in published.items():
         assert fingerprint(table_name) == before, table_name
+
+
+def test_failed_expectations_name_observed_values_and_sample_keys(pipeline_run, tmp_path):
+    """Rows that slipped past the contract (here edited in a copy) fail the column expectations,
+    and the outcome names the failing keys; a warning does not count as an error."""
+    from valuetier.quality import validate
+
+    month = pipeline_run["months"][-1]
+    copy = tmp_path / "warehouse.duckdb"
+    shutil.copy(WAREHOUSE, copy)
+    with duckdb.connect(str(copy)) as con:
+        broken = [
+            r[0]
+            for r in con.execute(
+                f"""UPDATE raw.transactions SET currency = NULL, txn_type = 'gift'
+                    WHERE _delivery_month = '{month}-01' AND _source_row <= 3 RETURNING transaction_id"""
+            ).fetchall()
+        ]
+    suite = next(s for s in all_suites() if s.table == "raw.transactions")
+    result = validate(copy, tmp_path / "quality", suite, month, month)
+    failed = {(o.expectation, o.column): o for o in result.errors}
+    assert set(failed) == {
+        ("expect_column_values_to_not_be_null", "currency"),
+        ("expect_column_values_to_be_in_set", "txn_type"),
+    }
+    for outcome in failed.values():
+        assert outcome.unexpected_count == 3
+        assert sorted(sample["transaction_id"] for sample in outcome.samples) == sorted(broken)
+    assert result.warnings == [] and not result.passed
+    assert result.docs_index.exists()

@@ -36,11 +36,20 @@ def peak_mib() -> float:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 
 
+def own_peak_mib() -> float:
+    """This process's peak RSS since it started (VmHWM): unlike ru_maxrss, which Linux carries over
+    from the parent across fork and exec, it is the scoring process's own."""
+    for line in Path("/proc/self/status").read_text().splitlines():
+        if line.startswith("VmHWM:"):
+            return int(line.split()[1]) / 1024
+    return peak_mib()
+
+
 def score(warehouse: Path, registry: Path, month: str, queue) -> None:
     """In a fresh process: load the champion, score the month, report the timing."""
     with duckdb.connect(str(warehouse)) as con:
         result = score_month_tiers(con, month, current_champion(Registry(registry)), ScoringRules())
-    queue.put((result.customers, result.seconds, result.tiered_by_rule, peak_mib()))
+    queue.put((result.customers, result.seconds, result.tiered_by_rule, own_peak_mib()))
 
 
 def main() -> int:

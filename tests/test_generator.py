@@ -80,3 +80,10 @@ def test_csv_and_dirty_manifest(tmp_path):
 def test_rejects_bad_configuration(tmp_path, bad):
     with pytest.raises(ValueError):
         GeneratorConfig(**({"customers": 10, "months": 1, "seed": 1, "out": tmp_path} | bad))
+
+
+def test_future_date_faults_in_a_leap_february(tmp_path):
+    """A fault dated a year after 29 February 2024 must still be a date (once, it crashed)."""
+    _, summary = _make(tmp_path, "leap", months=1, start="2024-02", dirty_rate=0.05)
+    future = [f for f in summary.faults if f.fault == "future_date"]
+    assert future and all(f.month == "2024-02" for f in future)

@@ -15,7 +15,7 @@ import json
 import logging
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
-from datetime import date, datetime
+from datetime import date, datetime, timedelta
 from pathlib import Path
 
 import numpy as np
@@ -614,7 +614,8 @@ def _inject_faults(
             column, columns["customer_id"][pos] = "customer_id", f"CX{rng.integers(0, 10**7):07d}"
         elif kind == "future_date":
             last_day = month_end(ctx.key)
-            future = datetime.combine(last_day.replace(year=last_day.year + 1), datetime.min.time())
+            # A year after the month's last day (365 days: 29 February has no date a year on).
+            future = datetime.combine(last_day + timedelta(days=365), datetime.min.time())
             column, columns["booked_at"][pos] = "booked_at", future.strftime("%Y-%m-%d %H:%M:%S.%f")
         faults.append(Fault(source, ctx.key, file_name, writer.rows + pos + 1, kind, column, FAULT_REASONS[kind].value))
     for j, pos in enumerate(duplicates):

@@ -15,6 +15,10 @@ class ScoringConfig(dg.Config):
     """Share of the month's live customers in the high tier (by predicted value)."""
     mid_share: float = 0.30
     """Share in the mid tier; the rest are low."""
+    high_value_threshold: float | None = None
+    """Cut by value instead of shares: predicted value over the horizon from which a customer is high."""
+    mid_value_threshold: float | None = None
+    """... and from which mid (set both thresholds, or neither)."""
     churn_risk: float = 0.30
     """Churn probability from which a customer counts as at risk in the action segment."""
     batch_size: int = 50_000
@@ -43,6 +47,8 @@ def customer_tiers(
     rules = ScoringRules(
         high_share=config.high_share,
         mid_share=config.mid_share,
+        high_value=config.high_value_threshold,
+        mid_value=config.mid_value_threshold,
         churn_risk=config.churn_risk,
         batch_size=config.batch_size,
     )

@@ -170,6 +170,12 @@ def test_scoring_tiers_every_customer_once_with_reasons(training):
     assert set(high.segment) <= {"high-value at risk", "high-value loyal", "new high potential"}
     # The same models and rows give the same scores.
     assert score_customers(frame, champion, ScoringRules()).equals(scored)
+    # Cut points in value instead of shares.
+    by_value = score_customers(frame, champion, ScoringRules(high_value=500.0, mid_value=100.0))
+    expected = np.select([by_value.predicted_value >= 500, by_value.predicted_value >= 100], ["high", "mid"], "low")
+    assert (by_value.value_tier == expected).all() and set(by_value.value_tier) == {"high", "mid", "low"}
+    with pytest.raises(ValueError, match="mid <= high"):
+        score_customers(frame, champion, ScoringRules(high_value=100.0, mid_value=500.0))
     # No champion yet: everyone by rule, nobody flagged at risk, the shares still exact.
     by_rule = score_customers(frame, None, ScoringRules())
     assert by_rule.tiered_by_rule.all() and (by_rule.model_version == "rule").all()

@@ -36,6 +36,9 @@ RULE_DRIVER = "rule: observed profit per month x horizon"
 class ScoringRules:
     high_share: float = 0.10
     mid_share: float = 0.30
+    # Cut points in predicted value instead of shares (both or neither): high from high_value, mid from mid_value.
+    high_value: float | None = None
+    mid_value: float | None = None
     horizon_months: int = 6
     churn_risk: float = 0.30  # churn probability from which a customer counts as at risk
     trend_change: float = 0.20  # 3-month spend trend beyond which a customer is growing or declining
@@ -152,9 +155,14 @@ def describe_customers(
 
 
 def tiers_and_scores(predicted: np.ndarray, rules: ScoringRules) -> tuple[np.ndarray, np.ndarray]:
-    """Month-wide tiers (exact shares) and 0-100 percentiles of predicted value."""
+    """Month-wide tiers (exact shares, or value cut points when set) and 0-100 percentiles of predicted value."""
     score = pd.Series(predicted).rank(method="average", pct=True).to_numpy()
-    return cut_tiers(predicted, rules.high_share, rules.mid_share), np.round(100 * score, 1)
+    if rules.high_value is None and rules.mid_value is None:
+        return cut_tiers(predicted, rules.high_share, rules.mid_share), np.round(100 * score, 1)
+    if rules.high_value is None or rules.mid_value is None or rules.mid_value > rules.high_value:
+        raise ValueError(f"value cut points need mid <= high, both set: {rules.mid_value}, {rules.high_value}")
+    tier = np.select([predicted >= rules.high_value, predicted >= rules.mid_value], ["high", "mid"], default="low")
+    return tier.astype(object), np.round(100 * score, 1)
 
 
 def score_customers(frame: pd.DataFrame, champion: Champion | None, rules: ScoringRules) -> pd.DataFrame:

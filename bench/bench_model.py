@@ -52,6 +52,23 @@ def score(warehouse: Path, registry: Path, month: str, queue) -> None:
     queue.put((result.customers, result.seconds, result.tiered_by_rule, own_peak_mib()))
 
 
+def score_in_fresh_process(warehouse: Path, registry: Path, month: str) -> dict:
+    """Score a month with the registry's champion in a new process; its timing and own peak memory."""
+    context = multiprocessing.get_context("spawn")
+    queue = context.Queue()
+    child = context.Process(target=score, args=(warehouse, registry, month, queue))
+    child.start()
+    customers, seconds, by_rule, peak = queue.get()
+    child.join()
+    return {
+        "scored_customers": customers,
+        "tiered_by_rule": by_rule,
+        "score_s": seconds,
+        "customers_per_s": customers / seconds,
+        "score_peak_mib": peak,
+    }
+
+
 def main() -> int:
     work, warehouse, months, result = prepare_bank("tiering_model", __doc__.splitlines()[0], 100_000, 24)
     started = time.perf_counter()
@@ -82,19 +99,7 @@ def main() -> int:
             [training_months],
         ).fetchone()[0]
 
-    context = multiprocessing.get_context("spawn")
-    queue = context.Queue()
-    child = context.Process(target=score, args=(warehouse, registry.root, months[-1], queue))
-    child.start()
-    customers, seconds, by_rule, score_peak = queue.get()
-    child.join()
-    result |= {
-        "scored_customers": customers,
-        "tiered_by_rule": by_rule,
-        "score_s": seconds,
-        "customers_per_s": customers / seconds,
-        "score_peak_mib": score_peak,
-    }
+    result |= score_in_fresh_process(warehouse, registry.root, months[-1])
     record(result)
     shutil.rmtree(work)
     return 0

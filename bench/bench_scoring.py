@@ -8,7 +8,6 @@ does, in a fresh process. Scoring memory depends on the batch size and the bank'
 what the model was trained on. Results go to bench/results.jsonl.
 """
 
-import multiprocessing
 import shutil
 import sys
 import time
@@ -20,7 +19,7 @@ HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE.parent))
 
 from bench_indicators import dbt_run, prepare_bank  # noqa: E402
-from bench_model import score  # noqa: E402
+from bench_model import score_in_fresh_process  # noqa: E402
 from results import record  # noqa: E402
 
 from valuetier.clv_scoring import score_month  # noqa: E402
@@ -35,20 +34,8 @@ def main() -> int:
     result["dbt_build_s"] = time.perf_counter() - started
     with duckdb.connect(str(warehouse)) as con:
         score_month(con, months[-1])
-    context = multiprocessing.get_context("spawn")
-    queue = context.Queue()
-    child = context.Process(target=score, args=(warehouse, registry, months[-1], queue))
-    child.start()
-    customers, seconds, by_rule, peak = queue.get()
-    child.join()
-    result |= {
-        "registry": str(registry),
-        "scored_customers": customers,
-        "tiered_by_rule": by_rule,
-        "score_s": seconds,
-        "customers_per_s": customers / seconds,
-        "score_peak_mib": peak,
-    }
+    result["registry"] = str(registry)
+    result |= score_in_fresh_process(warehouse, registry, months[-1])
     record(result)
     shutil.rmtree(work)
     return 0

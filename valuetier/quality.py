@@ -83,6 +83,16 @@ def all_suites(directory: Path = EXPECTATIONS_DIR) -> list[Suite]:
 # --- table-level checks, expanded into unexpected-rows SQL -------------------------------------
 
 
+def _checked_months(month_column: str) -> str:
+    """The CTE `checked`: every month of the checked range ($first_month..$last_month, bound at
+    validation), with or without rows, and the batch's own months."""
+    return f"""checked AS (
+    SELECT CAST(unnest(range(DATE '$first_month', DATE '$last_month' + INTERVAL 1 MONTH, INTERVAL 1 MONTH)) AS DATE)
+        AS month
+    UNION SELECT DISTINCT {month_column} FROM {{batch}}
+)"""
+
+
 def _trailing_band(table: str, month_column: str, statistic: str, spec: dict, empty: str = "NULL") -> str:
     """Months checked whose `statistic` lies outside [min, max] of the trailing months, widened by
     the tolerance; a checked month without rows counts as `empty`; months with too little history
@@ -91,11 +101,7 @@ def _trailing_band(table: str, month_column: str, statistic: str, spec: dict, em
     low, high = float(spec["low"]), float(spec["high"])
     return f"""WITH stats AS (
     SELECT {month_column} AS month, {statistic} AS observed FROM {table} GROUP BY 1
-), checked AS (
-    SELECT CAST(unnest(range(DATE '$first_month', DATE '$last_month' + INTERVAL 1 MONTH, INTERVAL 1 MONTH)) AS DATE)
-        AS month
-    UNION SELECT DISTINCT {month_column} FROM {{batch}}
-), per_month AS (
+), {_checked_months(month_column)}, per_month AS (
     SELECT month, observed FROM stats
     UNION ALL SELECT month, {empty} FROM checked WHERE month NOT IN (SELECT month FROM stats)
 ), band AS (
@@ -149,11 +155,7 @@ def expand_table_checks(meta: dict) -> list[dict]:
         add(
             "quarantine_share",
             f"At most {share:.0%} of each month's delivered {source} rows quarantined",
-            f"""WITH checked AS (
-    SELECT CAST(unnest(range(DATE '$first_month', DATE '$last_month' + INTERVAL 1 MONTH, INTERVAL 1 MONTH)) AS DATE)
-        AS month
-    UNION SELECT DISTINCT {month_column} FROM {{batch}}
-), loaded AS (
+            f"""WITH {_checked_months(month_column)}, loaded AS (
     SELECT {month_column} AS month, count(*) AS n FROM {table} GROUP BY 1
 ), rejected AS (
     SELECT delivery_month AS month, count(*) AS n FROM {QUARANTINE_TABLE} WHERE source = '{source}' GROUP BY 1

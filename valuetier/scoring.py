@@ -182,25 +182,28 @@ class MonthScored:
     seconds: float
 
 
-def _month_batches(con: duckdb.DuckDBPyConnection, month: str, batch_size: int) -> Iterator[pd.DataFrame]:
-    """The month's live customers with features, `batch_size` at a time, in customer_id order."""
-    month_start = parse_month(month)
+def _batch_bounds(con: duckdb.DuckDBPyConnection, month: str, batch_size: int) -> list[tuple[str, str]]:
+    """(first, last) customer_id of each batch of the month's live customers, in customer_id order."""
     ids = [
         r[0]
         for r in con.execute(
             "SELECT customer_id FROM marts.customer_indicators_monthly WHERE month_start = ? ORDER BY customer_id",
-            [month_start],
+            [parse_month(month)],
         ).fetchall()
     ]
-    for first in range(0, len(ids), batch_size):
-        last = ids[min(first + batch_size, len(ids)) - 1]
+    return [(ids[first], ids[min(first + batch_size, len(ids)) - 1]) for first in range(0, len(ids), batch_size)]
+
+
+def _month_batches(con: duckdb.DuckDBPyConnection, month: str, bounds: list[tuple[str, str]]) -> Iterator[pd.DataFrame]:
+    """The month's live customers with features, one batch per (first, last) customer_id bound."""
+    for first, last in bounds:
         yield con.execute(
             f"""SELECT i.customer_id, i.month_start, i.rfm_segment, {feature_columns_sql()}
                 FROM marts.customer_indicators_monthly i
                 LEFT JOIN marts.customer_clv_monthly c USING (customer_id, month_start)
                 WHERE i.month_start = ? AND i.customer_id BETWEEN ? AND ?
                 ORDER BY i.customer_id""",
-            [month_start, ids[first], last],
+            [parse_month(month), first, last],
         ).df()
 
 
@@ -225,7 +228,8 @@ def score_month_tiers(
     """Replace the month's rows of marts.customer_tiers with every live customer scored."""
     started = time.perf_counter()
     predicted, by_rule = [], []
-    for batch in _month_batches(con, month, rules.batch_size):
+    bounds = _batch_bounds(con, month, rules.batch_size)  # read once: both passes walk the same batches
+    for batch in _month_batches(con, month, bounds):
         values, rule = predicted_values(batch, champion, rules)
         predicted.append(values)
         by_rule.append(rule)
@@ -237,7 +241,7 @@ def score_month_tiers(
     try:
         con.execute(f"DELETE FROM {TIERS_TABLE} WHERE month_start = ?", [parse_month(month)])
         done = 0
-        for batch in _month_batches(con, month, rules.batch_size):
+        for batch in _month_batches(con, month, bounds):
             rows = slice(done, done + len(batch))
             described = describe_customers(
                 batch, predicted[rows], by_rule[rows], tier[rows], score[rows], champion, rules

@@ -6,13 +6,14 @@ from orchestration.partitions import WAREHOUSE_POOL, month_partitions, single_ru
 from orchestration.resources import WarehouseResource, settings
 from valuetier.contract import SOURCES, Source
 from valuetier.ingest import DeliveryError, LoadResult, discover_months, load_month
+from valuetier.mapping import Mapping, MappingError, load_mapping
 
 
 def raw_key(source: str) -> dg.AssetKey:
     return dg.AssetKey(["raw", source])
 
 
-def ingestion_metadata(results: list[LoadResult]) -> dict:
+def ingestion_metadata(results: list[LoadResult], mapping: Mapping) -> dict:
     delivered = sum(r.delivered for r in results)
     loaded = sum(r.loaded for r in results)
     quarantined = sum(r.quarantined for r in results)
@@ -20,6 +21,11 @@ def ingestion_metadata(results: list[LoadResult]) -> dict:
     for r in results:
         for reason, n in r.reasons.items():
             reasons[reason] = reasons.get(reason, 0) + n
+    other: dict[str, dict[str, int]] = {}
+    for r in results:
+        for column, codes in r.other_codes.items():
+            for code, n in codes.items():
+                other.setdefault(column, {})[code] = other.get(column, {}).get(code, 0) + n
     rows = "\n".join(
         f"| {r.month} | {r.delivered} | {r.loaded} | {r.quarantined} | "
         f"{', '.join(f'{k}: {v}' for k, v in r.reasons.items()) or (r.skipped or '')} |"
@@ -31,6 +37,8 @@ def ingestion_metadata(results: list[LoadResult]) -> dict:
         "quarantined": dg.MetadataValue.int(quarantined),
         "quarantine_reasons": dg.MetadataValue.json(reasons),
         "skipped_months": dg.MetadataValue.json([r.month for r in results if r.skipped]),
+        "mapping": mapping.described,
+        "codes_loaded_as_other": dg.MetadataValue.json(other),
         "months": dg.MetadataValue.md(
             "| month | delivered | loaded | quarantined | reasons / note |\n|---|---|---|---|---|\n" + rows
         ),
@@ -52,10 +60,16 @@ def build_ingestion_asset(source: Source) -> dg.AssetsDefinition:
     )
     def _ingest(context: dg.AssetExecutionContext, warehouse: WarehouseResource) -> dg.MaterializeResult:
         results = []
+        try:
+            mapping = load_mapping(settings().mapping_path)
+        except MappingError as exc:
+            raise dg.Failure(description=str(exc)) from exc
         with warehouse.connect() as con:
             for month in sorted(context.partition_keys):
                 try:
-                    result = load_month(con, settings().landing_dir, source.name, month, progress=context.log.info)
+                    result = load_month(
+                        con, settings().landing_dir, source.name, month, mapping=mapping, progress=context.log.info
+                    )
                 except DeliveryError as exc:
                     raise dg.Failure(description=str(exc)) from exc
                 context.log.info(
@@ -64,7 +78,7 @@ def build_ingestion_asset(source: Source) -> dg.AssetsDefinition:
                     f"quarantined {result.quarantined} {result.reasons or ''}"
                 )
                 results.append(result)
-        return dg.MaterializeResult(metadata=ingestion_metadata(results))
+        return dg.MaterializeResult(metadata=ingestion_metadata(results, mapping))
 
     return _ingest
 

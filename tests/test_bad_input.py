@@ -19,6 +19,7 @@ from valuetier.cli import main as cli
 from valuetier.contract import SOURCE_ORDER, SOURCES
 from valuetier.generator import GeneratorConfig, generate
 from valuetier.ingest import QUARANTINE_TABLE, DeliveryError, discover_months, load_month
+from valuetier.mapping import parse_mapping
 from valuetier.warehouse import quarantine_by_month
 
 pytestmark = pytest.mark.integration
@@ -210,17 +211,130 @@ def test_columns_reordered_and_extra_columns_load_the_same_rows(bank, tmp_path):
     assert sorted(r[0] for r in loaded.fetchall()) == sorted(frame.transaction_id)
 
 
-def test_renamed_required_column_quarantines_every_row_naming_it(bank, tmp_path):
+def test_renamed_required_column_refuses_the_file_naming_the_column(bank, tmp_path):
     frame = original(bank, "transactions").rename(columns={"amount": "amt"})
+    path = deliver(bank, tmp_path, "transactions", frame)
+    error, con = load(bank, tmp_path, "transactions")
+    assert isinstance(error, DeliveryError)
+    assert str(error).startswith(f"{path}: row 0 (header): no required column amount;")
+    assert quarantined(con, "transactions") == []  # nothing loaded or quarantined: the file is refused whole
+
+
+def test_a_mapping_renames_the_column_and_names_it_when_it_is_missing(bank, tmp_path):
+    frame = original(bank, "transactions").rename(columns={"amount": "txn_amt"})
+    mapping = parse_mapping(Path("bank.yml"), {"sources": {"transactions": {"columns": {"amount": "txn_amt"}}}})
+    deliver(bank, tmp_path, "transactions", frame)
+    result, con = load(bank, tmp_path, "transactions", mapping=mapping)
+    accounted(result, len(frame))
+    assert result.quarantined == 0 and result.ignored_columns == ()
+    con.close()
+    shutil.rmtree(tmp_path / "landing")
+    deliver(bank, tmp_path, "transactions", frame.drop(columns=["txn_amt"]))
+    error, _ = load(bank, tmp_path, "transactions", mapping=mapping)
+    assert "no required column amount (mapped from txn_amt)" in str(error)
+
+
+def test_amounts_with_more_decimals_than_the_currency_are_quarantined_not_rounded(bank, tmp_path):
+    frame = original(bank, "transactions")
+    frame.loc[0, "amount"] = "12.345"
+    frame.loc[1, "amount"] = "12.340"  # trailing zeros are the same cents
+    frame.loc[2, "fee_income"] = "0.001"
     result, con = load_frame(bank, tmp_path, "transactions", frame)
-    assert result.loaded == 0 and result.reasons == {"missing_column": len(frame)}
-    assert result.ignored_columns == ("amt",)
+    assert result.reasons == {"invalid_amount": 2}
+    rows = quarantined(con, "transactions")
+    assert [(r, reason, column) for r, reason, column, _ in rows] == [
+        (1, "invalid_amount", "amount"),
+        (3, "invalid_amount", "fee_income"),
+    ]
+    assert rows[0][3] == "more decimals than the currency's 2 minor units: 12.345"
+    assert (
+        con.execute(
+            f"SELECT CAST(amount AS VARCHAR) FROM raw.transactions WHERE _delivery_month = '{bank.month}-01' "
+            "AND _source_row = 2"
+        ).fetchone()[0]
+        == "12.34"
+    )
+    # A currency without minor units (yen, won): whole amounts only.
+    con.close()
+    whole = parse_mapping(Path("bank.yml"), {"money_minor_units": 0})
+    result, con = load(bank, tmp_path, "transactions", mapping=whole)
+    assert result.reasons["invalid_amount"] > 0.5 * len(frame)
+
+
+def test_a_customer_delivered_twice_in_one_file_the_last_row_wins(bank, tmp_path):
+    customers = original(bank, "customers")
+    first = customers.iloc[0].copy()
+    changed = first.copy()
+    changed["city"] = "Kunming"
+    resent = customers.iloc[1].copy()
+    frame = pd.concat([customers, pd.DataFrame([changed, resent])], ignore_index=True)
+    result, con = load_frame(bank, tmp_path, "customers", frame)
+    n = len(customers)
+    assert quarantined(con, "customers") == [
+        (1, "duplicate_key", "customer_id", f"superseded by row {n + 1} (the last row of a key wins)"),
+        (n + 2, "duplicate_key", "customer_id", "repeats row 2"),
+    ]
+    city = con.execute(
+        f"SELECT city, _source_row FROM raw.customers WHERE _delivery_month = '{bank.month}-01' AND customer_id = ?",
+        [first.customer_id],
+    ).fetchall()
+    assert city == [("Kunming", n + 1)]
+
+
+def test_a_bank_s_own_codes_without_and_with_a_mapping(bank, tmp_path):
+    frame = original(bank, "transactions")
+    frame["txn_type"] = frame.txn_type.map({"purchase": "card_purchase", "transfer": "transfer_in"}).fillna(
+        frame.txn_type
+    )
+    frame.loc[0, "txn_type"] = "fx_conversion"
+    codes = frame.txn_type.value_counts()
+    result, con = load_frame(bank, tmp_path, "transactions", frame)
+    assert result.reasons == {"value_not_allowed": int(codes["card_purchase"] + codes["transfer_in"] + 1)}
+    con.close()
+
+    spec = {"map": {"card_purchase": "purchase", "transfer_in": "transfer"}, "unmapped": "quarantine"}
+    strict = parse_mapping(Path("bank.yml"), {"sources": {"transactions": {"codes": {"txn_type": spec}}}})
+    result, con = load(bank, tmp_path, "transactions", mapping=strict)
+    assert result.reasons == {"value_not_allowed": 1}
     assert quarantined(con, "transactions")[0] == (
         1,
-        "missing_column",
-        "amount",
-        "the file has no required column amount",
+        "value_not_allowed",
+        "txn_type",
+        "not one of purchase, transfer, payment, withdrawal, investment (nor a code in bank.yml): fx_conversion",
     )
+    loaded = dict(
+        con.execute(
+            f"SELECT txn_type, count(*) FROM raw.transactions WHERE _delivery_month = '{bank.month}-01' GROUP BY 1"
+        ).fetchall()
+    )
+    assert loaded["purchase"] == codes["card_purchase"] and "card_purchase" not in loaded
+    con.close()
+
+    lenient = parse_mapping(
+        Path("bank.yml"),
+        {"sources": {"transactions": {"codes": {"txn_type": {**spec, "unmapped": "other"}}}}},
+    )
+    result, con = load(bank, tmp_path, "transactions", mapping=lenient)
+    assert result.quarantined == 0 and result.other_codes == {"txn_type": {"fx_conversion": 1}}
+    assert con.execute(
+        f"SELECT txn_type FROM raw.transactions WHERE _delivery_month = '{bank.month}-01' AND _source_row = 1"
+    ).fetchone() == ("other",)
+
+
+def test_a_named_time_zone_is_the_clock_of_naive_and_converted_timestamps(bank, tmp_path):
+    frame = original(bank, "transactions")
+    middle = f"{bank.month}-15"
+    frame.loc[0, "booked_at"] = f"{middle}T10:00:00Z"
+    frame.loc[1, "booked_at"] = f"{middle} 10:00:00"
+    shanghai = parse_mapping(Path("bank.yml"), {"timezone": "Asia/Shanghai"})
+    deliver(bank, tmp_path, "transactions", frame)
+    result, con = load(bank, tmp_path, "transactions", mapping=shanghai)
+    assert result.quarantined == 0
+    booked = con.execute(
+        f"SELECT strftime(booked_at, '%d %H:%M') FROM raw.transactions "
+        f"WHERE _delivery_month = '{bank.month}-01' AND _source_row <= 2 ORDER BY _source_row"
+    ).fetchall()
+    assert booked == [("15 18:00",), ("15 10:00",)]
 
 
 def test_numeric_overflow_nan_and_infinity(bank, tmp_path, capsys):

@@ -3,6 +3,7 @@
 import json
 
 import duckdb
+import pyarrow.parquet as pq
 import pytest
 
 from valuetier.contract import SOURCE_ORDER
@@ -49,20 +50,22 @@ def test_every_injected_row_fault_is_quarantined_with_its_reason(dirty):
     _, con, _, manifest = dirty
     quarantine = _quarantine(con)
     row_faults = [f for f in manifest["faults"] if f["row"] is not None]
-    assert {f["fault"] for f in row_faults} == set(FAULT_REASONS) - {"missing_column"}
+    assert {f["fault"] for f in row_faults} == set(FAULT_REASONS)
     for fault in row_faults:
         reason, column = quarantine.get((fault["source"], fault["month"], fault["row"]), (None, None))
         assert reason == fault["expected_reason"], fault
         assert column == fault["column"], fault
 
 
-def test_missing_required_column_quarantines_the_whole_file(dirty):
-    _, con, results, manifest = dirty
-    [fault] = [f for f in manifest["faults"] if f["fault"] == "missing_column"]
-    [result] = [r for r in results if r.source == fault["source"] and r.month == fault["month"]]
-    assert result.loaded == 0
-    assert result.quarantined == result.delivered == fault["rows"]
-    assert result.reasons == {"missing_column": fault["rows"]}
+def test_missing_required_column_refuses_the_file(clean):
+    landing, con = clean
+    path = landing / "digital_sessions" / "2023-01.parquet"
+    pq.write_table(pq.read_table(path).drop_columns(["channel"]), path)
+    load_month(con, landing, "customers", "2023-01")
+    with pytest.raises(
+        DeliveryError, match=r"digital_sessions/2023-01\.parquet: row 0 \(header\): no required column channel;"
+    ):
+        load_month(con, landing, "digital_sessions", "2023-01")
 
 
 def test_no_clean_row_is_quarantined(dirty):

@@ -3,12 +3,16 @@
 from __future__ import annotations
 
 import argparse
+import json
 import logging
 import sys
 import time
 from pathlib import Path
 
-from valuetier.generator import GeneratorConfig, generate
+from valuetier.contract import SOURCE_ORDER
+from valuetier.generator import ACQUISITIONS, PROFILES, GeneratorConfig, generate
+from valuetier.landing_check import render, validate_landing
+from valuetier.mapping import MappingError, load_mapping
 from valuetier.registry import Registry, RegistryError
 from valuetier.settings import Settings
 from valuetier.warehouse import connect, export_quarantine, quarantine_query, table_exists
@@ -25,6 +29,10 @@ def _generate(args: argparse.Namespace) -> int:
         file_format=args.format,
         dirty_rate=args.dirty_rate,
         chunk_size=args.chunk_size,
+        sources=tuple(args.sources.split(",")) if args.sources else SOURCE_ORDER,
+        margins=not args.no_margins,
+        profile=args.profile,
+        acquisition=args.acquisition,
     )
     started = time.perf_counter()
     summary = generate(cfg, progress=lambda line: print(line, flush=True))
@@ -33,6 +41,23 @@ def _generate(args: argparse.Namespace) -> int:
         f"ground truth in {cfg.truth_dir}" + (f"; {len(summary.faults)} faults injected" if summary.faults else "")
     )
     return 0
+
+
+def _validate_landing(args: argparse.Namespace) -> int:
+    landing = Path(args.landing)
+    if not landing.is_dir():
+        print(f"{landing}: no such landing folder", file=sys.stderr)
+        return 2
+    default = landing / "mapping.yml"
+    path = Path(args.mapping) if args.mapping else (default if default.is_file() else None)
+    try:
+        mapping = load_mapping(path)
+    except MappingError as exc:
+        print(f"mapping error: {exc}", file=sys.stderr)
+        return 2
+    report = validate_landing(landing, mapping, progress=lambda line: print(line, file=sys.stderr, flush=True))
+    print(json.dumps(report.as_dict(), indent=1) if args.json else render(report))
+    return 0 if report.ok else 1
 
 
 def _registry(args: argparse.Namespace) -> Registry:
@@ -108,7 +133,33 @@ def build_parser() -> argparse.ArgumentParser:
     gen.add_argument("--format", default="parquet", choices=["parquet", "csv"])
     gen.add_argument("--dirty-rate", type=float, default=0.0, help="share of rows to corrupt (0 = clean)")
     gen.add_argument("--chunk-size", type=int, default=50_000, help="customers generated per chunk")
+    gen.add_argument(
+        "--sources",
+        help="comma-separated sources to deliver (default: all; customers,transactions is the least a bank delivers)",
+    )
+    gen.add_argument("--no-margins", action="store_true", help="transactions without fee_income/net_interest_margin")
+    gen.add_argument(
+        "--profile",
+        default="contract",
+        choices=list(PROFILES),
+        help="foreign: the bank's own column names and codes, with landing/mapping.yml mapping them",
+    )
+    gen.add_argument(
+        "--acquisition",
+        default="steady",
+        choices=list(ACQUISITIONS),
+        help="cohorts: every customer joins in the first 3 months (a campaign-built bank)",
+    )
     gen.set_defaults(func=_generate)
+
+    check = sub.add_parser(
+        "validate-landing",
+        help="check a landing folder against the contract and mapping, without touching the warehouse",
+    )
+    check.add_argument("landing", help="the landing folder: <source>/<YYYY-MM>.parquet or .csv")
+    check.add_argument("--mapping", help="delivery mapping YAML (default: mapping.yml in the landing folder)")
+    check.add_argument("--json", action="store_true", help="the report as JSON")
+    check.set_defaults(func=_validate_landing)
 
     model = sub.add_parser("model", help="the tiering model registry: list versions, roll back")
     model.add_argument("--registry", help="registry folder (default: 'models' beside the warehouse)")

@@ -50,6 +50,8 @@ class Source:
         return next(c for c in self.columns if c.name == name)
 
 
+# The category a coded value is loaded as when the delivery mapping says unmapped codes are 'other'.
+OTHER_CODE = "other"
 PRODUCT_TYPES = ("savings", "term_deposit", "fund", "insurance", "credit_card", "loan", "wealth")
 LOWEST_DATE = "1900-01-01"
 
@@ -65,6 +67,8 @@ SOURCES: dict[str, Source] = {
             columns=(
                 Column("customer_id", "VARCHAR"),
                 Column("opened_at", "DATE"),
+                # Where delivered, the end of the relationship: the customer is live until then.
+                Column("closed_at", "DATE", required=False),
                 Column("birth_date", "DATE", required=False),
                 Column("city", "VARCHAR", required=False),
                 Column("income_band", "VARCHAR", required=False, allowed=("low", "middle", "upper_middle", "high")),
@@ -198,9 +202,9 @@ FILE_FORMATS = ("parquet", "csv")
 class Reason(StrEnum):
     """Why a delivered row went to quarantine. Stable codes: BI and tests key on them."""
 
-    MISSING_COLUMN = "missing_column"
     MISSING_VALUE = "missing_value"
     INVALID_TYPE = "invalid_type"
+    INVALID_AMOUNT = "invalid_amount"  # more decimals than the currency's minor units: never rounded
     OUT_OF_RANGE = "out_of_range"
     NOT_ALLOWED = "value_not_allowed"
     DATE_OUTSIDE_MONTH = "date_outside_month"

@@ -22,6 +22,7 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.csv as pacsv
 import pyarrow.parquet as pq
+import yaml
 
 from valuetier.contract import FILE_FORMATS, PRODUCT_TYPES, SOURCE_ORDER, Reason
 from valuetier.months import month_end, month_range, parse_month
@@ -62,11 +63,72 @@ FAULT_REASONS = {
     "wrong_type": Reason.INVALID_TYPE,
     "unknown_customer": Reason.UNKNOWN_CUSTOMER,
     "future_date": Reason.DATE_OUTSIDE_MONTH,
-    "missing_column": Reason.MISSING_COLUMN,
+    "sub_cent_amount": Reason.INVALID_AMOUNT,
 }
 # Columns that a dirty extract delivers as text, so that text faults can appear in them.
 TEXT_IN_DIRTY_FILES = {"transactions": ("amount", "booked_at"), "customers": ()}
-ROW_FAULTS = tuple(f for f in FAULT_REASONS if f not in ("duplicate_row", "missing_column"))
+ROW_FAULTS = tuple(f for f in FAULT_REASONS if f != "duplicate_row")
+ACQUISITIONS = ("steady", "cohorts")
+PROFILES = ("contract", "foreign")
+COHORT_MONTHS = 3  # with cohort acquisition every customer joins in the first months
+
+# The "foreign" delivery profile: a bank with its own column names and codes, and the mapping file
+# that maps them onto the contract (written beside the sources as landing/mapping.yml).
+FOREIGN_COLUMNS = {
+    "customers": {
+        "customer_id": "cust_no",
+        "opened_at": "open_date",
+        "birth_date": "dob",
+        "city": "branch_city",
+        "income_band": "income_segment",
+        "risk_profile": "risk_appetite",
+        "full_name": "cust_name",
+        "national_id": "id_number",
+        "phone": "mobile",
+        "email": "email_addr",
+    },
+    "transactions": {
+        "transaction_id": "txn_ref",
+        "customer_id": "cust_no",
+        "account_id": "acct_no",
+        "booked_at": "txn_time",
+        "amount": "txn_amt",
+        "currency": "ccy",
+        "txn_type": "txn_code",
+        "channel": "txn_channel",
+        "fee_income": "fee_amt",
+        "net_interest_margin": "nim_amt",
+    },
+}
+# contract category -> the bank's codes (rows take them in turn, so every code appears)
+FOREIGN_CODES = {
+    "customers": {
+        "income_band": {
+            "low": ("under_500k",),
+            "middle": ("500k_2m",),
+            "upper_middle": ("2m_5m",),
+            "high": ("over_5m",),
+        },
+        "risk_profile": {
+            "conservative": ("cautious",),
+            "balanced": ("moderate",),
+            "growth": ("adventurous",),
+            "aggressive": ("speculative",),
+        },
+    },
+    "transactions": {
+        "txn_type": {
+            "purchase": ("card_purchase", "pos_purchase"),
+            "transfer": ("transfer_in", "transfer_out"),
+            "payment": ("bill_payment",),
+            "withdrawal": ("atm_withdrawal",),
+            "investment": ("fund_subscription",),
+        },
+    },
+}
+# A code the bank's mapping does not list: loaded as 'other' (unmapped: other), one row in this many.
+FOREIGN_UNMAPPED_TXN_CODE, FOREIGN_UNMAPPED_EVERY = "fx_conversion", 97
+MARGIN_COLUMNS = ("fee_income", "net_interest_margin")
 
 
 @dataclass(frozen=True)
@@ -81,6 +143,13 @@ class GeneratorConfig:
     dirty_rate: float = 0.0
     chunk_size: int = 50_000
     initial_share: float = 0.55  # share of customers who already bank with us in the first month
+    # A delivery unlike the demo's: which sources are delivered, with or without margin columns,
+    # the contract's names and codes or a foreign bank's (with its mapping file), and customers
+    # joining steadily or in cohorts in the first COHORT_MONTHS months.
+    sources: tuple[str, ...] = SOURCE_ORDER
+    margins: bool = True
+    profile: str = "contract"
+    acquisition: str = "steady"
 
     def __post_init__(self) -> None:
         if self.customers < 1 or self.months < 1:
@@ -91,6 +160,13 @@ class GeneratorConfig:
             raise ValueError("--dirty-rate must be in [0, 0.5)")
         if self.chunk_size < 1:
             raise ValueError("chunk size must be at least 1")
+        unknown = sorted(set(self.sources) - set(SOURCE_ORDER))
+        if unknown or not {"customers", "transactions"} <= set(self.sources):
+            raise ValueError(f"--sources must include customers and transactions, from {', '.join(SOURCE_ORDER)}")
+        if self.profile not in PROFILES:
+            raise ValueError(f"--profile must be one of {PROFILES}, not {self.profile!r}")
+        if self.acquisition not in ACQUISITIONS:
+            raise ValueError(f"--acquisition must be one of {ACQUISITIONS}, not {self.acquisition!r}")
         parse_month(self.start)
 
     @property
@@ -178,10 +254,13 @@ class _Population:
         n = cfg.customers
         joins_later = rng.random(n) >= cfg.initial_share
         join_month = np.where(joins_later, rng.integers(0, cfg.months, n), 0)
+        if cfg.acquisition == "cohorts":  # acquired in a few campaigns, then no new customers
+            join_month = rng.integers(0, min(COHORT_MONTHS, cfg.months), n)
         self.join_month = np.sort(join_month)  # ids grow with joining date
         self.pre_existing = np.zeros(n, dtype=bool)
-        first_joiners = np.flatnonzero(self.join_month == 0)
-        self.pre_existing[first_joiners[: int(round(cfg.initial_share * n))]] = True
+        if cfg.acquisition == "steady":
+            first_joiners = np.flatnonzero(self.join_month == 0)
+            self.pre_existing[first_joiners[: int(round(cfg.initial_share * n))]] = True
         self.spend = rng.lognormal(0.0, 0.75, n)
         self.ticket_mu = np.log(250.0) + 0.8 * rng.standard_normal(n)
         self.appetite = rng.beta(2.0, 5.0, n)
@@ -225,8 +304,6 @@ def generate(cfg: GeneratorConfig, progress: Callable[[str], None] | None = None
     _write_traits(pop, truth / "customer_traits.parquet")
     value_writer = _FileWriter(truth / "monthly_value.parquet", "parquet")
     months = month_range(cfg.start, cfg.months)
-    missing_column_month = months[len(months) // 2] if cfg.dirty_rate > 0 else None
-
     for m, key in enumerate(months):
         rng = np.random.default_rng([cfg.seed, 1, m])
         writers = {s: _FileWriter(cfg.out / s / f"{key}.{cfg.file_format}", cfg.file_format) for s in SOURCE_ORDER}
@@ -264,22 +341,7 @@ def generate(cfg: GeneratorConfig, progress: Callable[[str], None] | None = None
         for chunk in _chunks(active, cfg.chunk_size):
             tables = _activity_tables(ctx, chunk, new_products, value_writer)
             for source, table in tables.items():
-                if source == "digital_sessions" and key == missing_column_month:
-                    table = table.drop_columns(["channel"])
                 _write(writers[source], table, ctx, summary, source)
-        if key == missing_column_month and writers["digital_sessions"].rows:
-            summary.faults.append(
-                Fault(
-                    "digital_sessions",
-                    key,
-                    writers["digital_sessions"].path.name,
-                    None,
-                    "missing_column",
-                    "channel",
-                    Reason.MISSING_COLUMN.value,
-                    rows=writers["digital_sessions"].rows,
-                )
-            )
         # Campaign conversions open the offered product next month (delivered in that month's file).
         pop.pending_products.extend(new_products)
         for w in writers.values():
@@ -289,6 +351,8 @@ def generate(cfg: GeneratorConfig, progress: Callable[[str], None] | None = None
 
     value_writer.close()
     _write_manifest(cfg, summary)
+    if cfg.profile == "foreign":
+        write_foreign_mapping(cfg.out / "mapping.yml", cfg.sources)
     return summary
 
 
@@ -318,12 +382,63 @@ def _write_chunked(writer, idx, size, build, ctx, summary, source) -> None:
 
 
 def _write(writer: _FileWriter, table: pa.Table, ctx: _MonthContext, summary: GenerationSummary, source: str) -> None:
-    if ctx.cfg.dirty_rate > 0 and source in ("transactions", "customers"):
+    cfg = ctx.cfg
+    if source not in cfg.sources:
+        return  # generated all the same, so the delivered sources do not depend on which others are
+    if not cfg.margins and source == "transactions":
+        table = table.drop_columns(list(MARGIN_COLUMNS))
+    if cfg.dirty_rate > 0 and source in ("transactions", "customers"):
         table = _inject_faults(table, writer, ctx, summary, source)
+    if cfg.profile == "foreign":
+        table = _as_foreign(table, source, writer.rows)
     summary.max_chunk_rows = max(summary.max_chunk_rows, table.num_rows)
     summary.rows[source] = summary.rows.get(source, 0) + table.num_rows
     if table.num_rows:
         writer.write(table)
+
+
+def _as_foreign(table: pa.Table, source: str, first_row: int) -> pa.Table:
+    """The table in the foreign bank's codes and column names."""
+    for column, codes in FOREIGN_CODES.get(source, {}).items():
+        values = table.column(column).to_pylist()
+        recoded = [
+            None if v is None else codes[v][(first_row + i) % len(codes[v])] if v in codes else v
+            for i, v in enumerate(values)
+        ]
+        if column == "txn_type":
+            recoded = [
+                FOREIGN_UNMAPPED_TXN_CODE if (first_row + i) % FOREIGN_UNMAPPED_EVERY == 0 else v
+                for i, v in enumerate(recoded)
+            ]
+        table = table.set_column(table.schema.get_field_index(column), column, pa.array(recoded, pa.string()))
+    names = FOREIGN_COLUMNS.get(source, {})
+    return table.rename_columns([names.get(name, name) for name in table.column_names])
+
+
+def foreign_mapping(sources: tuple[str, ...] = SOURCE_ORDER) -> dict:
+    """The mapping document of the foreign profile (what the bank's data engineer writes)."""
+    document: dict = {"timezone": "Asia/Shanghai", "money_minor_units": 2, "sources": {}}
+    for source in ("customers", "transactions"):
+        if source not in sources:
+            continue
+        codes = {
+            column: {
+                "map": {code: category for category, bank in codes.items() for code in bank},
+                "unmapped": "other" if column == "txn_type" else "quarantine",
+            }
+            for column, codes in FOREIGN_CODES[source].items()
+        }
+        document["sources"][source] = {"columns": dict(FOREIGN_COLUMNS[source]), "codes": codes}
+    return document
+
+
+def write_foreign_mapping(path: Path, sources: tuple[str, ...] = SOURCE_ORDER) -> None:
+    header = (
+        "# Delivery mapping of the generated foreign bank: its column names and codes onto the ValueTier\n"
+        "# raw data contract. Columns: contract column -> the bank's column. Codes: the bank's code -> the\n"
+        "# contract's category; unmapped codes are quarantined, or loaded as 'other' and counted.\n"
+    )
+    path.write_text(header + yaml.safe_dump(foreign_mapping(sources), sort_keys=False))
 
 
 def _open_accounts(rng, pop, accounts, joiners, cfg, start_days, month_days) -> np.ndarray:
@@ -606,6 +721,8 @@ def _inject_faults(
             column, columns["amount"][pos] = "amount", f"{-float(columns['amount'][pos]):.2f}"
         elif kind == "absurd_amount":
             column, columns["amount"][pos] = "amount", "999999999999.00"
+        elif kind == "sub_cent_amount":
+            column, columns["amount"][pos] = "amount", f"{float(columns['amount'][pos]):.2f}7"
         elif kind == "wrong_type":
             column, columns["amount"][pos] = "amount", "12,50O"
         elif kind == "unparseable_date":

@@ -20,7 +20,8 @@ import pyarrow as pa
 import pyarrow.csv as pacsv
 import pyarrow.parquet as pq
 
-from valuetier.contract import FILE_FORMATS, LOWEST_DATE, SOURCES, Reason, Source, SourceKind
+from valuetier.contract import FILE_FORMATS, LOWEST_DATE, MONEY, OTHER_CODE, SOURCES, Column, Reason, Source, SourceKind
+from valuetier.mapping import CodeMap, Mapping, SourceMapping
 from valuetier.months import month_end, parse_month
 
 log = logging.getLogger(__name__)
@@ -45,6 +46,8 @@ class LoadResult:
     reasons: dict[str, int] = field(default_factory=dict)
     skipped: str | None = None  # why nothing was read (an optional source not delivered)
     ignored_columns: tuple[str, ...] = ()
+    # Codes the delivery mapping sends to 'other', per column and code, among the loaded rows.
+    other_codes: dict[str, dict[str, int]] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
         if self.loaded + self.quarantined != self.delivered:
@@ -90,6 +93,9 @@ def ensure_raw_tables(con: duckdb.DuckDBPyConnection) -> None:
             f"CREATE TABLE IF NOT EXISTS {RAW_SCHEMA}.{source.name} ({columns}, "
             "_delivery_month DATE NOT NULL, _source_file VARCHAR NOT NULL, _source_row BIGINT NOT NULL)"
         )
+        # A warehouse from before an optional contract column was added gets it (null for earlier months).
+        for column in source.columns:
+            con.execute(f"ALTER TABLE {RAW_SCHEMA}.{source.name} ADD COLUMN IF NOT EXISTS {column.name} {column.type}")
     con.execute(
         f"CREATE TABLE IF NOT EXISTS {QUARANTINE_TABLE} (source VARCHAR NOT NULL, delivery_month DATE NOT NULL, "
         "source_file VARCHAR NOT NULL, source_row BIGINT, reason VARCHAR NOT NULL, column_name VARCHAR, "
@@ -97,18 +103,28 @@ def ensure_raw_tables(con: duckdb.DuckDBPyConnection) -> None:
     )
 
 
-def _read_batches(path: Path, batch_rows: int) -> Iterator[pa.RecordBatch]:
+def delivered_columns(path: Path) -> list[str]:
+    """The column names of a delivery as written in the file (a CSV header or the Parquet schema)."""
+    try:
+        if path.suffix == ".parquet":
+            return pq.read_schema(path).names
+        if path.stat().st_size == 0:
+            raise DeliveryError(f"{path}: the file is empty (not even a header row)")
+        with path.open(newline="", encoding="utf-8-sig", errors="replace") as f:
+            header = next(csv.reader(f), None) or []
+    except (pa.ArrowInvalid, OSError) as exc:
+        raise DeliveryError(f"{path}: cannot be read: {exc}") from exc
+    _check_delimiter(path, header)
+    return header
+
+
+def _read_batches(path: Path, header: list[str], batch_rows: int) -> Iterator[pa.RecordBatch]:
     try:
         if path.suffix == ".parquet":
             yield from pq.ParquetFile(path).iter_batches(batch_size=batch_rows)
             return
-        if path.stat().st_size == 0:
-            raise DeliveryError(f"{path}: the file is empty (not even a header row)")
-        with path.open(newline="", encoding="utf-8-sig", errors="replace") as f:
-            header = next(csv.reader(f), None)
         if not header:
             return
-        _check_delimiter(path, header)
         reader = pacsv.open_csv(
             path,
             read_options=pacsv.ReadOptions(block_size=16 << 20),
@@ -177,30 +193,65 @@ def _first_failing(checks: list[_Check], field: str) -> str:
     return "CASE " + " ".join(f"WHEN {c.when} THEN {value(c)}" for c in checks) + " END"
 
 
-def _typed(raw: str, type_: str) -> str:
+def _literal(text: str) -> str:
+    return "'" + text.replace("'", "''") + "'"
+
+
+def _typed(raw: str, type_: str, timezone: str = "UTC") -> str:
     """SQL for a delivered value cast to its contract type, NULL when it does not cast."""
     if type_ != "TIMESTAMP":
         return f"TRY_CAST({raw} AS {type_})"
-    # Naive timestamps are UTC (the delivery convention); a value carrying an offset is converted
-    # to UTC, where a plain cast would drop the offset and shift the instant.
+    # Naive timestamps are the delivery's wall clock (UTC unless the mapping names a zone); a value
+    # carrying an offset is converted to that clock, where a plain cast would drop the offset.
     return (
         f"CASE WHEN regexp_matches(CAST({raw} AS VARCHAR), '(Z|[+-][0-9]{{2}}(:?[0-9]{{2}})?| UTC)$') "
-        f"THEN timezone('UTC', TRY_CAST(CAST({raw} AS VARCHAR) AS TIMESTAMPTZ)) ELSE TRY_CAST({raw} AS TIMESTAMP) END"
+        f"THEN timezone({_literal(timezone)}, TRY_CAST(CAST({raw} AS VARCHAR) AS TIMESTAMPTZ)) "
+        f"ELSE TRY_CAST({raw} AS TIMESTAMP) END"
     )
 
 
-def _validation_sql(source: Source, present: set[str], month: str) -> str:
+def _recoded(raw: str, column: Column, codes: CodeMap | None) -> str:
+    """A coded value as a contract category: the mapping's codes translated, the contract's own
+    categories kept, anything else kept as delivered (to fail the allowed check) or 'other'."""
+    if codes is None:
+        return raw
+    text = f"CAST({raw} AS VARCHAR)"
+    whens = "".join(f" WHEN {text} = {_literal(code)} THEN {_literal(to)}" for code, to in codes.codes.items())
+    allowed = ", ".join(_literal(a) for a in column.allowed)
+    fallback = _literal(OTHER_CODE) if codes.unmapped == "other" else text
+    return f"(CASE WHEN {raw} IS NULL THEN NULL{whens} WHEN {text} IN ({allowed}) THEN {text} ELSE {fallback} END)"
+
+
+def _unmapped_code(raw: str, column: Column, codes: CodeMap) -> str:
+    """'column=code' for a value that the mapping sends to 'other', else NULL."""
+    known = ", ".join(_literal(c) for c in (*codes.codes, *column.allowed))
+    return f"CASE WHEN {raw} IS NOT NULL AND CAST({raw} AS VARCHAR) NOT IN ({known}) THEN '{column.name}=' || {raw} END"
+
+
+def _too_many_decimals(raw: str, minor_units: int) -> str:
+    """True for money written with more decimals than the currency has (12.345 for 2 minor units),
+    judged on the value as delivered: a cast to DECIMAL(18,2) would round it silently."""
+    text = f"CAST({raw} AS VARCHAR)"
+    return (
+        f"(regexp_matches({text}, '\\.[0-9]{{{minor_units}}}[0-9]*[1-9]') OR (regexp_matches({text}, '[eE]-') "
+        f"AND TRY_CAST({text} AS DOUBLE) <> round(TRY_CAST({text} AS DOUBLE), {minor_units})))"
+    )
+
+
+def _validation_sql(source: Source, present: set[str], month: str, mapping: Mapping) -> str:
     """One SELECT over `_batch` that casts every contract column and names the first problem of a row."""
     start, end = parse_month(month), month_end(month)
+    codes = mapping.source(source.name).codes
     checks: list[_Check] = []
 
     def add(when: str, reason: Reason, column: str, detail: str) -> None:
         checks.append(_Check(when, reason, column, detail))
 
-    typed = []
+    typed, unmapped = [], []
     for col in source.columns:
         raw = col.name if col.name in present else "NULL"
-        value = _typed(raw, col.type)
+        code_map = codes.get(col.name)
+        value = _typed(_recoded(raw, col, code_map), col.type, mapping.timezone)
         typed.append(f"{value} AS {col.name}")
         if col.name not in present:
             continue
@@ -212,14 +263,27 @@ def _validation_sql(source: Source, present: set[str], month: str) -> str:
             col.name,
             f"'not a {col.type}: ' || CAST({raw} AS VARCHAR)",
         )
+        if col.type == MONEY:
+            units = mapping.money_minor_units
+            add(
+                f"{raw} IS NOT NULL AND {_too_many_decimals(raw, units)}",
+                Reason.INVALID_AMOUNT,
+                col.name,
+                f"'more decimals than the currency''s {units} minor units: ' || CAST({raw} AS VARCHAR)",
+            )
         if col.allowed:
-            allowed = ", ".join(f"'{a}'" for a in col.allowed)
+            categories = (*col.allowed, OTHER_CODE) if code_map and code_map.unmapped == "other" else col.allowed
+            allowed = ", ".join(f"'{a}'" for a in categories)
             add(
                 f"{value} NOT IN ({allowed})",
                 Reason.NOT_ALLOWED,
                 col.name,
-                f"'not one of {', '.join(col.allowed)}: ' || {value}",
+                f"'not one of {', '.join(categories)}' || "
+                + (f"' (nor a code in {mapping.path.name})'" if code_map else "''")
+                + f" || ': ' || CAST({raw} AS VARCHAR)",
             )
+            if code_map and code_map.unmapped == "other":
+                unmapped.append(_unmapped_code(raw, col, code_map))
         if col.min is not None:
             add(f"{value} < {col.min}", Reason.OUT_OF_RANGE, col.name, f"'below {col.min}: ' || {value}")
         if col.max is not None:
@@ -240,7 +304,7 @@ def _validation_sql(source: Source, present: set[str], month: str) -> str:
                     f"'after the delivery month {month}: ' || {value}",
                 )
     if source.event_time:
-        value = _typed(source.event_time, "TIMESTAMP")
+        value = _typed(source.event_time, "TIMESTAMP", mapping.timezone)
         add(
             f"{value} < DATE '{start}' OR {value} >= DATE '{end}' + INTERVAL 1 DAY",
             Reason.DATE_OUTSIDE_MONTH,
@@ -255,23 +319,38 @@ def _validation_sql(source: Source, present: set[str], month: str) -> str:
             source.month_end_column,
             f"'not the month end {end}: ' || {value}",
         )
-    missing_required = [c.name for c in source.columns if c.required and c.name not in present]
-    if missing_required:
-        checks = [
-            _Check(
-                "TRUE",
-                Reason.MISSING_COLUMN,
-                missing_required[0],
-                f"'the file has no required column {', '.join(missing_required)}'",
-            )
-        ]
     reason = _first_failing(checks, "reason")
     raw_json = "to_json(struct_pack(" + ", ".join(f'"{c}" := {c}' for c in sorted(present)) + "))"
+    other = f"list_filter([{', '.join(unmapped)}], lambda x: x IS NOT NULL)" if unmapped else "[]::VARCHAR[]"
     return (
         f"SELECT {', '.join(typed)}, _source_row, {reason} AS _reason, {_first_failing(checks, 'column')} AS _column, "
         f"{_first_failing(checks, 'detail')} AS _detail, "
-        f"CASE WHEN ({reason}) IS NOT NULL THEN CAST({raw_json} AS VARCHAR) END AS _raw FROM _batch"
+        f"CASE WHEN ({reason}) IS NOT NULL THEN CAST({raw_json} AS VARCHAR) END AS _raw, {other} AS _other FROM _batch"
     )
+
+
+def missing_required_columns(path: Path, source: Source, header: list[str], mapping: SourceMapping) -> None:
+    """A delivery without a required column is refused as a file, naming the column (and the name the
+    mapping expects it under)."""
+    present = {mapping.contract_name(_column_name(n)) for n in header}
+    missing = [c.name for c in source.columns if c.required and c.name not in present]
+    if missing:
+        expected = ", ".join(
+            c if mapping.delivered_name(c) == c else f"{c} (mapped from {mapping.delivered_name(c)})" for c in missing
+        )
+        raise DeliveryError(
+            f"{path}: row 0 (header): no required column {expected}; the file has {', '.join(header) or 'no columns'}"
+        )
+
+
+def contract_names(header: list[str], mapping: SourceMapping) -> list[str]:
+    """The delivered column names as contract names: normalised, then renamed by the mapping. A
+    column that has a contract name the mapping takes from another column is kept apart (ignored)."""
+    names = []
+    for delivered in (_column_name(n) for n in header):
+        name = mapping.contract_name(delivered)
+        names.append(f"{delivered} (not mapped)" if name == delivered and delivered in mapping.columns else name)
+    return names
 
 
 def load_month(
@@ -280,32 +359,37 @@ def load_month(
     source_name: str,
     month: str,
     *,
+    mapping: Mapping | None = None,
     batch_rows: int = BATCH_ROWS,
     progress: Callable[[str], None] | None = None,
 ) -> LoadResult:
     """Check and load one source's delivery for one month, replacing whatever that month held."""
     source = SOURCES[source_name]
+    mapping = mapping or Mapping()
     progress = progress or log.info
     ensure_raw_tables(con)
     path = find_delivery(landing, source.name, month)
     if path is None:
         return _load_nothing(con, landing, source, month)
 
-    column_list = ", ".join(c.name for c in source.columns)
+    header = delivered_columns(path)
+    missing_required_columns(path, source, header, mapping.source(source.name))
+    names = contract_names(header, mapping.source(source.name))
+    present = set(names) & set(source.column_names)
+    ignored = tuple(sorted(set(names) - set(source.column_names)))
+    sql = _validation_sql(source, present, month, mapping)
+    columns = ", ".join(f"{c.name} {c.type}" for c in source.columns)
     con.execute(
-        f"CREATE OR REPLACE TEMP TABLE _incoming AS SELECT {column_list}, _source_row, "
-        "NULL::VARCHAR AS _reason, NULL::VARCHAR AS _column, NULL::VARCHAR AS _detail, NULL::VARCHAR AS _raw "
-        f"FROM {RAW_SCHEMA}.{source.name} LIMIT 0"
+        f"CREATE OR REPLACE TEMP TABLE _incoming ({columns}, _source_row BIGINT, _reason VARCHAR, _column VARCHAR, "
+        "_detail VARCHAR, _raw VARCHAR, _other VARCHAR[])"
     )
-    delivered, ignored = 0, ()
-    sql = None
-    for batch in _read_batches(path, batch_rows):
-        if sql is None:
-            names = [_column_name(n) for n in batch.schema.names]
-            present = set(names) & set(source.column_names)
-            ignored = tuple(sorted(set(names) - set(source.column_names)))
-            sql = _validation_sql(source, present, month)
-        table = pa.Table.from_batches([batch]).rename_columns([_column_name(n) for n in batch.schema.names])
+    delivered = 0
+    for batch in _read_batches(path, header, batch_rows):
+        if batch.num_columns != len(names):
+            raise DeliveryError(
+                f"{path}: rows from {delivered + 1}: {batch.num_columns} columns, header has {len(names)}"
+            )
+        table = pa.Table.from_batches([batch]).rename_columns(names)
         table = table.append_column(
             "_source_row", pa.array(range(delivered + 1, delivered + table.num_rows + 1), type=pa.int64())
         )
@@ -329,14 +413,10 @@ def load_month(
 def _mark_relational_problems(con: duckdb.DuckDBPyConnection, source: Source, month: str) -> None:
     """Problems that need more than one row: duplicate keys, unknown customers and accounts."""
     month_start = parse_month(month)
-    con.execute(
-        f"""UPDATE _incoming SET _reason = '{Reason.DUPLICATE_KEY.value}', _column = '{source.key}',
-            _detail = 'repeats the key of row ' || first_row
-        FROM (SELECT _source_row AS r, first_value(_source_row) OVER (PARTITION BY {source.key}
-                     ORDER BY _source_row) AS first_row
-              FROM _incoming WHERE _reason IS NULL) d
-        WHERE _incoming._source_row = d.r AND d.r <> d.first_row"""
-    )
+    if source.kind is SourceKind.EVENT:
+        _mark_repeated_events(con, source)
+    else:
+        _mark_superseded_records(con, source)
     if source.kind is SourceKind.EVENT:
         con.execute(
             f"""UPDATE _incoming SET _reason = '{Reason.DUPLICATE_KEY.value}', _column = '{source.key}',
@@ -360,6 +440,38 @@ def _mark_relational_problems(con: duckdb.DuckDBPyConnection, source: Source, mo
         )
 
 
+def _mark_repeated_events(con: duckdb.DuckDBPyConnection, source: Source) -> None:
+    """An event is delivered once: a later row with the same key is a repeat, and the first row stays."""
+    con.execute(
+        f"""UPDATE _incoming SET _reason = '{Reason.DUPLICATE_KEY.value}', _column = '{source.key}',
+            _detail = 'repeats the key of row ' || first_row
+        FROM (SELECT _source_row AS r, first_value(_source_row) OVER (PARTITION BY {source.key}
+                     ORDER BY _source_row) AS first_row
+              FROM _incoming WHERE _reason IS NULL) d
+        WHERE _incoming._source_row = d.r AND d.r <> d.first_row"""
+    )
+
+
+def _mark_superseded_records(con: duckdb.DuckDBPyConnection, source: Source) -> None:
+    """Inside one entity file the last row of a key wins, as later deliveries win over earlier ones:
+    the rows before it are quarantined as superseded. Exact copies of the winning version are
+    re-sends: the first copy loads and the others are quarantined as repeats."""
+    content = (
+        "md5(CAST(to_json(struct_pack(" + ", ".join(f'"{c}" := {c}' for c in source.column_names) + ")) AS VARCHAR))"
+    )
+    con.execute(
+        f"""UPDATE _incoming SET _reason = '{Reason.DUPLICATE_KEY.value}', _column = '{source.key}',
+            _detail = CASE WHEN d.content = d.last_content THEN 'repeats row ' || d.kept
+                           ELSE 'superseded by row ' || d.last_row || ' (the last row of a key wins)' END
+        FROM (SELECT *, min(CASE WHEN content = last_content THEN r END) OVER (PARTITION BY key) AS kept
+              FROM (SELECT _source_row AS r, {source.key} AS key, {content} AS content,
+                           max(_source_row) OVER (PARTITION BY {source.key}) AS last_row,
+                           arg_max({content}, _source_row) OVER (PARTITION BY {source.key}) AS last_content
+                    FROM _incoming WHERE _reason IS NULL)) d
+        WHERE _incoming._source_row = d.r AND d.r <> d.kept"""
+    )
+
+
 def _replace_month(con, source: Source, month: str, path: Path, delivered: int, ignored) -> LoadResult:
     month_start = parse_month(month)
     columns = ", ".join(c.name for c in source.columns)
@@ -368,7 +480,8 @@ def _replace_month(con, source: Source, month: str, path: Path, delivered: int, 
     try:
         con.execute(f"DELETE FROM {RAW_SCHEMA}.{source.name} WHERE _delivery_month = DATE '{month_start}'")
         con.execute(
-            f"INSERT INTO {RAW_SCHEMA}.{source.name} SELECT {columns}, DATE '{month_start}', ?, _source_row "
+            f"INSERT INTO {RAW_SCHEMA}.{source.name} BY NAME SELECT {columns}, "
+            f"DATE '{month_start}' AS _delivery_month, ? AS _source_file, _source_row "
             "FROM _incoming WHERE _reason IS NULL ORDER BY _source_row",
             [path.name],
         )
@@ -389,8 +502,23 @@ def _replace_month(con, source: Source, month: str, path: Path, delivered: int, 
                 "SELECT _reason, count(*) FROM _incoming WHERE _reason IS NOT NULL GROUP BY 1 ORDER BY 1"
             ).fetchall()
         )
+        other_codes: dict[str, dict[str, int]] = {}
+        for column_code, n in con.execute(
+            "SELECT code, count(*) FROM (SELECT unnest(_other) AS code FROM _incoming WHERE _reason IS NULL) "
+            "GROUP BY 1 ORDER BY 1"
+        ).fetchall():
+            column, code = column_code.split("=", 1)
+            other_codes.setdefault(column, {})[code] = n
         result = LoadResult(
-            source.name, month, str(path), delivered, loaded, quarantined, reasons, ignored_columns=ignored
+            source.name,
+            month,
+            str(path),
+            delivered,
+            loaded,
+            quarantined,
+            reasons,
+            ignored_columns=ignored,
+            other_codes=other_codes,
         )
         con.execute("COMMIT")
     except BaseException:

@@ -27,6 +27,15 @@ class Settings:
     pii_key: str
     dbt_project_dir: Path
     dbt_target: str
+    mapping_file: Path | None = None  # VALUETIER_MAPPING; default: mapping.yml in the landing folder
+
+    @property
+    def mapping_path(self) -> Path | None:
+        """The delivery mapping (valuetier.mapping) in force, or None for the contract's own names and codes."""
+        if self.mapping_file is not None:
+            return self.mapping_file
+        default = self.landing_dir / "mapping.yml"
+        return default if default.is_file() else None
 
     @property
     def warehouse_dir(self) -> Path:
@@ -55,6 +64,7 @@ class Settings:
             pii_key=env.get("VALUETIER_PII_KEY", DEV_PII_KEY),
             dbt_project_dir=REPO_ROOT / "dbt_project",
             dbt_target=env.get("VALUETIER_DBT_TARGET", "duckdb"),
+            mapping_file=_path(env["VALUETIER_MAPPING"]) if env.get("VALUETIER_MAPPING") else None,
         )
         if settings.uses_development_pii_key:
             log.warning(

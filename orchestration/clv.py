@@ -14,7 +14,8 @@ class ClvConfig(dg.Config):
 
 @dg.asset(
     key=["marts", "customer_clv_monthly"],
-    description="Expected purchases, probability alive and undiscounted 12-month CLV (profit contribution) "
+    description="Expected purchases, probability alive and undiscounted 12-month CLV (in the value measure: "
+    "profit contribution, or revenue where the deliveries carry no margins) "
     "for every live customer of the month, from BG/NBD and Gamma-Gamma fitted on the month's calibration window.",
     group_name="marts",
     kinds={"duckdb", "python", "scipy"},
@@ -40,6 +41,7 @@ def customer_clv_monthly(
         metadata={
             "customers": dg.MetadataValue.int(sum(r.customers for r in scored)),
             "latest_month": latest.month,
+            "value_measure": latest.value_measure,
             "latest_model_params": dg.MetadataValue.json(latest.params),
             "clv_12m_total_by_month": dg.MetadataValue.json({r.month: r.total_clv_12m for r in scored}),
             "months_not_fitted": dg.MetadataValue.json([r.month for r in scored if r.total_clv_12m is None]),

@@ -10,14 +10,15 @@ from valuetier.training import SearchSpace, TrainingDataError
 
 
 class TrainingConfig(dg.Config):
-    horizon_months: int = 6
-    """Months after a training month whose realised value and churn are the labels."""
+    horizon_months: int | None = None
+    """Months after a training month whose realised value and churn are the labels; default: the business
+    parameter label_horizon_months (dbt_project.yml), shortened to fit a short history."""
     training_months: int = 6
     """Training months stacked (the latest whose labels end before the holdout)."""
     holdout_month: str | None = None
     """YYYY-MM; default: the latest month with a complete label horizon."""
-    value_measure: str = "auto"
-    """profit_contribution, transaction_amount, or auto (amount when the files carry no margins)."""
+    value_measure: str | None = None
+    """profit, revenue, or auto (revenue when the files carry no margins); default: the business parameter."""
     promotion_margin: float = 0.005
     """High-tier value capture a challenger must add over the champion, on the same holdout."""
     seed: int = 42
@@ -42,7 +43,7 @@ def tiering_model(
     context: dg.AssetExecutionContext, config: TrainingConfig, warehouse: WarehouseResource
 ) -> dg.MaterializeResult:
     plan = TrainingPlan(
-        horizon_months=config.horizon_months,
+        **({"horizon_months": config.horizon_months} if config.horizon_months else {}),
         training_months=config.training_months,
         holdout_month=config.holdout_month,
         value_measure=config.value_measure,
@@ -71,6 +72,8 @@ def tiering_model(
             "holdout_month": card.holdout_month,
             "training_months": dg.MetadataValue.json(card.training_months),
             "value_measure": card.value_measure,
+            "horizon_months": card.horizon_months,
+            "training_plan": dg.MetadataValue.json(card.parameters.get("plan", {})),
             "holdout_metrics": dg.MetadataValue.json(card.metrics),
             "artifact_sha256": card.artifact_sha256,
             "model_card": dg.MetadataValue.path(str(registry.root / card.version / "card.json")),

@@ -16,16 +16,22 @@ CHECK_NAME = "great_expectations"
 def check_metadata(result: SuiteResult) -> dict:
     failed = [o.as_dict() for o in result.errors + result.warnings]
     quarantine = {"quarantined_by_month": dg.MetadataValue.json(result.quarantined)} if result.quarantined else {}
-    return quarantine | {
-        "months": f"{result.first_month}..{result.last_month}",
-        "rows_checked": dg.MetadataValue.int(result.rows),
-        "expectations": dg.MetadataValue.int(len(result.outcomes)),
-        "failed_errors": dg.MetadataValue.int(len(result.errors)),
-        "failed_warnings": dg.MetadataValue.int(len(result.warnings)),
-        "failed_expectations": dg.MetadataValue.json(failed),
-        "data_docs": dg.MetadataValue.path(str(result.docs_index)),
-        "seconds": dg.MetadataValue.float(round(result.seconds, 2)),
-    }
+    accepted = {"accepted_by_operator": dg.MetadataValue.json(result.accepted)} if result.accepted else {}
+    return (
+        quarantine
+        | accepted
+        | {
+            "months": f"{result.first_month}..{result.last_month}",
+            "first_load": dg.MetadataValue.bool(result.first_load),
+            "rows_checked": dg.MetadataValue.int(result.rows),
+            "expectations": dg.MetadataValue.int(len(result.outcomes)),
+            "failed_errors": dg.MetadataValue.int(len(result.errors)),
+            "failed_warnings": dg.MetadataValue.int(len(result.warnings)),
+            "failed_expectations": dg.MetadataValue.json(failed),
+            "data_docs": dg.MetadataValue.path(str(result.docs_index)),
+            "seconds": dg.MetadataValue.float(round(result.seconds, 2)),
+        }
+    )
 
 
 def build_expectation_check(suite: Suite) -> dg.AssetChecksDefinition:
@@ -43,7 +49,12 @@ def build_expectation_check(suite: Suite) -> dg.AssetChecksDefinition:
         current = settings()
         result = validate(current.warehouse_path, current.quality_dir, suite, months.start, months.end)
         for outcome in result.errors + result.warnings:
-            context.log.warning(f"{suite.name} {outcome.severity}: {outcome.expectation} {outcome.column or ''} failed")
+            accept = f"; to accept a month: {outcome.to_accept[0]}" if outcome.to_accept else ""
+            context.log.warning(
+                f"{suite.name} {outcome.severity}: {outcome.expectation} {outcome.column or ''} failed"
+                + (f" ({outcome.note})" if outcome.note else "")
+                + accept
+            )
         return dg.AssetCheckResult(
             passed=not result.errors and not result.warnings,
             severity=dg.AssetCheckSeverity.ERROR if result.errors else dg.AssetCheckSeverity.WARN,

@@ -21,12 +21,14 @@ from dagster._core.storage.tags import ASSET_PARTITION_RANGE_END_TAG, ASSET_PART
 from orchestration.definitions import defs
 from orchestration.partitions import month_partitions
 from orchestration.resources import settings
+from valuetier.acceptance import load_acceptances
 from valuetier.ingest import discover_months
-from valuetier.lifecycle import TrainingPlan, plan_months
+from valuetier.lifecycle import TrainingPlan, adapt_plan
 from valuetier.quality import docs_index
 from valuetier.registry import Registry
-from valuetier.training import TrainingDataError, labelled_months
-from valuetier.warehouse import connect, row_accounting, tiers_of_latest_month
+from valuetier.training import TrainingDataError
+from valuetier.value_measure import resolve_value_measure
+from valuetier.warehouse import connect, row_accounting, table_exists, tiers_of_latest_month
 
 
 def register_months(instance: dg.DagsterInstance, months: list[str]) -> None:
@@ -53,10 +55,11 @@ def run_job(instance: dg.DagsterInstance, job_name: str, tags: dict | None = Non
 
 
 def training_is_possible() -> str | None:
-    """None when the warehouse holds enough labelled months for the default training plan; else why not."""
+    """None when the warehouse holds enough labelled months for a training plan (adapted to a short
+    history where needed); else why not."""
     with connect(settings().warehouse_path, read_only=True) as con:
         try:
-            plan_months(labelled_months(con, TrainingPlan().horizon_months), TrainingPlan())
+            adapt_plan(con, TrainingPlan())
         except TrainingDataError as exc:
             return str(exc)
     return None
@@ -82,7 +85,15 @@ def print_summary(seconds: float) -> None:
     with connect(current.warehouse_path, read_only=True) as con:
         accounting = row_accounting(con)
         tiers = tiers_of_latest_month(con)
+        measure = (
+            resolve_value_measure(con)
+            if table_exists(con, "intermediate", "int_transactions_by_customer_month")
+            else None
+        )
     print(f"\nValueTier run finished in {seconds:.0f}s")
+    print(f"delivery mapping: {current.mapping_path or 'none (the contract own names and codes)'}")
+    if measure:
+        print(f"value measure:    {measure.described} (value_measure in dbt_project/dbt_project.yml)")
     print("\nrows per source (loaded / quarantined):")
     for source, loaded, quarantined in accounting:
         print(f"  {source:<22}{loaded:>12,}{quarantined:>10,}")
@@ -99,6 +110,15 @@ def print_summary(seconds: float) -> None:
             f"\nchampion model {champion}: holdout {card.holdout_month}, value captured by the high tier "
             f"{capture['model']:.1%} (weighted RFM {capture['rfm_weighted']:.1%}, CLV ranking {capture['clv_12m']:.1%})"
         )
+        plan = card.parameters.get("plan", {})
+        print(f"training plan: {plan.get('note', f'{card.horizon_months}-month horizon')}")
+    else:
+        print("\nno champion model: tiers rank 12-month CLV where fitted, else the weighted RFM score")
+    acceptances = load_acceptances(current.quality_dir)
+    if acceptances:
+        print("\naccepted check failures (valuetier quality acceptances):")
+        for a in acceptances:
+            print(f"  {a.month} {a.name}: {a.reason} ({a.accepted_by}, {a.accepted_at})")
     docs = docs_index(current.quality_dir)
     if docs.exists():
         print(f"data docs:   {docs}")

@@ -4,6 +4,7 @@ import dagster as dg
 
 from orchestration.partitions import WAREHOUSE_POOL, month_partitions, single_run
 from orchestration.resources import WarehouseResource, settings
+from valuetier.parameters import business_parameters
 from valuetier.registry import Registry, RegistryError
 from valuetier.scoring import ScoringRules, current_champion, score_month_tiers
 
@@ -11,9 +12,9 @@ TIERS = dg.AssetKey(["marts", "customer_tiers"])
 
 
 class ScoringConfig(dg.Config):
-    high_share: float = 0.10
-    """Share of the month's live customers in the high tier (by predicted value)."""
-    mid_share: float = 0.30
+    high_share: float = business_parameters().tier_high_share
+    """Share of the month's live customers in the high tier (by predicted value); default: dbt_project.yml."""
+    mid_share: float = business_parameters().tier_mid_share
     """Share in the mid tier; the rest are low."""
     high_value_threshold: float | None = None
     """Cut by value instead of shares: predicted value over the horizon from which a customer is high."""
@@ -62,9 +63,16 @@ def customer_tiers(
     with warehouse.connect() as con:
         for month in sorted(context.partition_keys):
             result = score_month_tiers(con, month, champion, rules, progress=context.log.debug)
+            if result.customers == 0:
+                raise dg.Failure(
+                    description=f"tiers {month}: 0 customers to publish. The month has no live customer in "
+                    "marts.customer_indicators_monthly: check the customers deliveries (opened_at, closed_at) "
+                    "and the liveness rule (accounts, or inactivity_months in dbt_project.yml)."
+                )
             context.log.info(
                 f"tiers {month}: {result.customers:,} customers ({result.tiers}), "
-                f"{result.tiered_by_rule:,} by rule, {result.seconds:.1f}s"
+                f"{result.tiered_by_rule:,} by rule, ranked by {result.basis}, {result.value_measure}, "
+                f"{result.seconds:.1f}s"
             )
             scored.append(result)
     latest = scored[-1]
@@ -75,6 +83,9 @@ def customer_tiers(
             "latest_month": latest.month,
             "latest_month_tiers": dg.MetadataValue.json(latest.tiers),
             "tiered_by_rule": dg.MetadataValue.int(sum(r.tiered_by_rule for r in scored)),
+            "value_measure": latest.value_measure,
+            "tier_basis": latest.basis,
+            "tier_basis_by_month": dg.MetadataValue.json({r.month: r.basis for r in scored}),
             "customers_per_second": dg.MetadataValue.float(
                 round(sum(r.customers for r in scored) / max(sum(r.seconds for r in scored), 1e-9), 1)
             ),

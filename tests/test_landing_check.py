@@ -249,3 +249,24 @@ def test_streams_a_file_in_batches(tmp_path, capsys):
     assert code == 0
     [f] = [f for f in report["files"] if f["source"] == "transactions"]
     assert f["delivered"] == f["loaded"] == rows
+
+
+def test_parquet_doubles_are_judged_in_cents_not_by_their_binary_noise(tmp_path, capsys):
+    landing = tmp_path / "landing"
+    write(landing, "customers", "2024-01", CUSTOMERS)
+    amounts = [0.1 + 0.2, 1234.56 * 100, 12.345, 999999999.99]
+    table = pa.table(
+        {
+            "transaction_id": [f"T{i}" for i in range(len(amounts))],
+            "customer_id": ["C1"] * len(amounts),
+            "booked_at": pa.array([1704880800_000_000] * len(amounts), pa.timestamp("us")),
+            "amount": pa.array(amounts, pa.float64()),
+            "currency": ["CNY"] * len(amounts),
+            "txn_type": ["purchase"] * len(amounts),
+        }
+    )
+    (landing / "transactions").mkdir()
+    pq.write_table(table, landing / "transactions" / "2024-01.parquet")
+    _, report = check(landing, capsys=capsys)
+    [f] = [f for f in report["files"] if f["source"] == "transactions"]
+    assert f["reasons"] == {"invalid_amount": 1} and f["first_rows"][0]["row"] == 3

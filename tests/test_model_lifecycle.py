@@ -10,6 +10,7 @@ import pytest
 from tests.conftest import WAREHOUSE
 from valuetier.metrics import churn_report, cut_tiers, ranking_report
 from valuetier.months import add_months
+from valuetier.parameters import business_parameters
 from valuetier.registry import IncompatibleArtifactError, Registry, TamperedArtifactError
 from valuetier.training import FEATURES, SearchSpace, build_training_set, labelled_months, train_models
 
@@ -64,7 +65,10 @@ def test_training_set_is_point_in_time(training):
     assert len(months) == 12  # 15 months less a 3-month horizon
     frame = train.frame
     assert list(frame.columns[:2]) == ["customer_id", "month_start"] and set(FEATURES) <= set(frame.columns)
-    assert train.value_measure == "profit_contribution"
+    assert (train.value_measure, train.value_measure_reason) == (
+        "profit",
+        "auto: the deliveries carry fee income or net interest margin",
+    )
     with duckdb.connect(str(WAREHOUSE), read_only=True) as con:
         row = frame.iloc[len(frame) // 2]
         month = row.month_start.strftime("%Y-%m-%d")
@@ -94,7 +98,9 @@ def test_model_beats_rfm_and_training_is_deterministic(training, tmp_path):
     predicted = first.predict_value(h)
     assert np.array_equal(predicted, second.predict_value(h))
     model = ranking_report(predicted, h.realised_value)
-    rfm = ranking_report(0.2 * h.recency_score + 0.3 * h.frequency_score + 0.5 * h.monetary_score, h.realised_value)
+    rfm = ranking_report(
+        business_parameters().rfm_weighted(h.recency_score, h.frequency_score, h.monetary_score), h.realised_value
+    )
     assert model.high_tier_value_capture > rfm.high_tier_value_capture
     assert model.per_tier["high"]["f1"] > rfm.per_tier["high"]["f1"]
     churn = first.predict_churn(h)
@@ -105,7 +111,7 @@ def test_model_beats_rfm_and_training_is_deterministic(training, tmp_path):
         training_months=[str(m) for m in train.months],
         holdout_month="x",
         horizon_months=3,
-        value_measure="profit_contribution",
+        value_measure="profit (configured)",
         features=list(FEATURES),
     )
     a, b = registry.register(first, **fields), registry.register(second, **fields)
@@ -325,3 +331,19 @@ def test_a_feature_empty_in_every_training_row_does_not_break_training(training)
     empty = type(train)(frame, train.value_measure, train.value_measure_reason, train.horizon_months)
     models = train_models(empty, SMALL_SEARCH, seed=3)
     assert np.isfinite(models.predict_value(holdout.frame)).all()
+
+
+def test_training_plan_adapts_its_horizon_to_the_history(pipeline_run):
+    from valuetier.lifecycle import TrainingPlan, adapt_plan
+    from valuetier.training import TrainingDataError
+
+    with duckdb.connect(str(WAREHOUSE), read_only=True) as con:
+        as_configured = adapt_plan(con, TrainingPlan(horizon_months=3))
+        # 15 months: a 12-month horizon leaves no training month; 6 is the longest that stacks 3.
+        adapted = adapt_plan(con, TrainingPlan(horizon_months=12, min_horizon_months=3))
+        with pytest.raises(TrainingDataError, match="no label horizon from 12 down to 7 months"):
+            adapt_plan(con, TrainingPlan(horizon_months=12, min_horizon_months=7))
+    assert as_configured.plan.horizon_months == 3 and as_configured.note.startswith("configured plan")
+    assert adapted.plan.horizon_months == 6 and len(adapted.training_months) == 3
+    assert adapted.note.startswith("adapted to the history: 6-month horizon instead of 12, 3 training months")
+    assert add_months(adapted.training_months[-1], 6) <= adapted.holdout_month

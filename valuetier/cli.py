@@ -9,10 +9,12 @@ import sys
 import time
 from pathlib import Path
 
+from valuetier.acceptance import AcceptanceError, accept, load_acceptances
 from valuetier.contract import SOURCE_ORDER
 from valuetier.generator import ACQUISITIONS, PROFILES, GeneratorConfig, generate
 from valuetier.landing_check import render, validate_landing
 from valuetier.mapping import MappingError, load_mapping
+from valuetier.quality import all_suites
 from valuetier.registry import Registry, RegistryError
 from valuetier.settings import Settings
 from valuetier.warehouse import connect, export_quarantine, quarantine_query, table_exists
@@ -58,6 +60,35 @@ def _validate_landing(args: argparse.Namespace) -> int:
     report = validate_landing(landing, mapping, progress=lambda line: print(line, file=sys.stderr, flush=True))
     print(json.dumps(report.as_dict(), indent=1) if args.json else render(report))
     return 0 if report.ok else 1
+
+
+def _quality_dir(args: argparse.Namespace) -> Path:
+    return Path(args.quality_dir) if args.quality_dir else Settings.from_env().quality_dir
+
+
+def _quality_accept(args: argparse.Namespace) -> int:
+    known = {
+        suite.name: [e["meta"]["check"] for e in suite.expectations if "check" in e["meta"]] for suite in all_suites()
+    }
+    try:
+        acceptance = accept(_quality_dir(args), args.check, args.month, args.reason, known, by=args.by)
+    except AcceptanceError as exc:
+        print(f"not accepted: {exc}", file=sys.stderr)
+        return 2
+    print(
+        f"accepted {acceptance.name} for {acceptance.month} ({acceptance.reason!r}, by {acceptance.accepted_by}); "
+        "re-run the month for its check to pass with the acceptance shown"
+    )
+    return 0
+
+
+def _quality_acceptances(args: argparse.Namespace) -> int:
+    acceptances = load_acceptances(_quality_dir(args))
+    if not acceptances:
+        print("no accepted check failures")
+    for a in acceptances:
+        print(f"{a.month}  {a.name:<45} {a.accepted_by:<12} {a.accepted_at}  {a.reason}")
+    return 0
 
 
 def _registry(args: argparse.Namespace) -> Registry:
@@ -170,6 +201,19 @@ def build_parser() -> argparse.ArgumentParser:
     rollback = model_sub.add_parser("rollback", help="make a named version the champion again")
     rollback.add_argument("version", help="for example v0003")
     rollback.set_defaults(func=_model_rollback)
+
+    quality = sub.add_parser("quality", help="accept a learned check's failure for a month, with a reason")
+    quality.add_argument("--quality-dir", help="quality folder (default: 'quality' beside the warehouse)")
+    quality_sub = quality.add_subparsers(dest="quality_command", required=True)
+    accepting = quality_sub.add_parser("accept", help="let a volume, distribution or quarantine-share check pass")
+    accepting.add_argument("--month", required=True, help="the flagged month, YYYY-MM")
+    accepting.add_argument(
+        "--check", required=True, help="SUITE.CHECK as the failure names it, e.g. raw_transactions.volume"
+    )
+    accepting.add_argument("--reason", required=True, help="why the month is right (stored and shown)")
+    accepting.add_argument("--by", help="who accepts (default: the login name)")
+    accepting.set_defaults(func=_quality_accept)
+    quality_sub.add_parser("acceptances", help="every acceptance in force").set_defaults(func=_quality_acceptances)
 
     quarantine = sub.add_parser("quarantine", help="the rows a delivery month had rejected, with reasons")
     quarantine.add_argument("--warehouse", help="DuckDB file (default: VALUETIER_WAREHOUSE)")

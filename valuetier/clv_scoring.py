@@ -13,6 +13,7 @@ import pandas as pd
 
 from valuetier.clv import WEEKS_PER_YEAR, ClvFitError, customer_lifetime_value, expected_purchases, fit_bgnbd
 from valuetier.months import add_months, month_end, parse_month
+from valuetier.value_measure import ValueMeasure, resolve_value_measure
 
 CLV_TABLE = "marts.customer_clv_monthly"
 
@@ -24,22 +25,27 @@ class ClvMonth:
     repeat_customers: int
     params: dict[str, float]
     total_clv_12m: float | None  # None when the models could not be fitted
+    value_measure: str = "profit"
 
 
-def calibration_data(con: duckdb.DuckDBPyConnection, month: str, calibration_months: int) -> pd.DataFrame:
+def calibration_data(
+    con: duckdb.DuckDBPyConnection, month: str, calibration_months: int, measure: ValueMeasure | None = None
+) -> pd.DataFrame:
     """One row per live customer of the month: x, t_x and T in weeks, mean value of repeat purchases.
 
     A purchase is a day with a transaction that is not flagged anomalous; its value is the day's
-    profit contribution. Customers without a purchase in the window get x = t_x = 0 and T = the
+    value in the value measure (profit contribution, or revenue where the deliveries carry no
+    margins). Customers without a purchase in the window get x = t_x = 0 and T = the
     window's length.
     """
     first = parse_month(add_months(month, 1 - calibration_months))
     last_day = month_end(month)
     window_weeks = ((last_day - first).days + 1) / 7.0
+    measure = measure or resolve_value_measure(con, as_of=month)
     return con.execute(
         f"""
         WITH days AS (
-            SELECT customer_id, CAST(booked_at AS DATE) AS day, sum(profit_contribution) AS value
+            SELECT customer_id, CAST(booked_at AS DATE) AS day, sum({measure.transaction_column}) AS value
             FROM intermediate.int_transactions_flagged
             WHERE NOT is_anomalous AND month_start BETWEEN DATE '{first}' AND DATE '{parse_month(month)}'
             GROUP BY 1, 2
@@ -77,7 +83,8 @@ def score_month(con: duckdb.DuckDBPyConnection, month: str, calibration_months: 
 
     A window the models cannot be fitted on (too few repeat customers) still gets one row per live
     customer, with null values and the reason in model_params."""
-    data = calibration_data(con, month, calibration_months)
+    measure = resolve_value_measure(con, as_of=month)
+    data = calibration_data(con, month, calibration_months, measure)
     n = len(data)
     try:
         result = customer_lifetime_value(data.x, data.t_x, data["T"], data.mean_repeat_value)
@@ -113,7 +120,7 @@ def score_month(con: duckdb.DuckDBPyConnection, month: str, calibration_months: 
         con.execute("ROLLBACK")
         raise
     total = float(np.nansum(np.round(clv, 2))) if result is not None else None
-    return ClvMonth(month, n, int((data.x > 0).sum()), params, total)
+    return ClvMonth(month, n, int((data.x > 0).sum()), params, total, measure.name)
 
 
 def holdout_purchases(

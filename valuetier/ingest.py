@@ -228,9 +228,14 @@ def _unmapped_code(raw: str, column: Column, codes: CodeMap) -> str:
     return f"CASE WHEN {raw} IS NOT NULL AND CAST({raw} AS VARCHAR) NOT IN ({known}) THEN '{column.name}=' || {raw} END"
 
 
-def _too_many_decimals(raw: str, minor_units: int) -> str:
+def _too_many_decimals(raw: str, minor_units: int, floating: bool = False) -> str:
     """True for money written with more decimals than the currency has (12.345 for 2 minor units),
-    judged on the value as delivered: a cast to DECIMAL(18,2) would round it silently."""
+    judged on the value as delivered: a cast to DECIMAL(18,2) would round it silently. A binary
+    floating-point value (a Parquet double) carries representation noise (1234.5 x 100 is
+    123449.99999999999): it is judged in minor units, within a relative tolerance far below a cent."""
+    if floating:
+        scaled = f"(CAST({raw} AS DOUBLE) * {10**minor_units})"
+        return f"abs({scaled} - round({scaled})) > 1e-6 * greatest(1, abs({scaled}))"
     text = f"CAST({raw} AS VARCHAR)"
     return (
         f"(regexp_matches({text}, '\\.[0-9]{{{minor_units}}}[0-9]*[1-9]') OR (regexp_matches({text}, '[eE]-') "
@@ -238,7 +243,9 @@ def _too_many_decimals(raw: str, minor_units: int) -> str:
     )
 
 
-def _validation_sql(source: Source, present: set[str], month: str, mapping: Mapping) -> str:
+def _validation_sql(
+    source: Source, present: set[str], month: str, mapping: Mapping, floating: frozenset[str] = frozenset()
+) -> str:
     """One SELECT over `_batch` that casts every contract column and names the first problem of a row."""
     start, end = parse_month(month), month_end(month)
     codes = mapping.source(source.name).codes
@@ -266,7 +273,7 @@ def _validation_sql(source: Source, present: set[str], month: str, mapping: Mapp
         if col.type == MONEY:
             units = mapping.money_minor_units
             add(
-                f"{raw} IS NOT NULL AND {_too_many_decimals(raw, units)}",
+                f"{raw} IS NOT NULL AND {_too_many_decimals(raw, units, col.name in floating)}",
                 Reason.INVALID_AMOUNT,
                 col.name,
                 f"'more decimals than the currency''s {units} minor units: ' || CAST({raw} AS VARCHAR)",
@@ -343,6 +350,14 @@ def missing_required_columns(path: Path, source: Source, header: list[str], mapp
         )
 
 
+def floating_columns(path: Path, names: list[str]) -> frozenset[str]:
+    """The contract columns a Parquet delivery stores as binary floating point (CSV is text)."""
+    if path.suffix != ".parquet":
+        return frozenset()
+    types = pq.read_schema(path).types
+    return frozenset(n for n, t in zip(names, types, strict=True) if pa.types.is_floating(t))
+
+
 def contract_names(header: list[str], mapping: SourceMapping) -> list[str]:
     """The delivered column names as contract names: normalised, then renamed by the mapping. A
     column that has a contract name the mapping takes from another column is kept apart (ignored)."""
@@ -377,7 +392,7 @@ def load_month(
     names = contract_names(header, mapping.source(source.name))
     present = set(names) & set(source.column_names)
     ignored = tuple(sorted(set(names) - set(source.column_names)))
-    sql = _validation_sql(source, present, month, mapping)
+    sql = _validation_sql(source, present, month, mapping, floating_columns(path, names))
     columns = ", ".join(f"{c.name} {c.type}" for c in source.columns)
     con.execute(
         f"CREATE OR REPLACE TEMP TABLE _incoming ({columns}, _source_row BIGINT, _reason VARCHAR, _column VARCHAR, "

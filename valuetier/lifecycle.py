@@ -8,13 +8,14 @@ training month's label horizon ends on or before H.
 from __future__ import annotations
 
 import hashlib
-from dataclasses import dataclass
+from dataclasses import dataclass, field, replace
 
 import duckdb
 import pandas as pd
 
 from valuetier.metrics import churn_report, ranking_report
 from valuetier.months import add_months
+from valuetier.parameters import business_parameters
 from valuetier.registry import ModelCard, Registry, RegistryError
 from valuetier.training import (
     FEATURES,
@@ -29,14 +30,23 @@ EVALUATION_TABLE = "marts.model_evaluation"
 DECISION_METRIC = "high_tier_value_capture"
 
 
+def _parameter(name: str):
+    return field(default_factory=lambda: getattr(business_parameters(), name))
+
+
+MIN_TRAINING_MONTHS = 2  # time-ordered cross-validation needs two
+PREFERRED_TRAINING_MONTHS = 3  # a shorter horizon is worth it to stack at least this many
+
+
 @dataclass(frozen=True)
 class TrainingPlan:
-    horizon_months: int = 6
+    horizon_months: int = _parameter("label_horizon_months")
+    min_horizon_months: int = _parameter("min_label_horizon_months")  # how far a short history may shorten it
     training_months: int = 6
     holdout_month: str | None = None  # default: the latest month with a complete label horizon
-    value_measure: str = "auto"
-    high_share: float = 0.10
-    mid_share: float = 0.30
+    value_measure: str | None = None  # profit, revenue or auto; None: the business parameter
+    high_share: float = _parameter("tier_high_share")
+    mid_share: float = _parameter("tier_mid_share")
     promotion_margin: float = 0.005  # the value capture a challenger must add to replace the champion
     seed: int = 42
 
@@ -50,12 +60,61 @@ def plan_months(labelled: list[str], plan: TrainingPlan) -> tuple[list[str], str
         raise TrainingDataError(f"holdout month {holdout} has no complete label horizon")
     last_training = add_months(holdout, -plan.horizon_months)
     training = [m for m in labelled if m <= last_training][-plan.training_months :]
-    if len(training) < 2:
+    if len(training) < MIN_TRAINING_MONTHS:
         raise TrainingDataError(
             f"need at least two training months on or before {last_training} (holdout {holdout}, horizon "
             f"{plan.horizon_months}); have {len(training)}"
         )
     return training, holdout
+
+
+@dataclass(frozen=True)
+class ChosenPlan:
+    plan: TrainingPlan  # with the horizon chosen
+    training_months: list[str]
+    holdout_month: str
+    note: str  # what was chosen and why, for the model card
+
+    def as_dict(self) -> dict:
+        return {
+            "horizon_months": self.plan.horizon_months,
+            "training_months": len(self.training_months),
+            "holdout_month": self.holdout_month,
+            "note": self.note,
+        }
+
+
+def adapt_plan(con: duckdb.DuckDBPyConnection, plan: TrainingPlan) -> ChosenPlan:
+    """The plan that fits the history: the configured horizon when it leaves enough training
+    months, else the longest shorter horizon (down to min_horizon_months) that stacks at least
+    PREFERRED_TRAINING_MONTHS months, else the longest that stacks MIN_TRAINING_MONTHS."""
+    fitting: list[tuple[int, list[str], str]] = []
+    first_problem = None
+    for horizon in range(plan.horizon_months, plan.min_horizon_months - 1, -1):
+        try:
+            training, holdout = plan_months(labelled_months(con, horizon), replace(plan, horizon_months=horizon))
+        except TrainingDataError as exc:
+            first_problem = first_problem or str(exc)
+            continue
+        fitting.append((horizon, training, holdout))
+        if len(training) >= min(PREFERRED_TRAINING_MONTHS, plan.training_months):
+            break
+    if not fitting:
+        raise TrainingDataError(
+            f"{first_problem}; no label horizon from {plan.horizon_months} down to {plan.min_horizon_months} months "
+            f"leaves {MIN_TRAINING_MONTHS} training months before a holdout"
+        )
+    preferred = [f for f in fitting if len(f[1]) >= min(PREFERRED_TRAINING_MONTHS, plan.training_months)]
+    horizon, training, holdout = (preferred or fitting)[0]
+    if horizon == plan.horizon_months:
+        note = f"configured plan: {horizon}-month horizon, {len(training)} training months"
+    else:
+        why = first_problem or f"the {plan.horizon_months}-month horizon leaves too few training months"
+        note = (
+            f"adapted to the history: {horizon}-month horizon instead of {plan.horizon_months}, "
+            f"{len(training)} training months ({why})"
+        )
+    return ChosenPlan(replace(plan, horizon_months=horizon), training, holdout, note)
 
 
 def fingerprint(frame: pd.DataFrame) -> str:
@@ -64,14 +123,15 @@ def fingerprint(frame: pd.DataFrame) -> str:
 
 def rankings(holdout: pd.DataFrame, model_values) -> dict[str, pd.Series]:
     """The model and the two baselines the seed asks for: weighted RFM score and the CLV ranking."""
-    rfm = 0.2 * holdout.recency_score + 0.3 * holdout.frequency_score + 0.5 * holdout.monetary_score
+    rfm = business_parameters().rfm_weighted(holdout.recency_score, holdout.frequency_score, holdout.monetary_score)
     return {"model": pd.Series(model_values), "rfm_weighted": rfm, "clv_12m": holdout.clv_12m.fillna(0)}
 
 
 def train_and_decide(
     con: duckdb.DuckDBPyConnection, registry: Registry, plan: TrainingPlan, space: SearchSpace
 ) -> ModelCard:
-    training_months, holdout_month = plan_months(labelled_months(con, plan.horizon_months), plan)
+    chosen = adapt_plan(con, plan)
+    plan, training_months, holdout_month = chosen.plan, chosen.training_months, chosen.holdout_month
     train = build_training_set(con, training_months, plan.horizon_months, plan.value_measure)
     holdout = build_training_set(con, [holdout_month], plan.horizon_months, train.value_measure).frame
     models = train_models(train, space, plan.seed)
@@ -106,6 +166,7 @@ def train_and_decide(
             "churn": models.churn_params,
             "seed": plan.seed,
             "search_space": space.grid(),
+            "plan": chosen.as_dict(),
             "cv": models.cv_scores,
         },
         metrics=metrics,

@@ -16,12 +16,13 @@ from __future__ import annotations
 import json
 import logging
 import time
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
 import duckdb
 
+from valuetier.acceptance import ACCEPTABLE_PREFIXES, accept_command, accepted_months, is_learned
 from valuetier.ingest import QUARANTINE_TABLE
 from valuetier.months import parse_month
 from valuetier.settings import REPO_ROOT
@@ -93,25 +94,35 @@ def _checked_months(month_column: str) -> str:
 )"""
 
 
-def _trailing_band(table: str, month_column: str, statistic: str, spec: dict, empty: str = "NULL") -> str:
-    """Months checked whose `statistic` lies outside [min, max] of the trailing months, widened by
-    the tolerance; a checked month without rows counts as `empty`; months with too little history
-    are not judged. $first_month and $last_month are bound at validation."""
+def _trailing_band(table: str, month_column: str, statistic: str, spec: dict, empty: str | None = "NULL") -> str:
+    """Months checked whose `statistic` lies outside the robust band of the trailing months: from the
+    lower quartile minus `low` x the median and `fence` x the interquartile range, to the upper
+    quartile plus `high` x the median and `fence` x the IQR. Quartiles, not the extremes: one
+    campaign month does not stretch the band and a steady trend stays inside it. A checked month
+    without rows counts as `empty` (None: skipped, as an entity source's month with no changes);
+    months with too little history are not judged. $first_month and $last_month are bound at
+    validation."""
     trailing, history = int(spec.get("trailing_months", 6)), int(spec.get("min_history", 3))
-    low, high = float(spec["low"]), float(spec["high"])
+    low, high, fence = float(spec["low"]), float(spec["high"]), float(spec.get("fence", 1.5))
+    without_rows = (
+        ""
+        if empty is None
+        else f"\n    UNION ALL SELECT month, {empty} FROM checked WHERE month NOT IN (SELECT month FROM stats)"
+    )
     return f"""WITH stats AS (
     SELECT {month_column} AS month, {statistic} AS observed FROM {table} GROUP BY 1
 ), {_checked_months(month_column)}, per_month AS (
-    SELECT month, observed FROM stats
-    UNION ALL SELECT month, {empty} FROM checked WHERE month NOT IN (SELECT month FROM stats)
+    SELECT month, observed FROM stats{without_rows}
 ), band AS (
-    SELECT month, observed, count(*) OVER w AS history_months, min(observed) OVER w AS trailing_min,
-           max(observed) OVER w AS trailing_max
+    SELECT month, observed, count(observed) OVER w AS history_months,
+           quantile_cont(observed, 0.25) OVER w AS trailing_q1, median(observed) OVER w AS trailing_median,
+           quantile_cont(observed, 0.75) OVER w AS trailing_q3
     FROM per_month WINDOW w AS (ORDER BY month ROWS BETWEEN {trailing} PRECEDING AND 1 PRECEDING)
 )
-SELECT strftime(month, '%Y-%m') AS month, observed, trailing_min, trailing_max FROM band
+SELECT strftime(month, '%Y-%m') AS month, observed, trailing_q1, trailing_median, trailing_q3 FROM band
 WHERE month BETWEEN DATE '$first_month' AND DATE '$last_month' AND history_months >= {history}
-  AND (observed < trailing_min - {low} * abs(trailing_min) OR observed > trailing_max + {high} * abs(trailing_max))
+  AND (observed < trailing_q1 - {low} * abs(trailing_median) - {fence} * (trailing_q3 - trailing_q1)
+       OR observed > trailing_q3 + {high} * abs(trailing_median) + {fence} * (trailing_q3 - trailing_q1))
 ORDER BY month"""
 
 
@@ -132,9 +143,10 @@ def expand_table_checks(meta: dict) -> list[dict]:
     if volume := checks.get("volume"):
         add(
             "volume",
-            f"Row count of each month within the band of its trailing {volume.get('trailing_months', 6)} months "
-            f"(min - {volume['low']:.0%}, max + {volume['high']:.0%})",
-            _trailing_band(table, month_column, "count(*)", volume, empty="0"),
+            f"Row count of each month within the robust band of its trailing {volume.get('trailing_months', 6)} "
+            f"months (quartiles -{volume['low']:.0%}/+{volume['high']:.0%} of the median, "
+            f"{volume.get('fence', 1.5)} IQR)" + (", a month without rows skipped" if volume.get("skip_empty") else ""),
+            _trailing_band(table, month_column, "count(*)", volume, empty=None if volume.get("skip_empty") else "0"),
             volume.get("severity", "error"),
         )
     for spec in checks.get("distribution", []):
@@ -145,8 +157,8 @@ def expand_table_checks(meta: dict) -> list[dict]:
         for name, statistic in statistics.items():
             add(
                 f"distribution:{column}:{name}",
-                f"{name} of {column} in each month within the bounds of its trailing months "
-                f"(min - {spec['low']:.0%}, max + {spec['high']:.0%})",
+                f"{name} of {column} in each month within the robust band of its trailing months "
+                f"(quartiles -{spec['low']:.0%}/+{spec['high']:.0%} of the median, {spec.get('fence', 1.5)} IQR)",
                 _trailing_band(table, month_column, statistic, spec),
                 spec.get("severity", "error") if name == "mean" else spec.get("quantile_severity", "warning"),
             )
@@ -237,6 +249,8 @@ class ExpectationOutcome:
     # The query failed (a broken suite, or a column the table lacks). On GX's one DuckDB connection
     # a failed query also aborts the queries after it, so the first error is the one to read.
     error: str | None = None
+    note: str | None = None  # why the severity is not the suite's (a first load downgrades learned checks)
+    to_accept: list[str] = field(default_factory=list)  # the commands that accept each failing month
 
     def as_dict(self) -> dict:
         return {k: v for k, v in self.__dict__.items() if v not in (None, [])}
@@ -253,6 +267,8 @@ class SuiteResult:
     docs_index: Path
     seconds: float
     quarantined: dict[str, dict[str, int]] = field(default_factory=dict)  # month -> reason -> rows (raw suites)
+    accepted: list[dict] = field(default_factory=list)  # operator acceptances applied to the checked months
+    first_load: bool = False  # the run loads a history from its first month: learned checks warn only
 
     @property
     def errors(self) -> list[ExpectationOutcome]:
@@ -315,17 +331,43 @@ def _outcome(result) -> ExpectationOutcome:
     )
 
 
-def bound_expectations(suite: Suite, first_month: str, last_month: str) -> list[dict]:
-    """The suite's expectations with the checked month range bound into their SQL."""
+def bound_expectations(
+    suite: Suite, first_month: str, last_month: str, accepted: dict[str, dict] | None = None
+) -> list[dict]:
+    """The suite's expectations with the checked month range bound into their SQL; the months an
+    operator accepted for a check are left out of that check's unexpected rows."""
     first, last = parse_month(first_month).isoformat(), parse_month(last_month).isoformat()
+    accepted = accepted or {}
     bound = []
     for expectation in suite.expectations:
         kwargs = dict(expectation["kwargs"])
         if "unexpected_rows_query" in kwargs:
-            query = kwargs["unexpected_rows_query"]
-            kwargs["unexpected_rows_query"] = query.replace("$first_month", first).replace("$last_month", last)
+            query = kwargs["unexpected_rows_query"].replace("$first_month", first).replace("$last_month", last)
+            months = sorted(accepted.get(expectation.get("meta", {}).get("check"), {}))
+            if months:
+                listed = ", ".join(f"'{parse_month(m).strftime('%Y-%m')}'" for m in months)
+                query = f"SELECT * FROM ({query}) AS unaccepted WHERE month NOT IN ({listed})"
+            kwargs["unexpected_rows_query"] = query
         bound.append({**expectation, "kwargs": kwargs})
     return bound
+
+
+def _judged(outcome: ExpectationOutcome, suite: Suite, first_load: bool) -> ExpectationOutcome:
+    """A failed learned check warns only while a history is first loaded; every failed table-level
+    check names the commands that accept its months."""
+    if outcome.success or outcome.error:
+        return outcome
+    changes: dict = {}
+    months = sorted({s["month"] for s in outcome.samples if isinstance(s, dict) and "month" in s})
+    if outcome.expectation.startswith(ACCEPTABLE_PREFIXES):
+        changes["to_accept"] = [accept_command(suite.name, outcome.expectation, m) for m in months]
+    if first_load and outcome.severity == "error" and is_learned(outcome.expectation):
+        changes |= {
+            "severity": "warning",
+            "note": "first load of a history: bounds learned from its own first months warn, they do not block; "
+            "in a regular monthly run this check blocks",
+        }
+    return ExpectationOutcome(**{**outcome.__dict__, **changes}) if changes else outcome
 
 
 def batch_query(suite: Suite, first_month: str, last_month: str) -> str:
@@ -342,7 +384,8 @@ def validate(warehouse: Path, quality_dir: Path, suite: Suite, first_month: str,
 
     started = time.perf_counter()
     query = batch_query(suite, first_month, last_month)
-    expectations = bound_expectations(suite, first_month, last_month)
+    accepted = accepted_months(quality_dir, suite.name)
+    expectations = bound_expectations(suite, first_month, last_month, accepted)
     context = _gx_context(quality_dir)
     datasource = context.data_sources.add_or_update_sql(name="warehouse", connection_string=f"duckdb:///{warehouse}")
     try:
@@ -372,7 +415,8 @@ def validate(warehouse: Path, quality_dir: Path, suite: Suite, first_month: str,
     outcomes = [_outcome(r) for r in validation.results]
     with duckdb.connect(str(warehouse), read_only=True) as con:
         rows = con.execute(f"SELECT count(*) FROM ({query})").fetchall()[0][0]
-        outcomes = [_with_row_samples(con, o, expectations, query) for o in outcomes]
+        first_load = is_first_load(con, suite, first_month, last_month)
+        outcomes = [_judged(_with_row_samples(con, o, expectations, query), suite, first_load) for o in outcomes]
         source = suite.checks.get("quarantine", {}).get("source")
         quarantined = quarantine_by_month(con, source, first_month, last_month) if source else {}
     return SuiteResult(
@@ -385,7 +429,24 @@ def validate(warehouse: Path, quality_dir: Path, suite: Suite, first_month: str,
         docs_index=docs_index(quality_dir),
         seconds=time.perf_counter() - started,
         quarantined=quarantined,
+        accepted=[
+            asdict(a)
+            for months in accepted.values()
+            for month, a in sorted(months.items())
+            if first_month <= month <= last_month
+        ],
+        first_load=first_load,
     )
+
+
+def is_first_load(con: duckdb.DuckDBPyConnection, suite: Suite, first_month: str, last_month: str) -> bool:
+    """A run over several months with nothing in the table before them: a history loaded for the first time."""
+    if first_month == last_month:
+        return False
+    earlier = con.execute(
+        f"SELECT count(*) FROM {suite.table} WHERE {suite.month_column} < DATE '{parse_month(first_month)}'"
+    ).fetchone()[0]
+    return earlier == 0
 
 
 def _with_row_samples(con, outcome: ExpectationOutcome, expectations: list[dict], query: str) -> ExpectationOutcome:

@@ -2,8 +2,11 @@
 lifecycle stage, action segment and the top drivers of the customer's predicted value.
 
 Customers with too little history (tenure under MIN_HISTORY_MONTHS) are valued by rule -- their
-observed profit per month carried over the horizon -- and flagged tiered_by_rule; so is every
-customer while no model is champion yet.
+observed value per month (in the value measure) carried over the horizon -- and flagged
+tiered_by_rule. While no model is champion yet (a short history cannot train one), every customer
+is tiered by the best ranking available, month-wide: the 12-month CLV where the month's CLV
+models were fitted, else the weighted RFM score (ties broken by the observed run-rate), never a
+run-rate that is zero for everyone because the deliveries carry no margins.
 
 A month is scored in batches of customers (bounded memory at a million customers): a first pass
 predicts every customer's value, which fixes the month's tiers and percentiles; a second pass
@@ -15,7 +18,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import duckdb
 import numpy as np
@@ -23,23 +26,32 @@ import pandas as pd
 
 from valuetier.metrics import cut_tiers
 from valuetier.months import parse_month
+from valuetier.parameters import business_parameters
 from valuetier.registry import Registry
 from valuetier.training import FEATURES, TrainedModels, feature_columns_sql
+from valuetier.value_measure import ValueMeasure, resolve_value_measure
 
 MIN_HISTORY_MONTHS = 3
 TIERS_TABLE = "marts.customer_tiers"
 RULE_VERSION = "rule"
-RULE_DRIVER = "rule: observed profit per month x horizon"
+RULE_DRIVER = "rule: observed value per month x horizon"
+# What a month's tiers rank: the champion model, or without one the best ranking available.
+BASIS_DRIVERS = {
+    "model": RULE_DRIVER,
+    "clv": "rule: 12-month CLV (BG/NBD + Gamma-Gamma), no champion model yet",
+    "rfm": "rule: weighted RFM score, no champion model yet",
+}
+LEGACY_MEASURES = {"profit_contribution": "profit", "transaction_amount": "revenue"}
 
 
 @dataclass(frozen=True)
 class ScoringRules:
-    high_share: float = 0.10
-    mid_share: float = 0.30
+    high_share: float = field(default_factory=lambda: business_parameters().tier_high_share)
+    mid_share: float = field(default_factory=lambda: business_parameters().tier_mid_share)
     # Cut points in predicted value instead of shares (both or neither): high from high_value, mid from mid_value.
     high_value: float | None = None
     mid_value: float | None = None
-    horizon_months: int = 6
+    horizon_months: int = field(default_factory=lambda: business_parameters().label_horizon_months)
     churn_risk: float = 0.30  # churn probability from which a customer counts as at risk
     trend_change: float = 0.20  # 3-month spend trend beyond which a customer is growing or declining
     dormant_months: int = 3  # months without activity from which a customer is dormant
@@ -53,6 +65,7 @@ class Champion:
     version: str
     models: TrainedModels
     horizon_months: int = 6  # of the value the model predicts; the rule values short histories over it too
+    value_measure: str = "profit"  # what the model predicts; the rule values short histories in it too
 
 
 def lifecycle_stage(frame: pd.DataFrame, rules: ScoringRules) -> np.ndarray:
@@ -103,18 +116,34 @@ def value_drivers(models: TrainedModels, features: pd.DataFrame, top: int = 3) -
     return ["; ".join(f"{FEATURES[j]} ({contributions[i, j]:+.2f})" for j in order[i]) for i in range(len(features))]
 
 
+def month_basis(champion: Champion | None, clv_fitted: bool) -> str:
+    """What a month's tiers rank: the model, or without one CLV where fitted, else weighted RFM."""
+    if champion is not None:
+        return "model"
+    return "clv" if clv_fitted else "rfm"
+
+
 def predicted_values(
-    frame: pd.DataFrame, champion: Champion | None, rules: ScoringRules
-) -> tuple[np.ndarray, np.ndarray]:
-    """(predicted value over the horizon, tiered by rule) for the rows of `frame`."""
+    frame: pd.DataFrame, champion: Champion | None, rules: ScoringRules, measure: ValueMeasure, basis: str
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """(predicted value over the horizon, ranking key, tiered by rule) for the rows of `frame`."""
     tenure = frame.tenure_months.to_numpy(dtype=float)
-    by_rule = np.ones(len(frame), dtype=bool) if champion is None else tenure < MIN_HISTORY_MONTHS
+    horizon = champion.horizon_months if champion else rules.horizon_months
+    column = ValueMeasure(champion.value_measure, "").cumulative_column if champion else measure.cumulative_column
     observed_months = np.maximum(np.nan_to_num(tenure) + 1, 1)
-    run_rate = np.nan_to_num(frame.cumulative_profit_contribution.to_numpy(dtype=float)) / observed_months
-    rule_value = run_rate * (champion.horizon_months if champion else rules.horizon_months)
-    if champion is None:
-        return rule_value, by_rule
-    return np.where(by_rule, rule_value, champion.models.predict_value(frame)), by_rule
+    rule_value = np.nan_to_num(frame[column].to_numpy(dtype=float)) / observed_months * horizon
+    if basis == "clv":
+        clv = frame.clv_12m.to_numpy(dtype=float)
+        predicted = np.where(np.isnan(clv), rule_value, clv * horizon / 12)
+        return predicted, predicted, np.ones(len(frame), dtype=bool)
+    if basis == "rfm":
+        rfm = business_parameters().rfm_weighted(frame.recency_score, frame.frequency_score, frame.monetary_score)
+        # The score has few distinct values: the run-rate orders customers within a score.
+        key = rfm.to_numpy(dtype=float) * 1e12 + np.minimum(rule_value, 1e11)
+        return rule_value, key, np.ones(len(frame), dtype=bool)
+    by_rule = tenure < MIN_HISTORY_MONTHS
+    predicted = np.where(by_rule, rule_value, champion.models.predict_value(frame))
+    return predicted, predicted, by_rule
 
 
 def describe_customers(
@@ -125,12 +154,13 @@ def describe_customers(
     score: np.ndarray,
     champion: Champion | None,
     rules: ScoringRules,
+    basis: str = "model",
 ) -> pd.DataFrame:
     """The published row of each customer of `frame`, given the month-wide tier and score."""
     stage = lifecycle_stage(frame, rules)
     if champion is None:
         churn = np.full(len(frame), np.nan)
-        drivers = [RULE_DRIVER] * len(frame)
+        drivers = [BASIS_DRIVERS[basis]] * len(frame)
     else:
         churn = champion.models.predict_churn(frame)
         drivers = np.where(by_rule, RULE_DRIVER, value_drivers(champion.models, frame.loc[:, list(FEATURES)]))
@@ -154,22 +184,33 @@ def describe_customers(
     )
 
 
-def tiers_and_scores(predicted: np.ndarray, rules: ScoringRules) -> tuple[np.ndarray, np.ndarray]:
-    """Month-wide tiers (exact shares, or value cut points when set) and 0-100 percentiles of predicted value."""
-    score = pd.Series(predicted).rank(method="average", pct=True).to_numpy()
+def tiers_and_scores(
+    predicted: np.ndarray, rules: ScoringRules, ranking: np.ndarray | None = None
+) -> tuple[np.ndarray, np.ndarray]:
+    """Month-wide tiers (exact shares of the ranking, or value cut points when set) and 0-100
+    percentiles of the ranking (the predicted value unless another ranking is given)."""
+    ranking = predicted if ranking is None else ranking
+    score = pd.Series(ranking).rank(method="average", pct=True).to_numpy()
     if rules.high_value is None and rules.mid_value is None:
-        return cut_tiers(predicted, rules.high_share, rules.mid_share), np.round(100 * score, 1)
+        return cut_tiers(ranking, rules.high_share, rules.mid_share), np.round(100 * score, 1)
     if rules.high_value is None or rules.mid_value is None or rules.mid_value > rules.high_value:
         raise ValueError(f"value cut points need mid <= high, both set: {rules.mid_value}, {rules.high_value}")
     tier = np.select([predicted >= rules.high_value, predicted >= rules.mid_value], ["high", "mid"], default="low")
     return tier.astype(object), np.round(100 * score, 1)
 
 
-def score_customers(frame: pd.DataFrame, champion: Champion | None, rules: ScoringRules) -> pd.DataFrame:
+def score_customers(
+    frame: pd.DataFrame,
+    champion: Champion | None,
+    rules: ScoringRules,
+    measure: ValueMeasure | None = None,
+) -> pd.DataFrame:
     """One row per customer of `frame` (the indicator rows of one month, with features and CLV)."""
-    predicted, by_rule = predicted_values(frame, champion, rules)
-    tier, score = tiers_and_scores(predicted, rules)
-    return describe_customers(frame, predicted, by_rule, tier, score, champion, rules)
+    basis = month_basis(champion, bool(frame.clv_12m.notna().any()))
+    measure = measure or ValueMeasure("profit", "default")
+    predicted, ranking, by_rule = predicted_values(frame, champion, rules, measure, basis)
+    tier, score = tiers_and_scores(predicted, rules, ranking)
+    return describe_customers(frame, predicted, by_rule, tier, score, champion, rules, basis)
 
 
 @dataclass(frozen=True)
@@ -180,6 +221,8 @@ class MonthScored:
     tiered_by_rule: int
     model_version: str
     seconds: float
+    basis: str = "model"  # model, or without a champion clv / rfm (BASIS_DRIVERS)
+    value_measure: str = "profit"
 
 
 def _batch_bounds(con: duckdb.DuckDBPyConnection, month: str, batch_size: int) -> list[tuple[str, str]]:
@@ -227,15 +270,21 @@ def score_month_tiers(
 ) -> MonthScored:
     """Replace the month's rows of marts.customer_tiers with every live customer scored."""
     started = time.perf_counter()
-    predicted, by_rule = [], []
+    measure = resolve_value_measure(con, as_of=month)
+    if champion is not None:
+        measure = ValueMeasure(champion.value_measure, f"the champion {champion.version} predicts it")
+    basis = month_basis(champion, clv_fitted(con, month))
+    predicted, ranking, by_rule = [], [], []
     bounds = _batch_bounds(con, month, rules.batch_size)  # read once: both passes walk the same batches
     for batch in _month_batches(con, month, bounds):
-        values, rule = predicted_values(batch, champion, rules)
+        values, key, rule = predicted_values(batch, champion, rules, measure, basis)
         predicted.append(values)
+        ranking.append(key)
         by_rule.append(rule)
     predicted = np.concatenate(predicted) if predicted else np.empty(0)
+    ranking = np.concatenate(ranking) if ranking else np.empty(0)
     by_rule = np.concatenate(by_rule) if by_rule else np.empty(0, dtype=bool)
-    tier, score = tiers_and_scores(predicted, rules)
+    tier, score = tiers_and_scores(predicted, rules, ranking)
     ensure_tiers_table(con)
     con.execute("BEGIN TRANSACTION")
     try:
@@ -244,7 +293,7 @@ def score_month_tiers(
         for batch in _month_batches(con, month, bounds):
             rows = slice(done, done + len(batch))
             described = describe_customers(
-                batch, predicted[rows], by_rule[rows], tier[rows], score[rows], champion, rules
+                batch, predicted[rows], by_rule[rows], tier[rows], score[rows], champion, rules, basis
             )
             con.register("scored_batch", described)
             con.execute(f"INSERT INTO {TIERS_TABLE} BY NAME SELECT * FROM scored_batch")
@@ -263,6 +312,17 @@ def score_month_tiers(
         tiered_by_rule=int(by_rule.sum()),
         model_version=champion.version if champion else RULE_VERSION,
         seconds=time.perf_counter() - started,
+        basis=basis,
+        value_measure=measure.name,
+    )
+
+
+def clv_fitted(con: duckdb.DuckDBPyConnection, month: str) -> bool:
+    """Whether the month's CLV models were fitted (its live customers have a clv_12m)."""
+    return bool(
+        con.execute(
+            "SELECT count(clv_12m) FROM marts.customer_clv_monthly WHERE month_start = ?", [parse_month(month)]
+        ).fetchone()[0]
     )
 
 
@@ -271,4 +331,6 @@ def current_champion(registry: Registry) -> Champion | None:
     version = registry.champion_version()
     if version is None:
         return None
-    return Champion(version, registry.load(version), registry.card(version).horizon_months)
+    card = registry.card(version)
+    measure = card.value_measure.split()[0]
+    return Champion(version, registry.load(version), card.horizon_months, LEGACY_MEASURES.get(measure, measure))

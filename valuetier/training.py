@@ -19,6 +19,8 @@ from sklearn.ensemble import HistGradientBoostingClassifier, HistGradientBoostin
 from sklearn.model_selection import GridSearchCV
 from sklearn.pipeline import Pipeline
 
+from valuetier.value_measure import resolve_value_measure
+
 FEATURES: tuple[str, ...] = (
     "tenure_months",
     "recency_days",
@@ -62,7 +64,6 @@ FEATURES: tuple[str, ...] = (
     "probability_alive",
 )
 CLV_FEATURES = ("clv_12m", "expected_purchases_12m", "probability_alive")
-VALUE_MEASURES = {"profit_contribution": "profit_contribution", "transaction_amount": "transaction_amount"}
 
 
 class TrainingDataError(ValueError):
@@ -102,25 +103,12 @@ def labelled_months(con: duckdb.DuckDBPyConnection, horizon_months: int) -> list
     return [r[0] for r in rows]
 
 
-def choose_value_measure(con: duckdb.DuckDBPyConnection, requested: str = "auto") -> tuple[str, str]:
-    """Profit contribution by default; transaction amount when the files carry no margin columns."""
-    if requested != "auto":
-        if requested not in VALUE_MEASURES:
-            raise ValueError(f"value measure must be auto or one of {sorted(VALUE_MEASURES)}, not {requested!r}")
-        return requested, "configured"
-    margin = con.execute(
-        "SELECT coalesce(sum(abs(profit_contribution)), 0) FROM intermediate.int_transactions_by_customer_month"
-    ).fetchall()[0][0]
-    if margin == 0:
-        return "transaction_amount", "no fee income or net interest margin in the deliveries"
-    return "profit_contribution", "default"
-
-
 def build_training_set(
-    con: duckdb.DuckDBPyConnection, months: list[str], horizon_months: int = 6, value_measure: str = "auto"
+    con: duckdb.DuckDBPyConnection, months: list[str], horizon_months: int = 6, value_measure: str | None = None
 ) -> TrainingSet:
-    """Stack the given training months: features at M, labels from M+1..M+horizon."""
-    measure, reason = choose_value_measure(con, value_measure)
+    """Stack the given training months: features at M, labels from M+1..M+horizon (in the value
+    measure: profit or revenue; None is the business parameter)."""
+    measure = resolve_value_measure(con, value_measure)
     ready = set(labelled_months(con, horizon_months))
     unready = [m for m in months if m not in ready]
     if unready:
@@ -144,7 +132,7 @@ def build_training_set(
         ),
         outcome AS (
             SELECT b.customer_id, b.month_start,
-                   coalesce(sum(t.{VALUE_MEASURES[measure]}), 0) AS realised_value,
+                   coalesce(sum(t.{measure.monthly_column}), 0) AS realised_value,
                    coalesce(sum(t.transaction_count), 0) AS horizon_transactions
             FROM base b
             LEFT JOIN intermediate.int_transactions_by_customer_month t
@@ -162,7 +150,7 @@ def build_training_set(
     ).df()
     if frame.empty:
         raise TrainingDataError(f"no live customers in the training months {', '.join(months)}")
-    return TrainingSet(frame, measure, reason, horizon_months)
+    return TrainingSet(frame, measure.name, measure.reason, horizon_months)
 
 
 def time_ordered_folds(month_of_row: pd.Series, folds: int) -> list[tuple[np.ndarray, np.ndarray]]:

@@ -1,5 +1,7 @@
 -- Retention and conversion by tier, for each scored month whose outcome window has passed.
 -- Outcomes read months after the scored month on purpose: they are labels, used only here.
+-- Retained: still live (an indicator row) at the window's end and a transaction within it.
+-- Realised value is in the value measure the tiers rank (var value_measure).
 {% set k = var('outcome_months') %}
 
 with months as (
@@ -12,14 +14,15 @@ windows as (
         m.month_start,
         m.month_end,
         w.month_start as window_last_month,
-        w.month_end as window_end
+        w.month_end as window_end,
+        {{ uses_profit_measure('m.month_start') }} as uses_profit
     from months as m
     inner join months as w
         on w.month_index = m.month_index + {{ k }}
 ),
 
 tiers as (
-    select t.customer_id, t.month_start, t.value_tier, w.month_end, w.window_last_month, w.window_end
+    select t.customer_id, t.month_start, t.value_tier, w.month_end, w.window_last_month, w.window_end, w.uses_profit
     from {{ source('marts', 'customer_tiers') }} as t
     inner join windows as w
         on w.month_start = t.month_start
@@ -30,10 +33,11 @@ outcomes as (
         t.customer_id,
         t.month_start,
         t.value_tier,
+        t.uses_profit,
         (
             exists (
-                select 1 from {{ ref('int_product_holdings_by_customer_month') }} as h
-                where h.customer_id = t.customer_id and h.month_start = t.window_last_month
+                select 1 from {{ ref('customer_indicators_monthly') }} as i
+                where i.customer_id = t.customer_id and i.month_start = t.window_last_month
             )
             and exists (
                 select 1 from {{ ref('int_transactions_by_customer_month') }} as x
@@ -56,7 +60,13 @@ outcomes as (
             from {{ ref('int_transactions_by_customer_month') }} as x
             where x.customer_id = t.customer_id
               and x.month_start > t.month_start and x.month_start <= t.window_last_month
-        ) as realised_profit
+        ) as realised_profit,
+        (
+            select coalesce(sum(x.transaction_amount), 0)
+            from {{ ref('int_transactions_by_customer_month') }} as x
+            where x.customer_id = t.customer_id
+              and x.month_start > t.month_start and x.month_start <= t.window_last_month
+        ) as realised_amount
     from tiers as t
 )
 
@@ -71,6 +81,10 @@ select
     cast(round(avg(case when opened_product then 1.0 else 0.0 end), 4) as decimal(5, 4)) as conversion_rate,
     count(*) filter (where campaign_converted) as campaign_converted_customers,
     cast(sum(realised_profit) as decimal(18, 2)) as realised_profit_contribution,
-    cast(round(sum(realised_profit) / count(*), 2) as decimal(18, 2)) as realised_profit_per_customer
+    cast(round(sum(realised_profit) / count(*), 2) as decimal(18, 2)) as realised_profit_per_customer,
+    case when bool_and(uses_profit) then 'profit' else 'revenue' end as value_measure,
+    cast(sum(case when uses_profit then realised_profit else realised_amount end) as decimal(18, 2)) as realised_value,
+    cast(round(sum(case when uses_profit then realised_profit else realised_amount end) / count(*), 2)
+        as decimal(18, 2)) as realised_value_per_customer
 from outcomes
 group by month_start, value_tier

@@ -12,6 +12,7 @@ select
     month_end,
     delivery_month as record_delivery_month,
     opened_at,
+    closed_at,
     city,
     income_band,
     risk_profile

@@ -1,6 +1,8 @@
 {{ incremental_by_month() }}
--- Customer value indicators (seed section 3), one row per live customer (relationship begun and
--- an account open at month end) per processed month.
+-- Customer value indicators (seed section 3), one row per live customer per processed month.
+-- Live: the relationship has begun and is not closed (customer closed_at, where delivered), and --
+-- where the bank delivers accounts -- an account is open at month end; without accounts, a
+-- transaction (or the opening) within the last inactivity_months months.
 -- Point in time: every window ends at the row's month end; nothing dated later is read.
 -- Incremental: a run reads the monthly intermediate tables for its window and the 11 months
 -- before it (the longest trailing window), the per-customer totals before that, and the previous
@@ -13,8 +15,12 @@ with first_processed_month as (
     select min(month_start) as month_start from {{ ref('int_months') }}
 ),
 
+first_accounts_month as (
+    select min(delivery_month) as month_start from {{ ref('stg_accounts') }}
+),
+
 grid as (
-    select customer_id, month_start, month_end, opened_at
+    select customer_id, month_start, month_end, opened_at, closed_at
     from {{ ref('int_customer_month_grid') }}
     where month_start between {{ history_start }} and cast('{{ var("end_month") }}' as date)
 ),
@@ -25,6 +31,7 @@ activity as (
         g.month_start,
         g.month_end,
         g.opened_at,
+        g.closed_at,
         coalesce(t.transaction_count, 0) as transactions_in_month,
         coalesce(t.purchase_count, 0) as purchases_in_month,
         coalesce(t.transaction_amount, 0) as amount_in_month,
@@ -126,9 +133,11 @@ previous_month as (
 ),
 {% endif %}
 
-live as (
+candidates as (
     select
         w.*,
+        h.customer_id is not null as has_open_account,
+        coalesce(fa.month_start <= w.month_start, false) as accounts_delivered,
         h.product_count,
         h.assets_under_management,
         h.holds_savings, h.holds_term_deposit, h.holds_fund, h.holds_insurance,
@@ -156,8 +165,9 @@ live as (
             else w.grid_months_to_date
         end as retention_streak_raw
     from windowed as w
-    inner join {{ ref('int_product_holdings_by_customer_month') }} as h
+    left join {{ ref('int_product_holdings_by_customer_month') }} as h
         on h.customer_id = w.customer_id and h.month_start = w.month_start
+    cross join first_accounts_month as fa
     left join earlier_transactions as et on et.customer_id = w.customer_id
     left join earlier_logins as el on el.customer_id = w.customer_id
     left join earlier_nps as en on en.customer_id = w.customer_id
@@ -165,7 +175,19 @@ live as (
     left join previous_month as p on p.customer_id = w.customer_id
     {% endif %}
     where w.opened_at <= w.month_end
+      and (w.closed_at is null or w.closed_at > w.month_end)
       and {{ in_month_window('w.month_start') }}
+),
+
+live as (
+    select *
+    from candidates
+    where case
+        when accounts_delivered then has_open_account
+        else {{ dbt.datediff(
+            dbt.date_trunc('month', 'greatest(opened_at, coalesce(cast(last_transaction_at as date), opened_at))'),
+            'month_start', 'month') }} < {{ var('inactivity_months') }}
+    end
 ),
 
 responses as (

@@ -1,0 +1,19 @@
+{#- The value measure (var value_measure, one home with Python's valuetier/value_measure.py): true
+    where tiers rank profit contribution for the month in `month_column`, false where they rank
+    transaction amount (revenue). auto: profit once the deliveries up to that month carry margins
+    that are not all zero. -#}
+{% macro uses_profit_measure(month_column) -%}
+    {%- set measure = var('value_measure') -%}
+    {%- if measure == 'profit' -%}
+        true
+    {%- elif measure == 'revenue' -%}
+        false
+    {%- elif measure == 'auto' -%}
+        exists (
+            select 1 from {{ ref('int_transactions_by_customer_month') }} as margins
+            where margins.month_start <= {{ month_column }} and margins.profit_contribution <> 0
+        )
+    {%- else -%}
+        {{ exceptions.raise_compiler_error("var value_measure must be profit, revenue or auto, not '" ~ measure ~ "'") }}
+    {%- endif -%}
+{%- endmacro %}

@@ -1,0 +1,145 @@
+"""A bank unlike the demo, end to end through Dagster: its own column names and codes through a
+mapping file, CSV, only the two required sources, no margin columns, 12 months, every customer
+joining in the first 3 months. The run succeeds, tiers every live customer of every month on
+revenue, and trains a model on a plan adapted to the short history that ranks better than chance
+and no worse than the weighted RFM score."""
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+
+import duckdb
+import pytest
+
+from tests.conftest import REPO
+from valuetier.generator import FOREIGN_COLUMNS, GeneratorConfig, generate
+
+pytestmark = pytest.mark.integration
+MONTHS = 12
+
+
+@pytest.fixture(scope="module")
+def foreign_run(tmp_path_factory):
+    root = tmp_path_factory.mktemp("foreign")
+    landing = root / "landing"
+    generate(
+        GeneratorConfig(
+            customers=2000,
+            months=MONTHS,
+            seed=21,
+            out=landing,
+            file_format="csv",
+            sources=("customers", "transactions"),
+            margins=False,
+            profile="foreign",
+            acquisition="cohorts",
+        ),
+        progress=lambda _: None,
+    )
+    home = root / "dagster_home"
+    home.mkdir()
+    shutil.copy(REPO / "orchestration" / "dagster.yaml", home / "dagster.yaml")
+    env = {
+        **os.environ,
+        "DAGSTER_HOME": str(home),
+        "VALUETIER_LANDING": str(landing),
+        "VALUETIER_WAREHOUSE": str(root / "warehouse" / "valuetier.duckdb"),
+        "VALUETIER_PII_KEY": "foreign-test-key",
+    }
+    env.pop("VALUETIER_MAPPING", None)  # the mapping is found in the landing folder
+    run = subprocess.run(
+        [sys.executable, "-m", "orchestration.run"], cwd=REPO, env=env, capture_output=True, text=True, timeout=1500
+    )
+    return {"root": root, "landing": landing, "run": run, "warehouse": root / "warehouse" / "valuetier.duckdb"}
+
+
+def test_the_run_succeeds_and_says_what_it_did(foreign_run):
+    run = foreign_run["run"]
+    assert run.returncode == 0, run.stdout[-3000:] + run.stderr[-3000:]
+    assert f"delivery mapping: {foreign_run['landing'] / 'mapping.yml'}" in run.stdout
+    assert "value measure:    revenue (transaction amount): auto: no fee income or net interest margin" in run.stdout
+    assert "training plan: adapted to the history" in run.stdout
+
+
+def test_every_row_is_accounted_for(foreign_run):
+    landing = foreign_run["landing"]
+    with duckdb.connect(str(foreign_run["warehouse"]), read_only=True) as con:
+        for source in ("customers", "transactions"):
+            delivered = con.execute(
+                f"SELECT regexp_extract(filename, '(\\d{{4}}-\\d{{2}})\\.csv$', 1), count(*) "
+                f"FROM read_csv('{landing}/{source}/*.csv', filename = true, all_varchar = true) GROUP BY 1"
+            ).fetchall()
+            stored = dict(
+                con.execute(
+                    f"SELECT strftime(_delivery_month, '%Y-%m'), count(*) FROM raw.{source} GROUP BY 1"
+                ).fetchall()
+            )
+            quarantined = dict(
+                con.execute(
+                    "SELECT strftime(delivery_month, '%Y-%m'), count(*) FROM raw_quarantine.quarantined_rows "
+                    "WHERE source = ? GROUP BY 1",
+                    [source],
+                ).fetchall()
+            )
+            for month, rows in delivered:
+                assert stored.get(month, 0) + quarantined.get(month, 0) == rows, (source, month)
+            assert sum(quarantined.values()) == 0, source  # every code is mapped or loaded as 'other'
+        other = con.execute("SELECT count(*) FROM raw.transactions WHERE txn_type = 'other'").fetchone()[0]
+        assert other > 0  # the bank's unmapped fx_conversion code
+
+
+def test_every_live_customer_of_every_month_has_a_tier(foreign_run):
+    """Live, from the bank's files alone: delivered by the month with its opening on or before the
+    month's end (no accounts source; nobody can be inactive for 12 months in a 12-month history)."""
+    landing = foreign_run["landing"]
+    names = FOREIGN_COLUMNS["customers"]
+    with duckdb.connect(str(foreign_run["warehouse"]), read_only=True) as con:
+        expected = con.execute(f"""
+            WITH customers AS (
+                SELECT {names["customer_id"]} AS customer_id, CAST({names["opened_at"]} AS DATE) AS opened_at,
+                       CAST(regexp_extract(filename, '(\\d{{4}}-\\d{{2}})\\.csv$', 1) || '-01' AS DATE) AS delivered
+                FROM read_csv('{landing}/customers/*.csv', filename = true, all_varchar = true)),
+            months AS (
+                SELECT DISTINCT CAST(regexp_extract(filename, '(\\d{{4}}-\\d{{2}})\\.csv$', 1) || '-01' AS DATE) AS m
+                FROM read_csv('{landing}/transactions/*.csv', filename = true, all_varchar = true))
+            SELECT m, count(DISTINCT customer_id) FROM months
+            JOIN customers ON delivered <= m AND opened_at <= last_day(m)
+            GROUP BY m ORDER BY m""").fetchall()
+        tiers = con.execute(
+            "SELECT month_start, count(*), count(DISTINCT customer_id) FROM marts.customer_tiers GROUP BY 1 ORDER BY 1"
+        ).fetchall()
+        indicators = con.execute(
+            "SELECT month_start, count(*) FROM marts.customer_indicators_monthly GROUP BY 1 ORDER BY 1"
+        ).fetchall()
+        measures = con.execute("SELECT DISTINCT value_measure FROM evaluation.tier_evaluation_monthly").fetchall()
+        clv = con.execute("SELECT count(clv_12m), count(*) FROM marts.customer_clv_monthly").fetchone()
+    assert len(expected) == MONTHS
+    assert indicators == expected
+    assert [(m, n) for m, n, _ in tiers] == expected and all(n == d for _, n, d in tiers)
+    assert measures == [("revenue",)]
+    assert clv[0] > 0.9 * clv[1]  # CLV fitted on revenue, not left null for lack of margins
+
+
+def test_a_model_trains_on_an_adapted_plan_and_beats_chance_and_rfm(foreign_run):
+    from valuetier.registry import Registry
+
+    registry = Registry(foreign_run["warehouse"].parent / "models")
+    champion = registry.champion_version()
+    assert champion is not None
+    card = registry.card(champion)
+    plan = card.parameters["plan"]
+    assert card.horizon_months < 6 and plan["horizon_months"] == card.horizon_months
+    assert plan["note"].startswith("adapted to the history")
+    assert card.value_measure.startswith("revenue")
+    model = card.metrics["model"]["high_tier_value_capture"]
+    rfm = card.metrics["rfm_weighted"]["high_tier_value_capture"]
+    print(json.dumps({"horizon": card.horizon_months, "plan": plan, "model": model, "rfm": rfm}))
+    # A random 10 % holds about 10 % of the following months' revenue; measured here (seed 21):
+    # model 45.5 %, weighted RFM 39.5 %, horizon 4 months from 4 training months.
+    assert model > 0.40
+    assert model > rfm
+    with duckdb.connect(str(foreign_run["warehouse"]), read_only=True) as con:
+        versions = con.execute("SELECT DISTINCT model_version FROM marts.customer_tiers").fetchall()
+    assert versions == [(champion,)]

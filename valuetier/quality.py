@@ -95,15 +95,15 @@ def _checked_months(month_column: str) -> str:
 
 
 def _trailing_band(table: str, month_column: str, statistic: str, spec: dict, empty: str | None = "NULL") -> str:
-    """Months checked whose `statistic` lies outside the robust band of the trailing months: from the
-    lower quartile minus `low` x the median and `fence` x the interquartile range, to the upper
-    quartile plus `high` x the median and `fence` x the IQR. Quartiles, not the extremes: one
-    campaign month does not stretch the band and a steady trend stays inside it. A checked month
-    without rows counts as `empty` (None: skipped, as an entity source's month with no changes);
-    months with too little history are not judged. $first_month and $last_month are bound at
-    validation."""
+    """Months checked whose `statistic` lies outside the robust band of the trailing months: the
+    trailing median plus or minus the larger of `low`/`high` x the median and `fence` x the scaled
+    median absolute deviation (1.4826 MAD, the standard deviation's robust twin). Median and MAD,
+    not the extremes: one campaign month does not stretch the band, a steady trend stays inside it,
+    and a volatile history widens it. A checked month without rows counts as `empty` (None:
+    skipped, as an entity source's month with no changes); months with too little history are not
+    judged. $first_month and $last_month are bound at validation."""
     trailing, history = int(spec.get("trailing_months", 6)), int(spec.get("min_history", 3))
-    low, high, fence = float(spec["low"]), float(spec["high"]), float(spec.get("fence", 1.5))
+    low, high, fence = float(spec["low"]), float(spec["high"]), float(spec.get("fence", 3))
     without_rows = (
         ""
         if empty is None
@@ -113,16 +113,27 @@ def _trailing_band(table: str, month_column: str, statistic: str, spec: dict, em
     SELECT {month_column} AS month, {statistic} AS observed FROM {table} GROUP BY 1
 ), {_checked_months(month_column)}, per_month AS (
     SELECT month, observed FROM stats{without_rows}
+), numbered AS (
+    SELECT month, observed, row_number() OVER (ORDER BY month) AS k FROM per_month
+), past_months AS (
+    SELECT c.month, c.observed, p.observed AS past
+    FROM numbered c JOIN numbered p ON p.k BETWEEN c.k - {trailing} AND c.k - 1
+), centre AS (
+    SELECT month, any_value(observed) AS observed, count(past) AS history_months, median(past) AS trailing_median
+    FROM past_months GROUP BY month
 ), band AS (
-    SELECT month, observed, count(observed) OVER w AS history_months,
-           quantile_cont(observed, 0.25) OVER w AS trailing_q1, median(observed) OVER w AS trailing_median,
-           quantile_cont(observed, 0.75) OVER w AS trailing_q3
-    FROM per_month WINDOW w AS (ORDER BY month ROWS BETWEEN {trailing} PRECEDING AND 1 PRECEDING)
+    SELECT c.month, c.observed, c.history_months, c.trailing_median,
+           1.4826 * median(abs(t.past - c.trailing_median)) AS trailing_mad
+    FROM centre c JOIN past_months t USING (month)
+    GROUP BY c.month, c.observed, c.history_months, c.trailing_median
 )
-SELECT strftime(month, '%Y-%m') AS month, observed, trailing_q1, trailing_median, trailing_q3 FROM band
+SELECT strftime(month, '%Y-%m') AS month, observed, trailing_median, trailing_mad,
+       trailing_median - greatest({low} * abs(trailing_median), {fence} * trailing_mad) AS lower_bound,
+       trailing_median + greatest({high} * abs(trailing_median), {fence} * trailing_mad) AS upper_bound
+FROM band
 WHERE month BETWEEN DATE '$first_month' AND DATE '$last_month' AND history_months >= {history}
-  AND (observed < trailing_q1 - {low} * abs(trailing_median) - {fence} * (trailing_q3 - trailing_q1)
-       OR observed > trailing_q3 + {high} * abs(trailing_median) + {fence} * (trailing_q3 - trailing_q1))
+  AND (observed < trailing_median - greatest({low} * abs(trailing_median), {fence} * trailing_mad)
+       OR observed > trailing_median + greatest({high} * abs(trailing_median), {fence} * trailing_mad))
 ORDER BY month"""
 
 
@@ -144,8 +155,8 @@ def expand_table_checks(meta: dict) -> list[dict]:
         add(
             "volume",
             f"Row count of each month within the robust band of its trailing {volume.get('trailing_months', 6)} "
-            f"months (quartiles -{volume['low']:.0%}/+{volume['high']:.0%} of the median, "
-            f"{volume.get('fence', 1.5)} IQR)" + (", a month without rows skipped" if volume.get("skip_empty") else ""),
+            f"months (median -{volume['low']:.0%}/+{volume['high']:.0%}, or {volume.get('fence', 3)} scaled MADs "
+            "where wider)" + (", a month without rows skipped" if volume.get("skip_empty") else ""),
             _trailing_band(table, month_column, "count(*)", volume, empty=None if volume.get("skip_empty") else "0"),
             volume.get("severity", "error"),
         )
@@ -158,7 +169,7 @@ def expand_table_checks(meta: dict) -> list[dict]:
             add(
                 f"distribution:{column}:{name}",
                 f"{name} of {column} in each month within the robust band of its trailing months "
-                f"(quartiles -{spec['low']:.0%}/+{spec['high']:.0%} of the median, {spec.get('fence', 1.5)} IQR)",
+                f"(median -{spec['low']:.0%}/+{spec['high']:.0%}, or {spec.get('fence', 3)} scaled MADs where wider)",
                 _trailing_band(table, month_column, statistic, spec),
                 spec.get("severity", "error") if name == "mean" else spec.get("quantile_severity", "warning"),
             )

@@ -87,3 +87,31 @@ def test_future_date_faults_in_a_leap_february(tmp_path):
     _, summary = _make(tmp_path, "leap", months=1, start="2024-02", dirty_rate=0.05)
     future = [f for f in summary.faults if f.fault == "future_date"]
     assert future and all(f.month == "2024-02" for f in future)
+
+
+def test_a_foreign_delivery_unlike_the_demo(tmp_path):
+    from valuetier.mapping import load_mapping
+
+    root, _ = _make(
+        tmp_path,
+        "foreign",
+        months=5,
+        file_format="csv",
+        sources=("customers", "transactions"),
+        margins=False,
+        profile="foreign",
+        acquisition="cohorts",
+    )
+    landing = root / "landing"
+    assert sorted(p.name for p in landing.iterdir()) == ["customers", "mapping.yml", "transactions"]
+    header = (landing / "transactions" / "2023-02.csv").read_text().splitlines()[0]
+    assert header == '"txn_ref","cust_no","acct_no","txn_time","txn_amt","ccy","txn_code","txn_channel"'
+    codes = duckdb.sql(f"SELECT DISTINCT txn_code FROM read_csv('{landing}/transactions/*.csv')").fetchall()
+    assert {c for (c,) in codes} >= {"card_purchase", "transfer_in", "bill_payment", "fx_conversion"}
+    joins = duckdb.sql(f"SELECT max(join_month_index) FROM '{root}/ground_truth/customer_traits.parquet'")
+    assert joins.fetchall() == [(2,)]  # every customer acquired in the first 3 months
+    # No changes after the cohorts: most later months deliver no customers file at all.
+    assert len(list((landing / "customers").iterdir())) < 5
+    mapping = load_mapping(landing / "mapping.yml")
+    assert mapping.timezone == "Asia/Shanghai"
+    assert mapping.source("transactions").codes["txn_type"].unmapped == "other"

@@ -150,7 +150,8 @@ def test_registry_refuses_tampered_or_incompatible_artifacts_and_keeps_a_better_
 
 
 def test_scoring_tiers_every_customer_once_with_reasons(training):
-    from valuetier.scoring import RULE_DRIVER, Champion, ScoringRules, score_customers
+    from valuetier.scoring import BASIS_DRIVERS, RULE_DRIVER, Champion, ScoringRules, score_customers
+    from valuetier.value_measure import ValueMeasure
 
     _, train, holdout = training
     champion = Champion("v0001", train_models(train, SMALL_SEARCH, seed=3), horizon_months=3)
@@ -187,6 +188,16 @@ def test_scoring_tiers_every_customer_once_with_reasons(training):
     assert by_rule.tiered_by_rule.all() and (by_rule.model_version == "rule").all()
     assert by_rule.churn_probability.isna().all() and not by_rule.segment.str.contains("at risk").any()
     assert by_rule.value_tier.value_counts().to_dict() == scored.value_tier.value_counts().to_dict()
+    assert (by_rule.top_drivers == BASIS_DRIVERS["clv"]).all()
+    # No champion and no CLV, on a bank without margins: the weighted RFM score ranks, never a zero run-rate.
+    bare = frame.assign(clv_12m=np.nan, cumulative_profit_contribution=0.0)
+    revenue = ValueMeasure("revenue", "auto: no fee income or net interest margin in the deliveries")
+    by_rfm = score_customers(bare, None, ScoringRules(), revenue)
+    assert (by_rfm.top_drivers == BASIS_DRIVERS["rfm"]).all()
+    rfm = business_parameters().rfm_weighted(bare.recency_score, bare.frequency_score, bare.monetary_score)
+    high = by_rfm.value_tier.to_numpy() == "high"
+    assert rfm[high].min() >= rfm[~high].max()
+    assert by_rfm.predicted_value.gt(0).mean() > 0.5  # the revenue run-rate, not zero margins
 
 
 def test_scoring_a_month_in_batches_equals_scoring_it_at_once(pipeline_run, tmp_path):

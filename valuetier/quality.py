@@ -95,11 +95,12 @@ def _checked_months(month_column: str) -> str:
 
 
 def _trailing_band(table: str, month_column: str, statistic: str, spec: dict, empty: str | None = "NULL") -> str:
-    """Months checked whose `statistic` lies outside the robust band of the trailing months: the
-    trailing median plus or minus the larger of `low`/`high` x the median and `fence` x the scaled
-    median absolute deviation (1.4826 MAD, the standard deviation's robust twin). Median and MAD,
-    not the extremes: one campaign month does not stretch the band, a steady trend stays inside it,
-    and a volatile history widens it. A checked month without rows counts as `empty` (None:
+    """Months checked whose `statistic` lies outside the band of the trailing months: from their
+    smallest to their largest value, widened on each side by the larger of `low`/`high` x their
+    median and `fence` x their scaled median absolute deviation (1.4826 MAD, the standard
+    deviation's robust twin). A steady trend or a volatile history widens the band by itself, the
+    median keeps one campaign month from setting the margin, and a month far outside what the
+    trailing months did still fails. A checked month without rows counts as `empty` (None:
     skipped, as an entity source's month with no changes); months with too little history are not
     judged. $first_month and $last_month are bound at validation."""
     trailing, history = int(spec.get("trailing_months", 6)), int(spec.get("min_history", 3))
@@ -119,21 +120,23 @@ def _trailing_band(table: str, month_column: str, statistic: str, spec: dict, em
     SELECT c.month, c.observed, p.observed AS past
     FROM numbered c JOIN numbered p ON p.k BETWEEN c.k - {trailing} AND c.k - 1
 ), centre AS (
-    SELECT month, any_value(observed) AS observed, count(past) AS history_months, median(past) AS trailing_median
+    SELECT month, any_value(observed) AS observed, count(past) AS history_months, median(past) AS trailing_median,
+           min(past) AS trailing_min, max(past) AS trailing_max
     FROM past_months GROUP BY month
-), band AS (
-    SELECT c.month, c.observed, c.history_months, c.trailing_median,
-           1.4826 * median(abs(t.past - c.trailing_median)) AS trailing_mad
+), spread AS (
+    SELECT c.*, 1.4826 * median(abs(t.past - c.trailing_median)) AS trailing_mad
     FROM centre c JOIN past_months t USING (month)
-    GROUP BY c.month, c.observed, c.history_months, c.trailing_median
+    GROUP BY ALL
+), band AS (
+    SELECT *,
+           trailing_min - greatest({low} * abs(trailing_median), {fence} * trailing_mad) AS lower_bound,
+           trailing_max + greatest({high} * abs(trailing_median), {fence} * trailing_mad) AS upper_bound
+    FROM spread
 )
-SELECT strftime(month, '%Y-%m') AS month, observed, trailing_median, trailing_mad,
-       trailing_median - greatest({low} * abs(trailing_median), {fence} * trailing_mad) AS lower_bound,
-       trailing_median + greatest({high} * abs(trailing_median), {fence} * trailing_mad) AS upper_bound
+SELECT strftime(month, '%Y-%m') AS month, observed, trailing_median, trailing_mad, lower_bound, upper_bound
 FROM band
 WHERE month BETWEEN DATE '$first_month' AND DATE '$last_month' AND history_months >= {history}
-  AND (observed < trailing_median - greatest({low} * abs(trailing_median), {fence} * trailing_mad)
-       OR observed > trailing_median + greatest({high} * abs(trailing_median), {fence} * trailing_mad))
+  AND (observed < lower_bound OR observed > upper_bound)
 ORDER BY month"""
 
 
@@ -155,8 +158,9 @@ def expand_table_checks(meta: dict) -> list[dict]:
         add(
             "volume",
             f"Row count of each month within the robust band of its trailing {volume.get('trailing_months', 6)} "
-            f"months (median -{volume['low']:.0%}/+{volume['high']:.0%}, or {volume.get('fence', 3)} scaled MADs "
-            "where wider)" + (", a month without rows skipped" if volume.get("skip_empty") else ""),
+            f"months (their range widened by {volume['low']:.0%}/{volume['high']:.0%} of their median, or by "
+            f"{volume.get('fence', 3)} scaled MADs where wider)"
+            + (", a month without rows skipped" if volume.get("skip_empty") else ""),
             _trailing_band(table, month_column, "count(*)", volume, empty=None if volume.get("skip_empty") else "0"),
             volume.get("severity", "error"),
         )
@@ -169,7 +173,8 @@ def expand_table_checks(meta: dict) -> list[dict]:
             add(
                 f"distribution:{column}:{name}",
                 f"{name} of {column} in each month within the robust band of its trailing months "
-                f"(median -{spec['low']:.0%}/+{spec['high']:.0%}, or {spec.get('fence', 3)} scaled MADs where wider)",
+                f"(their range widened by {spec['low']:.0%}/{spec['high']:.0%} of their median, or by "
+                f"{spec.get('fence', 3)} scaled MADs where wider)",
                 _trailing_band(table, month_column, statistic, spec),
                 spec.get("severity", "error") if name == "mean" else spec.get("quantile_severity", "warning"),
             )

@@ -138,8 +138,10 @@ def predicted_values(
         return predicted, predicted, np.ones(len(frame), dtype=bool)
     if basis == "rfm":
         rfm = business_parameters().rfm_weighted(frame.recency_score, frame.frequency_score, frame.monetary_score)
-        # The score has few distinct values: the run-rate orders customers within a score.
-        key = rfm.to_numpy(dtype=float) * 1e12 + np.minimum(rule_value, 1e11)
+        # The score (4 decimals, as customer_tiers_rfm) has few distinct values: the run-rate,
+        # squashed into [0, 1), orders customers within a score.
+        run_rate = np.maximum(rule_value, 0)
+        key = np.round(rfm.to_numpy(dtype=float), 4) * 1e4 + run_rate / (1 + run_rate)
         return rule_value, key, np.ones(len(frame), dtype=bool)
     by_rule = tenure < MIN_HISTORY_MONTHS
     predicted = np.where(by_rule, rule_value, champion.models.predict_value(frame))

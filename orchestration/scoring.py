@@ -6,7 +6,7 @@ from orchestration.partitions import WAREHOUSE_POOL, month_partitions, single_ru
 from orchestration.resources import WarehouseResource, settings
 from valuetier.parameters import business_parameters
 from valuetier.registry import Registry, RegistryError
-from valuetier.scoring import ScoringRules, current_champion, score_month_tiers
+from valuetier.scoring import NothingToPublish, ScoringRules, current_champion, score_month_tiers
 
 TIERS = dg.AssetKey(["marts", "customer_tiers"])
 
@@ -62,13 +62,10 @@ def customer_tiers(
     scored = []
     with warehouse.connect() as con:
         for month in sorted(context.partition_keys):
-            result = score_month_tiers(con, month, champion, rules, progress=context.log.debug)
-            if result.customers == 0:
-                raise dg.Failure(
-                    description=f"tiers {month}: 0 customers to publish. The month has no live customer in "
-                    "marts.customer_indicators_monthly: check the customers deliveries (opened_at, closed_at) "
-                    "and the liveness rule (accounts, or inactivity_months in dbt_project.yml)."
-                )
+            try:
+                result = score_month_tiers(con, month, champion, rules, progress=context.log.debug)
+            except NothingToPublish as exc:
+                raise dg.Failure(description=str(exc)) from exc
             context.log.info(
                 f"tiers {month}: {result.customers:,} customers ({result.tiers}), "
                 f"{result.tiered_by_rule:,} by rule, ranked by {result.basis}, {result.value_measure}, "

@@ -13,7 +13,7 @@ import sys
 import duckdb
 import pytest
 
-from tests.conftest import REPO
+from tests.conftest import FOREIGN_DELIVERY, REPO
 from valuetier.generator import FOREIGN_COLUMNS, GeneratorConfig, generate
 
 pytestmark = pytest.mark.integration
@@ -25,17 +25,7 @@ def foreign_run(tmp_path_factory):
     root = tmp_path_factory.mktemp("foreign")
     landing = root / "landing"
     generate(
-        GeneratorConfig(
-            customers=2000,
-            months=MONTHS,
-            seed=21,
-            out=landing,
-            file_format="csv",
-            sources=("customers", "transactions"),
-            margins=False,
-            profile="foreign",
-            acquisition="cohorts",
-        ),
+        GeneratorConfig(customers=2000, months=MONTHS, seed=21, out=landing, **FOREIGN_DELIVERY),
         progress=lambda _: None,
     )
     home = root / "dagster_home"

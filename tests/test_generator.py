@@ -4,6 +4,7 @@ import duckdb
 import pyarrow.parquet as pq
 import pytest
 
+from tests.conftest import FOREIGN_DELIVERY
 from valuetier.contract import SOURCE_ORDER
 from valuetier.generator import FAULT_REASONS, GeneratorConfig, generate
 
@@ -92,16 +93,7 @@ def test_future_date_faults_in_a_leap_february(tmp_path):
 def test_a_foreign_delivery_unlike_the_demo(tmp_path):
     from valuetier.mapping import load_mapping
 
-    root, _ = _make(
-        tmp_path,
-        "foreign",
-        months=5,
-        file_format="csv",
-        sources=("customers", "transactions"),
-        margins=False,
-        profile="foreign",
-        acquisition="cohorts",
-    )
+    root, _ = _make(tmp_path, "foreign", months=5, **FOREIGN_DELIVERY)
     landing = root / "landing"
     assert sorted(p.name for p in landing.iterdir()) == ["customers", "mapping.yml", "transactions"]
     header = (landing / "transactions" / "2023-02.csv").read_text().splitlines()[0]

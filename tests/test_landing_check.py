@@ -9,6 +9,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
+from tests.conftest import FOREIGN_DELIVERY
 from valuetier.cli import main as cli
 from valuetier.contract import Reason
 from valuetier.generator import GeneratorConfig, generate
@@ -201,17 +202,7 @@ def test_a_bad_mapping_file_exits_2(landing, tmp_path, capsys):
 def test_a_foreign_bank_fails_without_its_mapping_and_passes_with_it(tmp_path, capsys):
     landing = tmp_path / "foreign" / "landing"
     generate(
-        GeneratorConfig(
-            customers=300,
-            months=3,
-            seed=9,
-            out=landing,
-            file_format="csv",
-            sources=("customers", "transactions"),
-            margins=False,
-            profile="foreign",
-            acquisition="cohorts",
-        ),
+        GeneratorConfig(customers=300, months=3, seed=9, out=landing, **FOREIGN_DELIVERY),
         progress=lambda _: None,
     )
     mapping = landing / "mapping.yml"

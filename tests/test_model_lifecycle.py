@@ -358,3 +358,18 @@ def test_training_plan_adapts_its_horizon_to_the_history(pipeline_run):
     assert adapted.plan.horizon_months == 6 and len(adapted.training_months) == 3
     assert adapted.note.startswith("adapted to the history: 6-month horizon instead of 12, 3 training months")
     assert add_months(adapted.training_months[-1], 6) <= adapted.holdout_month
+
+
+def test_a_month_with_customers_but_no_live_one_fails_instead_of_publishing_nothing(pipeline_run, tmp_path):
+    from valuetier.scoring import NothingToPublish, ScoringRules, score_month_tiers
+
+    month = pipeline_run["months"][-1]
+    copy = tmp_path / "warehouse.duckdb"
+    copy.write_bytes(WAREHOUSE.read_bytes())
+    with duckdb.connect(str(copy)) as con:
+        before = con.execute(f"SELECT count(*) FROM marts.customer_tiers WHERE month_start = '{month}-01'").fetchone()
+        con.execute(f"DELETE FROM marts.customer_indicators_monthly WHERE month_start = '{month}-01'")
+        with pytest.raises(NothingToPublish, match=f"tiers {month}: 0 live customers to publish, though 2,"):
+            score_month_tiers(con, month, None, ScoringRules())
+        after = con.execute(f"SELECT count(*) FROM marts.customer_tiers WHERE month_start = '{month}-01'").fetchone()
+    assert after == before  # the published month is kept, not emptied

@@ -44,6 +44,10 @@ BASIS_DRIVERS = {
 LEGACY_MEASURES = {"profit_contribution": "profit", "transaction_amount": "revenue"}
 
 
+class NothingToPublish(ValueError):
+    """A month with delivered customers whose scoring would publish no tier at all."""
+
+
 @dataclass(frozen=True)
 class ScoringRules:
     high_share: float = field(default_factory=lambda: business_parameters().tier_high_share)
@@ -283,6 +287,8 @@ def score_month_tiers(
         predicted.append(values)
         ranking.append(key)
         by_rule.append(rule)
+    if not predicted:
+        _refuse_an_empty_month(con, month)
     predicted = np.concatenate(predicted) if predicted else np.empty(0)
     ranking = np.concatenate(ranking) if ranking else np.empty(0)
     by_rule = np.concatenate(by_rule) if by_rule else np.empty(0, dtype=bool)
@@ -317,6 +323,20 @@ def score_month_tiers(
         basis=basis,
         value_measure=measure.name,
     )
+
+
+def _refuse_an_empty_month(con: duckdb.DuckDBPyConnection, month: str) -> None:
+    """A run that publishes nothing is a failure, not a success: customers were delivered by the
+    month, yet none of them is live in it."""
+    delivered = con.execute(
+        "SELECT count(DISTINCT customer_id) FROM raw.customers WHERE _delivery_month <= ?", [parse_month(month)]
+    ).fetchone()[0]
+    if delivered:
+        raise NothingToPublish(
+            f"tiers {month}: 0 live customers to publish, though {delivered:,} customers were delivered by then. "
+            "Check their opened_at and closed_at, and the liveness rule: an open account where accounts are "
+            "delivered, else a transaction within inactivity_months (dbt_project/dbt_project.yml)."
+        )
 
 
 def clv_fitted(con: duckdb.DuckDBPyConnection, month: str) -> bool:

@@ -22,7 +22,7 @@ from valuetier.mapping import Mapping
 from valuetier.months import add_months, parse_month
 
 FIRST_ROWS = 3  # offending rows shown per file and reason
-MEMORY_LIMIT = "2GB"
+MEMORY_LIMIT = "1GB"
 
 
 @dataclass(frozen=True)
@@ -128,6 +128,7 @@ def validate_landing(
         con = duckdb.connect(str(Path(scratch) / "check.duckdb"))
         con.execute(f"SET memory_limit = '{MEMORY_LIMIT}'")
         con.execute(f"SET temp_directory = '{scratch}'")
+        con.execute("SET enable_progress_bar = false")
         try:
             for month in months:
                 progress(f"checking {month}")

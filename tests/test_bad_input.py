@@ -230,6 +230,12 @@ def test_a_mapping_renames_the_column_and_names_it_when_it_is_missing(bank, tmp_
     con.close()
     shutil.rmtree(tmp_path / "landing")
     deliver(bank, tmp_path, "transactions", frame.drop(columns=["txn_amt"]))
+    error, con = load(bank, tmp_path, "transactions", mapping=mapping)
+    assert "no required column amount (mapped from txn_amt)" in str(error)
+    con.close()
+    # A column under the contract's own name is not the one the mapping names: refused, not loaded empty.
+    shutil.rmtree(tmp_path / "landing")
+    deliver(bank, tmp_path, "transactions", frame.rename(columns={"txn_amt": "amount"}))
     error, _ = load(bank, tmp_path, "transactions", mapping=mapping)
     assert "no required column amount (mapped from txn_amt)" in str(error)
 

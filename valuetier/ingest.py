@@ -339,7 +339,7 @@ def _validation_sql(
 def missing_required_columns(path: Path, source: Source, header: list[str], mapping: SourceMapping) -> None:
     """A delivery without a required column is refused as a file, naming the column (and the name the
     mapping expects it under)."""
-    present = {mapping.contract_name(_column_name(n)) for n in header}
+    present = set(contract_names(header, mapping))
     missing = [c.name for c in source.columns if c.required and c.name not in present]
     if missing:
         expected = ", ".join(

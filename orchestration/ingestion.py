@@ -24,8 +24,9 @@ def ingestion_metadata(results: list[LoadResult], mapping: Mapping) -> dict:
     other: dict[str, dict[str, int]] = {}
     for r in results:
         for column, codes in r.other_codes.items():
+            counts = other.setdefault(column, {})
             for code, n in codes.items():
-                other.setdefault(column, {})[code] = other.get(column, {}).get(code, 0) + n
+                counts[code] = counts.get(code, 0) + n
     rows = "\n".join(
         f"| {r.month} | {r.delivered} | {r.loaded} | {r.quarantined} | "
         f"{', '.join(f'{k}: {v}' for k, v in r.reasons.items()) or (r.skipped or '')} |"

@@ -22,7 +22,7 @@ import pyarrow.parquet as pq
 
 from valuetier.contract import FILE_FORMATS, LOWEST_DATE, MONEY, OTHER_CODE, SOURCES, Column, Reason, Source, SourceKind
 from valuetier.mapping import CodeMap, Mapping, SourceMapping
-from valuetier.months import month_end, parse_month
+from valuetier.months import is_month_key, month_end, parse_month
 
 log = logging.getLogger(__name__)
 
@@ -74,9 +74,7 @@ def discover_months(landing: Path) -> list[str]:
     months = set()
     for path in folder.iterdir():
         if path.suffix.lstrip(".") in FILE_FORMATS:
-            try:
-                parse_month(path.stem)
-            except ValueError:
+            if not is_month_key(path.stem):
                 log.warning("ignoring %s: the file name is not a month (YYYY-MM)", path)
                 continue
             months.add(path.stem)

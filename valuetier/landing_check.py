@@ -19,7 +19,7 @@ import duckdb
 from valuetier.contract import FILE_FORMATS, SOURCE_ORDER, SOURCES
 from valuetier.ingest import QUARANTINE_TABLE, DeliveryError, discover_months, find_delivery, load_month
 from valuetier.mapping import Mapping
-from valuetier.months import add_months, parse_month
+from valuetier.months import add_months, is_month_key, parse_month
 
 FIRST_ROWS = 3  # offending rows shown per file and reason
 MEMORY_LIMIT = "1GB"
@@ -64,12 +64,7 @@ def misnamed_files(landing: Path) -> list[str]:
         if not folder.is_dir():
             continue
         for path in sorted(folder.iterdir()):
-            try:
-                parse_month(path.stem)
-                named_as_month = path.suffix.lstrip(".") in FILE_FORMATS
-            except ValueError:
-                named_as_month = False
-            if not named_as_month:
+            if not (is_month_key(path.stem) and path.suffix.lstrip(".") in FILE_FORMATS):
                 problems.append(
                     f"{path}: the file name is not a month (YYYY-MM.parquet or YYYY-MM.csv); it is not read"
                 )
@@ -94,17 +89,9 @@ def missing_months(landing: Path, months: list[str]) -> list[str]:
         folder = landing / source
         if folder.is_dir():
             for path in sorted(folder.iterdir()):
-                if path.suffix.lstrip(".") in FILE_FORMATS and _is_month(path.stem) and path.stem not in months:
+                if path.suffix.lstrip(".") in FILE_FORMATS and is_month_key(path.stem) and path.stem not in months:
                     problems.append(f"{path}: no transactions file for {path.stem}, so this delivery is not processed")
     return problems
-
-
-def _is_month(name: str) -> bool:
-    try:
-        parse_month(name)
-    except ValueError:
-        return False
-    return True
 
 
 def _first_rows(con: duckdb.DuckDBPyConnection, source: str, month: str) -> list[dict]:

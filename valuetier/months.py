@@ -17,6 +17,14 @@ def parse_month(key: str) -> date:
     return date(int(match.group(1)), int(match.group(2)), 1)
 
 
+def is_month_key(key: str) -> bool:
+    try:
+        parse_month(key)
+    except ValueError:
+        return False
+    return True
+
+
 def month_end(key: str) -> date:
     start = parse_month(key)
     return date(start.year, start.month, calendar.monthrange(start.year, start.month)[1])

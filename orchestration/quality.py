@@ -8,7 +8,7 @@ import dagster as dg
 
 from orchestration.partitions import WAREHOUSE_POOL, month_partitions
 from orchestration.resources import settings
-from valuetier.quality import Suite, SuiteResult, all_suites, validate
+from valuetier.quality import ExpectationOutcome, Suite, SuiteResult, all_suites, validate
 
 CHECK_NAME = "great_expectations"
 
@@ -34,6 +34,15 @@ def check_metadata(result: SuiteResult) -> dict:
     )
 
 
+def failure_line(suite: Suite, outcome: ExpectationOutcome) -> str:
+    """What failed, why its severity is what it is, and how to accept the month where that is allowed."""
+    return (
+        f"{suite.name} {outcome.severity}: {outcome.expectation} {outcome.column or ''} failed"
+        + (f" ({outcome.note})" if outcome.note else "")
+        + (f"; to accept a month: {'; '.join(outcome.to_accept)}" if outcome.to_accept else "")
+    )
+
+
 def build_expectation_check(suite: Suite) -> dg.AssetChecksDefinition:
     @dg.asset_check(
         asset=dg.AssetKey(suite.asset_key_path),
@@ -48,17 +57,14 @@ def build_expectation_check(suite: Suite) -> dg.AssetChecksDefinition:
         months = context.partition_key_range
         current = settings()
         result = validate(current.warehouse_path, current.quality_dir, suite, months.start, months.end)
-        for outcome in result.errors + result.warnings:
-            accept = f"; to accept a month: {outcome.to_accept[0]}" if outcome.to_accept else ""
-            context.log.warning(
-                f"{suite.name} {outcome.severity}: {outcome.expectation} {outcome.column or ''} failed"
-                + (f" ({outcome.note})" if outcome.note else "")
-                + accept
-            )
+        lines = [failure_line(suite, outcome) for outcome in result.errors + result.warnings]
+        for line in lines:
+            context.log.warning(line)
         return dg.AssetCheckResult(
             passed=not result.errors and not result.warnings,
             severity=dg.AssetCheckSeverity.ERROR if result.errors else dg.AssetCheckSeverity.WARN,
             metadata=check_metadata(result),
+            description="\n".join(lines) or None,
         )
 
     return _check

@@ -222,6 +222,8 @@ def test_an_accepted_month_runs_through_dagster_and_the_summary_shows_it(pipelin
             ]
             assert check.severity == dg.AssetCheckSeverity.ERROR
             assert any(f["expectation"] == "volume" for f in check.metadata["failed_expectations"].value)
+            command = f'valuetier quality accept --month {month} --check raw_transactions.volume --reason "..."'
+            assert f"raw_transactions error: volume  failed; to accept a month: {command}" in check.description
             assert cli(["quality", "accept", "--month", month, "--check", "raw_transactions.volume",
                         "--reason", "a partial extract, confirmed by the bank"]) == 0  # fmt: skip
             accepted = run_months(instance, month, month)

@@ -120,6 +120,13 @@ def value_drivers(models: TrainedModels, features: pd.DataFrame, top: int = 3) -
     return ["; ".join(f"{FEATURES[j]} ({contributions[i, j]:+.2f})" for j in order[i]) for i in range(len(features))]
 
 
+def champion_measure(champion: Champion | None) -> ValueMeasure | None:
+    """The value measure the champion predicts: short histories are valued by rule in it too."""
+    if champion is None:
+        return None
+    return ValueMeasure(champion.value_measure, f"the champion {champion.version} predicts it")
+
+
 def month_basis(champion: Champion | None, clv_fitted: bool) -> str:
     """What a month's tiers rank: the model, or without one CLV where fitted, else weighted RFM."""
     if champion is not None:
@@ -133,9 +140,8 @@ def predicted_values(
     """(predicted value over the horizon, ranking key, tiered by rule) for the rows of `frame`."""
     tenure = frame.tenure_months.to_numpy(dtype=float)
     horizon = champion.horizon_months if champion else rules.horizon_months
-    column = ValueMeasure(champion.value_measure, "").cumulative_column if champion else measure.cumulative_column
     observed_months = np.maximum(np.nan_to_num(tenure) + 1, 1)
-    rule_value = np.nan_to_num(frame[column].to_numpy(dtype=float)) / observed_months * horizon
+    rule_value = np.nan_to_num(frame[measure.cumulative_column].to_numpy(dtype=float)) / observed_months * horizon
     if basis == "clv":
         clv = frame.clv_12m.to_numpy(dtype=float)
         predicted = np.where(np.isnan(clv), rule_value, clv * horizon / 12)
@@ -213,7 +219,7 @@ def score_customers(
 ) -> pd.DataFrame:
     """One row per customer of `frame` (the indicator rows of one month, with features and CLV)."""
     basis = month_basis(champion, bool(frame.clv_12m.notna().any()))
-    measure = measure or ValueMeasure("profit", "default")
+    measure = measure or champion_measure(champion) or ValueMeasure("profit", "default")
     predicted, ranking, by_rule = predicted_values(frame, champion, rules, measure, basis)
     tier, score = tiers_and_scores(predicted, rules, ranking)
     return describe_customers(frame, predicted, by_rule, tier, score, champion, rules, basis)
@@ -276,9 +282,7 @@ def score_month_tiers(
 ) -> MonthScored:
     """Replace the month's rows of marts.customer_tiers with every live customer scored."""
     started = time.perf_counter()
-    measure = resolve_value_measure(con, as_of=month)
-    if champion is not None:
-        measure = ValueMeasure(champion.value_measure, f"the champion {champion.version} predicts it")
+    measure = champion_measure(champion) or resolve_value_measure(con, as_of=month)
     basis = month_basis(champion, clv_fitted(con, month))
     predicted, ranking, by_rule = [], [], []
     bounds = _batch_bounds(con, month, rules.batch_size)  # read once: both passes walk the same batches

@@ -334,11 +334,12 @@ def _validation_sql(
     )
 
 
-def missing_required_columns(path: Path, source: Source, header: list[str], mapping: SourceMapping) -> None:
+def missing_required_columns(
+    path: Path, source: Source, header: list[str], names: list[str], mapping: SourceMapping
+) -> None:
     """A delivery without a required column is refused as a file, naming the column (and the name the
-    mapping expects it under)."""
-    present = set(contract_names(header, mapping))
-    missing = [c.name for c in source.columns if c.required and c.name not in present]
+    mapping expects it under). `names` are the header's contract names (contract_names)."""
+    missing = [c.name for c in source.columns if c.required and c.name not in names]
     if missing:
         expected = ", ".join(
             c if mapping.delivered_name(c) == c else f"{c} (mapped from {mapping.delivered_name(c)})" for c in missing
@@ -386,8 +387,8 @@ def load_month(
         return _load_nothing(con, landing, source, month)
 
     header = delivered_columns(path)
-    missing_required_columns(path, source, header, mapping.source(source.name))
     names = contract_names(header, mapping.source(source.name))
+    missing_required_columns(path, source, header, names, mapping.source(source.name))
     present = set(names) & set(source.column_names)
     ignored = tuple(sorted(set(names) - set(source.column_names)))
     sql = _validation_sql(source, present, month, mapping, floating_columns(path, names))

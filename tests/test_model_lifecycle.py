@@ -149,6 +149,27 @@ def test_registry_refuses_tampered_or_incompatible_artifacts_and_keeps_a_better_
         registry.load("v0002")
 
 
+def test_reason_codes_are_the_occlusion_of_each_feature(training):
+    """The published drivers are occlusion contributions computed from the trees in one pass: the
+    same numbers, and so the same top drivers, as re-predicting with each feature at its median."""
+    from valuetier.scoring import Champion, value_drivers
+
+    _, train, holdout = training
+    models = train_models(train, SMALL_SEARCH, seed=3)
+    sample = holdout.frame.iloc[:400]
+    x = sample.loc[:, list(FEATURES)]
+    base = models.predict_value(x)
+    by_repredicting = np.column_stack(
+        [base - models.predict_value(x.assign(**{f: models.feature_medians.get(f, np.nan)})) for f in FEATURES]
+    )
+    predicted, top, contributions = value_drivers(Champion("v", models), sample)
+    assert np.array_equal(predicted, base)
+    expected_top = np.argsort(-np.abs(by_repredicting), axis=1, kind="stable")[:, :3]
+    assert (top == expected_top).mean() > 0.99  # only exact ties in size may swap
+    np.testing.assert_allclose(contributions, np.take_along_axis(by_repredicting, top, axis=1), atol=1e-6)
+    assert np.abs(contributions[:, 0]).min() > 0
+
+
 def test_scoring_tiers_every_customer_once_with_reasons(training):
     from valuetier.scoring import BASIS_DRIVERS, RULE_DRIVER, Champion, ScoringRules, score_customers
     from valuetier.value_measure import ValueMeasure

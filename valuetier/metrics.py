@@ -11,19 +11,25 @@ from sklearn.metrics import brier_score_loss, roc_auc_score
 TIERS = ("high", "mid", "low")
 
 
+def tier_counts(customers: int, high_share: float, mid_share: float) -> tuple[int, int]:
+    """(last rank in the high tier, last rank in the mid tier) of `customers` ranked highest first."""
+    if not (high_share > 0 and mid_share >= 0 and high_share + mid_share <= 1):
+        raise ValueError(f"tier shares must be positive and add up to at most 1: {high_share}, {mid_share}")
+    return round(high_share * customers), round((high_share + mid_share) * customers)
+
+
 def cut_tiers(scores: np.ndarray, high_share: float = 0.10, mid_share: float = 0.30) -> np.ndarray:
     """high / mid / low by rank of score (highest first): exact shares, ties broken by position so
     the same input always gives the same tiers."""
     scores = np.asarray(scores, dtype=float)
-    if not (high_share > 0 and mid_share >= 0 and high_share + mid_share <= 1):
-        raise ValueError(f"tier shares must be positive and add up to at most 1: {high_share}, {mid_share}")
+    high, mid = tier_counts(len(scores), high_share, mid_share)
     n = len(scores)
     order = np.lexsort((np.arange(n), -np.nan_to_num(scores, nan=-np.inf)))
     rank = np.empty(n, dtype=int)
     rank[order] = np.arange(1, n + 1)
     tiers = np.full(n, "low", dtype=object)
-    tiers[rank <= round((high_share + mid_share) * n)] = "mid"
-    tiers[rank <= round(high_share * n)] = "high"
+    tiers[rank <= mid] = "mid"
+    tiers[rank <= high] = "high"
     return tiers
 
 

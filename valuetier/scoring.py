@@ -8,10 +8,11 @@ is tiered by the best ranking available, month-wide: the 12-month CLV where the 
 models were fitted, else the weighted RFM score (ties broken by the observed run-rate), never a
 run-rate that is zero for everyone because the deliveries carry no margins.
 
-A month is scored in batches of customers (bounded memory at a million customers): a first pass
-predicts every customer's value, which fixes the month's tiers and percentiles; a second pass
-describes each batch (churn, stage, segment, drivers) and appends it to marts.customer_tiers, all
-in one transaction that first removes the month's rows, so a re-run replaces the month.
+A month is scored in one pass over batches of customers (bounded memory at any bank size): each
+batch's numbers -- predicted value, ranking key, churn, lifecycle stage, top drivers -- go to a
+staging table; one SQL statement then cuts the month-wide tiers and percentiles, labels segments
+and drivers, and replaces the month's rows of marts.customer_tiers in one transaction, so a re-run
+replaces the month.
 """
 
 from __future__ import annotations
@@ -19,16 +20,18 @@ from __future__ import annotations
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
+from functools import cached_property
 
 import duckdb
 import numpy as np
 import pandas as pd
 
-from valuetier.metrics import cut_tiers
+from valuetier.metrics import tier_counts
 from valuetier.months import parse_month
 from valuetier.parameters import business_parameters
 from valuetier.registry import Registry
-from valuetier.training import FEATURES, TrainedModels, feature_columns_sql
+from valuetier.training import FEATURES, ChurnModel, TrainedModels, feature_columns_sql
+from valuetier.tree_ensemble import TreeEnsemble
 from valuetier.value_measure import ValueMeasure, resolve_value_measure
 
 MIN_HISTORY_MONTHS = 3
@@ -71,6 +74,20 @@ class Champion:
     horizon_months: int = 6  # of the value the model predicts; the rule values short histories over it too
     value_measure: str = "profit"  # what the model predicts; the rule values short histories in it too
 
+    @cached_property
+    def value_trees(self) -> TreeEnsemble:
+        return TreeEnsemble.from_pipeline(self.models.value_model)
+
+    def churn_probability(self, features: pd.DataFrame) -> np.ndarray:
+        churn = self.models.churn_model
+        if isinstance(churn, ChurnModel):
+            return churn.probability_from_scores(self._churn_trees.raw_scores(features.loc[:, list(FEATURES)]))
+        return self.models.predict_churn(features)  # a model from before ChurnModel
+
+    @cached_property
+    def _churn_trees(self) -> TreeEnsemble:
+        return TreeEnsemble.from_pipeline(self.models.churn_model.classifier)
+
 
 def lifecycle_stage(frame: pd.DataFrame, rules: ScoringRules) -> np.ndarray:
     inactive = frame.months_since_last_activity.fillna(np.inf) >= rules.dormant_months
@@ -82,42 +99,30 @@ def lifecycle_stage(frame: pd.DataFrame, rules: ScoringRules) -> np.ndarray:
     )
 
 
-def action_segment(tier: np.ndarray, stage: np.ndarray, churn: np.ndarray, rules: ScoringRules) -> np.ndarray:
-    at_risk = churn >= rules.churn_risk
-    return np.select(
-        [
-            (stage == "new") & (tier != "low"),
-            (tier == "high") & at_risk,
-            tier == "high",
-            (tier == "mid") & (stage == "growing"),
-            (tier == "mid") & at_risk,
-            tier == "mid",
-            stage == "dormant",
-        ],
-        [
-            "new high potential",
-            "high-value at risk",
-            "high-value loyal",
-            "mid-value with growth potential",
-            "mid-value at risk",
-            "mid-value steady",
-            "low-value dormant",
-        ],
-        default="low-value maintain",
-    )
+# The action segment of a published row, from its tier, lifecycle stage and churn risk (SQL over
+# the staged rows; without a churn model nobody is flagged at risk).
+ACTION_SEGMENT_SQL = """CASE
+    WHEN lifecycle_stage = 'new' AND value_tier <> 'low' THEN 'new high potential'
+    WHEN value_tier = 'high' AND coalesce(churn_probability, 0) >= $churn_risk THEN 'high-value at risk'
+    WHEN value_tier = 'high' THEN 'high-value loyal'
+    WHEN value_tier = 'mid' AND lifecycle_stage = 'growing' THEN 'mid-value with growth potential'
+    WHEN value_tier = 'mid' AND coalesce(churn_probability, 0) >= $churn_risk THEN 'mid-value at risk'
+    WHEN value_tier = 'mid' THEN 'mid-value steady'
+    WHEN lifecycle_stage = 'dormant' THEN 'low-value dormant'
+    ELSE 'low-value maintain' END"""
+TOP_DRIVERS = 3
 
 
-def value_drivers(models: TrainedModels, features: pd.DataFrame, top: int = 3) -> list[str]:
-    """Per-customer contributions, approximated by occlusion: how much the predicted value moves
-    when one feature is set to its training median. The `top` largest, as 'feature (+1.23)'."""
-    base = models.predict_value(features)
-    contributions = np.empty((len(features), len(FEATURES)))
-    for j, name in enumerate(FEATURES):
-        occluded = features.copy()
-        occluded[name] = models.feature_medians.get(name, np.nan)
-        contributions[:, j] = base - models.predict_value(occluded)
-    order = np.argsort(-np.abs(contributions), axis=1, kind="stable")[:, :top]
-    return ["; ".join(f"{FEATURES[j]} ({contributions[i, j]:+.2f})" for j in order[i]) for i in range(len(features))]
+def value_drivers(champion: Champion, features: pd.DataFrame) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """(predicted value, top driver feature indices, their contributions) for the rows of `features`.
+
+    A contribution is occlusion: how much the predicted value moves when that one feature is set to
+    its training median, the rest of the customer unchanged (computed from the trees in one pass,
+    valuetier.tree_ensemble). The TOP_DRIVERS largest by size, ties to the earlier feature."""
+    reference = np.array([champion.models.feature_medians.get(name, np.nan) for name in FEATURES])
+    predicted, contributions = champion.value_trees.predict_with_occlusion(features.loc[:, list(FEATURES)], reference)
+    top = np.argsort(-np.abs(contributions), axis=1, kind="stable")[:, :TOP_DRIVERS]
+    return predicted, top, np.take_along_axis(contributions, top, axis=1)
 
 
 def champion_measure(champion: Champion | None) -> ValueMeasure | None:
@@ -137,7 +142,8 @@ def month_basis(champion: Champion | None, clv_fitted: bool) -> str:
 def predicted_values(
     frame: pd.DataFrame, champion: Champion | None, rules: ScoringRules, measure: ValueMeasure, basis: str
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """(predicted value over the horizon, ranking key, tiered by rule) for the rows of `frame`."""
+    """(predicted value over the horizon, ranking key, tiered by rule) of the rows of `frame`, valued
+    by rule: the model's rows (basis model, not tiered by rule) are left for value_drivers."""
     tenure = frame.tenure_months.to_numpy(dtype=float)
     horizon = champion.horizon_months if champion else rules.horizon_months
     observed_months = np.maximum(np.nan_to_num(tenure) + 1, 1)
@@ -153,62 +159,116 @@ def predicted_values(
         run_rate = np.maximum(rule_value, 0)
         key = np.round(rfm.to_numpy(dtype=float), 4) * 1e4 + run_rate / (1 + run_rate)
         return rule_value, key, np.ones(len(frame), dtype=bool)
-    by_rule = tenure < MIN_HISTORY_MONTHS
-    predicted = np.where(by_rule, rule_value, champion.models.predict_value(frame))
-    return predicted, predicted, by_rule
+    return rule_value, rule_value.copy(), tenure < MIN_HISTORY_MONTHS
 
 
-def describe_customers(
+# One row per customer, numbers only: what the month-wide statement (PUBLISH_SQL) tiers and labels.
+STAGE_COLUMNS = {
+    "position": "BIGINT",  # the customer's place in the month's customer_id order: ties in value break by it
+    "customer_id": "VARCHAR",
+    "month_start": "DATE",
+    "predicted_value": "DOUBLE",
+    "ranking": "DOUBLE",
+    "tiered_by_rule": "BOOLEAN",
+    "churn_probability": "DOUBLE",
+    "clv_12m": "DOUBLE",
+    "lifecycle_stage": "VARCHAR",
+    "rfm_segment": "VARCHAR",
+    "model_version": "VARCHAR",
+    "rule_drivers": "VARCHAR",  # the drivers' text where no model drivers are (valued by rule)
+    **{f"driver_{k}": "VARCHAR" for k in range(1, TOP_DRIVERS + 1)},
+    **{f"contribution_{k}": "DOUBLE" for k in range(1, TOP_DRIVERS + 1)},
+}
+
+
+def stage_customers(
     frame: pd.DataFrame,
-    predicted: np.ndarray,
-    by_rule: np.ndarray,
-    tier: np.ndarray,
-    score: np.ndarray,
     champion: Champion | None,
     rules: ScoringRules,
-    basis: str = "model",
+    measure: ValueMeasure,
+    basis: str,
+    first_position: int = 0,
 ) -> pd.DataFrame:
-    """The published row of each customer of `frame`, given the month-wide tier and score."""
-    stage = lifecycle_stage(frame, rules)
+    """The STAGE_COLUMNS of the rows of `frame`: predicted value, ranking key, churn, lifecycle
+    stage and top drivers, before the month-wide tier cut."""
+    predicted, ranking, by_rule = predicted_values(frame, champion, rules, measure, basis)
+    n = len(frame)
+    drivers = np.full((n, TOP_DRIVERS), None, dtype=object)
+    contributions = np.full((n, TOP_DRIVERS), np.nan)
     if champion is None:
-        churn = np.full(len(frame), np.nan)
-        drivers = [BASIS_DRIVERS[basis]] * len(frame)
+        churn = np.full(n, np.nan)
+        rule_drivers = np.full(n, BASIS_DRIVERS[basis], dtype=object)
     else:
-        churn = champion.models.predict_churn(frame)
-        drivers = np.where(by_rule, RULE_DRIVER, value_drivers(champion.models, frame.loc[:, list(FEATURES)]))
+        churn = champion.churn_probability(frame)
+        rule_drivers = np.where(by_rule, RULE_DRIVER, None)
+        modelled = np.flatnonzero(~by_rule)
+        if len(modelled):
+            value, top, top_contributions = value_drivers(champion, frame.iloc[modelled])
+            predicted[modelled], ranking[modelled] = value, value
+            drivers[modelled] = np.asarray(FEATURES, dtype=object)[top]
+            contributions[modelled] = top_contributions
+    ranking = np.nan_to_num(ranking, nan=-np.inf)  # an unrankable customer goes last, never first
     return pd.DataFrame(
         {
+            "position": np.arange(first_position, first_position + n),
             "customer_id": frame.customer_id.to_numpy(),
             "month_start": frame.month_start.to_numpy(),
-            "value_tier": tier,
-            "value_score": score,
-            "predicted_value": np.round(predicted, 2),
-            "churn_probability": np.round(churn, 4),
-            "clv_12m": frame.clv_12m.to_numpy(),
-            "lifecycle_stage": stage,
-            # Without a churn model nobody is flagged at risk: the segment rests on tier and stage.
-            "segment": action_segment(tier, stage, np.nan_to_num(churn), rules),
-            "rfm_segment": frame.rfm_segment.to_numpy(),
-            "top_drivers": np.asarray(drivers, dtype=object),
-            "model_version": champion.version if champion else RULE_VERSION,
+            "predicted_value": predicted,
+            "ranking": ranking,
             "tiered_by_rule": by_rule,
+            "churn_probability": churn,
+            "clv_12m": frame.clv_12m.to_numpy(dtype=float),
+            "lifecycle_stage": lifecycle_stage(frame, rules),
+            "rfm_segment": frame.rfm_segment.to_numpy(),
+            "model_version": champion.version if champion else RULE_VERSION,
+            "rule_drivers": rule_drivers,
+            **{f"driver_{k + 1}": drivers[:, k] for k in range(TOP_DRIVERS)},
+            **{f"contribution_{k + 1}": contributions[:, k] for k in range(TOP_DRIVERS)},
         }
     )
 
 
-def tiers_and_scores(
-    predicted: np.ndarray, rules: ScoringRules, ranking: np.ndarray | None = None
-) -> tuple[np.ndarray, np.ndarray]:
-    """Month-wide tiers (exact shares of the ranking, or value cut points when set) and 0-100
-    percentiles of the ranking (the predicted value unless another ranking is given)."""
-    ranking = predicted if ranking is None else ranking
-    score = pd.Series(ranking).rank(method="average", pct=True).to_numpy()
+def publish_sql(stage: str, customers: int, rules: ScoringRules) -> str:
+    """The published rows of the staged customers (`customers` of them): month-wide tiers (exact
+    shares of the ranking, ties by position; or value cut points when set), the 0-100 percentile
+    of the ranking (ties share their average rank), the action segment and the drivers' text."""
     if rules.high_value is None and rules.mid_value is None:
-        return cut_tiers(ranking, rules.high_share, rules.mid_share), np.round(100 * score, 1)
-    if rules.high_value is None or rules.mid_value is None or rules.mid_value > rules.high_value:
+        high, mid = tier_counts(customers, rules.high_share, rules.mid_share)
+        tier = f"CASE WHEN tier_rank <= {high} THEN 'high' WHEN tier_rank <= {mid} THEN 'mid' ELSE 'low' END"
+    elif rules.high_value is None or rules.mid_value is None or rules.mid_value > rules.high_value:
         raise ValueError(f"value cut points need mid <= high, both set: {rules.mid_value}, {rules.high_value}")
-    tier = np.select([predicted >= rules.high_value, predicted >= rules.mid_value], ["high", "mid"], default="low")
-    return tier.astype(object), np.round(100 * score, 1)
+    else:
+        tier = (
+            f"CASE WHEN predicted_value >= {float(rules.high_value)!r} THEN 'high' "
+            f"WHEN predicted_value >= {float(rules.mid_value)!r} THEN 'mid' ELSE 'low' END"
+        )
+    drivers = ", ".join(
+        f"driver_{k} || ' (' || printf('%+.2f', contribution_{k}) || ')'" for k in range(1, TOP_DRIVERS + 1)
+    )
+    segment = ACTION_SEGMENT_SQL.replace("$churn_risk", repr(float(rules.churn_risk)))
+    return f"""
+        WITH ranked AS (
+            SELECT *, {tier} AS value_tier,
+                   round(100 * (rank() OVER (ORDER BY ranking) + (count(*) OVER (PARTITION BY ranking) - 1) / 2)
+                         / {customers}, 1) AS value_score
+            FROM (SELECT *, row_number() OVER (ORDER BY ranking DESC, position) AS tier_rank FROM {stage})
+        )
+        SELECT position, customer_id, month_start, value_tier, value_score,
+               round(predicted_value, 2) AS predicted_value, round(churn_probability, 4) AS churn_probability,
+               clv_12m, lifecycle_stage, {segment} AS segment, rfm_segment,
+               coalesce(rule_drivers, concat_ws('; ', {drivers})) AS top_drivers, model_version, tiered_by_rule
+        FROM ranked"""
+
+
+def _create_stage(con: duckdb.DuckDBPyConnection, name: str) -> None:
+    columns = ", ".join(f"{column} {kind}" for column, kind in STAGE_COLUMNS.items())
+    con.execute(f"CREATE OR REPLACE TEMP TABLE {name} ({columns})")
+
+
+def _append_stage(con: duckdb.DuckDBPyConnection, name: str, staged: pd.DataFrame) -> None:
+    con.register("staged_batch", staged)
+    con.execute(f"INSERT INTO {name} BY NAME SELECT * FROM staged_batch")
+    con.unregister("staged_batch")
 
 
 def score_customers(
@@ -217,12 +277,16 @@ def score_customers(
     rules: ScoringRules,
     measure: ValueMeasure | None = None,
 ) -> pd.DataFrame:
-    """One row per customer of `frame` (the indicator rows of one month, with features and CLV)."""
+    """One published row per customer of `frame` (the indicator rows of one month, with features
+    and CLV), in the order of `frame`: the statement the asset runs, on an in-memory DuckDB."""
     basis = month_basis(champion, bool(frame.clv_12m.notna().any()))
     measure = measure or champion_measure(champion) or ValueMeasure("profit", "default")
-    predicted, ranking, by_rule = predicted_values(frame, champion, rules, measure, basis)
-    tier, score = tiers_and_scores(predicted, rules, ranking)
-    return describe_customers(frame, predicted, by_rule, tier, score, champion, rules, basis)
+    staged = stage_customers(frame, champion, rules, measure, basis)
+    with duckdb.connect() as con:
+        _create_stage(con, "stage")
+        _append_stage(con, "stage", staged)
+        published = con.execute(f"SELECT * FROM ({publish_sql('stage', len(frame), rules)}) ORDER BY position").df()
+    return published.drop(columns="position")
 
 
 @dataclass(frozen=True)
@@ -239,14 +303,13 @@ class MonthScored:
 
 def _batch_bounds(con: duckdb.DuckDBPyConnection, month: str, batch_size: int) -> list[tuple[str, str]]:
     """(first, last) customer_id of each batch of the month's live customers, in customer_id order."""
-    ids = [
-        r[0]
-        for r in con.execute(
-            "SELECT customer_id FROM marts.customer_indicators_monthly WHERE month_start = ? ORDER BY customer_id",
-            [parse_month(month)],
-        ).fetchall()
-    ]
-    return [(ids[first], ids[min(first + batch_size, len(ids)) - 1]) for first in range(0, len(ids), batch_size)]
+    return con.execute(
+        """SELECT min(customer_id), max(customer_id) FROM (
+               SELECT customer_id, (row_number() OVER (ORDER BY customer_id) - 1) // ? AS batch
+               FROM marts.customer_indicators_monthly WHERE month_start = ?)
+           GROUP BY batch ORDER BY batch""",
+        [batch_size, parse_month(month)],
+    ).fetchall()
 
 
 def _month_batches(con: duckdb.DuckDBPyConnection, month: str, bounds: list[tuple[str, str]]) -> Iterator[pd.DataFrame]:
@@ -280,48 +343,48 @@ def score_month_tiers(
     rules: ScoringRules,
     progress: Callable[[str], None] = lambda _: None,
 ) -> MonthScored:
-    """Replace the month's rows of marts.customer_tiers with every live customer scored."""
+    """Replace the month's rows of marts.customer_tiers with every live customer scored: one pass
+    over batches of customers stages the numbers (bounded memory at any bank size), then one
+    statement tiers, labels and publishes the month, in a transaction that first removes the
+    month's rows, so a re-run replaces the month."""
     started = time.perf_counter()
     measure = champion_measure(champion) or resolve_value_measure(con, as_of=month)
     basis = month_basis(champion, clv_fitted(con, month))
-    predicted, ranking, by_rule = [], [], []
-    bounds = _batch_bounds(con, month, rules.batch_size)  # read once: both passes walk the same batches
-    for batch in _month_batches(con, month, bounds):
-        values, key, rule = predicted_values(batch, champion, rules, measure, basis)
-        predicted.append(values)
-        ranking.append(key)
-        by_rule.append(rule)
-    if not predicted:
-        _refuse_an_empty_month(con, month)
-    predicted = np.concatenate(predicted) if predicted else np.empty(0)
-    ranking = np.concatenate(ranking) if ranking else np.empty(0)
-    by_rule = np.concatenate(by_rule) if by_rule else np.empty(0, dtype=bool)
-    tier, score = tiers_and_scores(predicted, rules, ranking)
-    ensure_tiers_table(con)
-    con.execute("BEGIN TRANSACTION")
+    stage = "scoring_stage"
+    _create_stage(con, stage)
+    staged = 0
     try:
-        con.execute(f"DELETE FROM {TIERS_TABLE} WHERE month_start = ?", [parse_month(month)])
-        done = 0
+        bounds = _batch_bounds(con, month, rules.batch_size)
         for batch in _month_batches(con, month, bounds):
-            rows = slice(done, done + len(batch))
-            described = describe_customers(
-                batch, predicted[rows], by_rule[rows], tier[rows], score[rows], champion, rules, basis
-            )
-            con.register("scored_batch", described)
-            con.execute(f"INSERT INTO {TIERS_TABLE} BY NAME SELECT * FROM scored_batch")
-            con.unregister("scored_batch")
-            done += len(batch)
-            progress(f"{month}: {done:,} of {len(predicted):,} customers scored")
-        con.execute("COMMIT")
-    except BaseException:
-        con.execute("ROLLBACK")
-        raise
-    counts = {t: int(np.sum(tier == t)) for t in ("high", "mid", "low")}
+            _append_stage(con, stage, stage_customers(batch, champion, rules, measure, basis, staged))
+            staged += len(batch)
+            progress(f"{month}: {staged:,} customers scored")
+        if not staged:
+            _refuse_an_empty_month(con, month)
+        ensure_tiers_table(con)
+        con.execute("BEGIN TRANSACTION")
+        try:
+            con.execute(f"DELETE FROM {TIERS_TABLE} WHERE month_start = ?", [parse_month(month)])
+            published = publish_sql(stage, staged, rules)
+            con.execute(f"INSERT INTO {TIERS_TABLE} BY NAME SELECT * EXCLUDE (position) FROM ({published})")
+            con.execute("COMMIT")
+        except BaseException:
+            con.execute("ROLLBACK")
+            raise
+        counts = dict(
+            con.execute(
+                f"SELECT value_tier, count(*) FROM {TIERS_TABLE} WHERE month_start = ? GROUP BY 1",
+                [parse_month(month)],
+            ).fetchall()
+        )
+        by_rule = con.execute(f"SELECT count(*) FILTER (WHERE tiered_by_rule) FROM {stage}").fetchall()[0][0]
+    finally:
+        con.execute(f"DROP TABLE IF EXISTS {stage}")
     return MonthScored(
         month=month,
-        customers=len(predicted),
-        tiers=counts,
-        tiered_by_rule=int(by_rule.sum()),
+        customers=staged,
+        tiers={t: int(counts.get(t, 0)) for t in ("high", "mid", "low")},
+        tiered_by_rule=int(by_rule),
         model_version=champion.version if champion else RULE_VERSION,
         seconds=time.perf_counter() - started,
         basis=basis,

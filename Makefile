@@ -17,7 +17,7 @@ export VALUETIER_WAREHOUSE ?= $(CURDIR)/data/warehouse/valuetier.duckdb
 DBT_FILES := $(shell find dbt_project -path dbt_project/target -prune -o -type f \( -name '*.sql' -o -name '*.yml' \) -print)
 MANIFEST := dbt_project/target/manifest.json
 
-.PHONY: setup demo run ui docs test lint clean
+.PHONY: setup demo run ui docs test lint bench clean
 
 $(VENV)/.installed: requirements.lock pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -62,6 +62,11 @@ lint: $(VENV)/.installed
 
 test: setup lint
 	$(BIN)/pytest
+
+# The scale benchmark (bench/bench.py): make bench BENCH="--customers 1000000 --months 36 [--stage scoring]"
+BENCH ?= --customers 100000 --months 36
+bench: setup
+	$(BIN)/python bench/bench.py $(BENCH)
 
 clean:
 	rm -rf data dbt_project/target dbt_project/logs .pytest_cache

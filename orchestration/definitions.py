@@ -5,7 +5,7 @@ import dagster as dg
 from orchestration.clv import customer_clv_monthly
 from orchestration.dbt import valuetier_dbt_evaluation, valuetier_dbt_models
 from orchestration.ingestion import ingestion_assets, new_month_sensor, quarantine_table
-from orchestration.jobs import monthly_pipeline
+from orchestration.jobs import build_months, monthly_pipeline
 from orchestration.model import quarterly_training, tiering_model, train_tiering_model
 from orchestration.quality import expectation_checks
 from orchestration.resources import build_resources
@@ -22,7 +22,7 @@ defs = dg.Definitions(
         tiering_model,
     ],
     asset_checks=expectation_checks,
-    jobs=[monthly_pipeline, train_tiering_model, rescore_tiers],
+    jobs=[monthly_pipeline, build_months, train_tiering_model, rescore_tiers],
     schedules=[quarterly_training],
     sensors=[new_month_sensor, rescore_on_new_champion],
     resources=build_resources(),

@@ -27,6 +27,8 @@ class TrainingConfig(dg.Config):
     min_samples_leaf: list[int] = [20, 100]
     max_iter: int = 200
     cv_folds: int = 3
+    max_training_rows: int = SearchSpace.max_rows
+    """Customer-months fitted at most, sampled evenly from the training months (bounds training at any bank size)."""
 
 
 @dg.asset(
@@ -56,6 +58,7 @@ def tiering_model(
         min_samples_leaf=tuple(config.min_samples_leaf),
         max_iter=config.max_iter,
         folds=config.cv_folds,
+        max_rows=config.max_training_rows,
     )
     registry = Registry(settings().models_dir)
     with warehouse.connect() as con:

@@ -28,7 +28,7 @@ class WarehouseResource(dg.ConfigurableResource):
 
     @contextmanager
     def connect(self):
-        with connect(Path(self.path)) as con:
+        with connect(Path(self.path), limits=settings().duckdb) as con:
             yield con
 
 

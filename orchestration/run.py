@@ -4,9 +4,10 @@
     python -m orchestration.run --months 2025-11:2025-12
     python -m orchestration.run --train          # also train a new model version first
 
-When there is no champion model yet (a new installation) and the history allows it, the first
-model is trained after the pipeline and the months are scored again with it: the first run ends
-with model tiers, not rule tiers. Runs are recorded in DAGSTER_HOME and show in the Dagster UI.
+When there is no champion model yet (a new installation), the months are built up to their
+indicators and CLV (build_months), the first model is trained where the history allows it, and
+then every month is scored once (rescore_tiers): the first run ends with model tiers, and no month
+is scored twice. Runs are recorded in DAGSTER_HOME and show in the Dagster UI.
 """
 
 from __future__ import annotations
@@ -65,18 +66,20 @@ def training_is_possible() -> str | None:
     return None
 
 
-def train_and_rescore(instance: dg.DagsterInstance, first: str, last: str) -> bool:
-    """Train a model version; when it is promoted, score first..last again with it."""
+def train(instance: dg.DagsterInstance) -> bool | None:
+    """Train a model version: whether it was promoted champion (None: the training run failed)."""
     registry = Registry(settings().models_dir)
     before = registry.champion_version()
     print("training the tiering model (train_tiering_model)", flush=True)
     if not run_job(instance, "train_tiering_model").success:
-        return False
-    after = registry.champion_version()
+        return None
     print(f"model {registry.versions()[-1]}: {registry.card(registry.versions()[-1]).decision}", flush=True)
-    if after == before:
-        return True
-    print(f"scoring {first}..{last} with the new champion {after} (rescore_tiers)", flush=True)
+    return registry.champion_version() != before
+
+
+def score_months(instance: dg.DagsterInstance, first: str, last: str) -> bool:
+    champion = Registry(settings().models_dir).champion_version() or "rule tiers: no champion model"
+    print(f"scoring {first}..{last} ({champion}) and their tier evaluation (rescore_tiers)", flush=True)
     return run_months(instance, first, last, "rescore_tiers").success
 
 
@@ -144,18 +147,26 @@ def main(argv: list[str] | None = None) -> int:
     started = time.perf_counter()
     with dg.DagsterInstance.get() as instance:
         register_months(instance, landed)
-        print(f"running monthly_pipeline for {first}..{last} ({len(landed)} months landed)", flush=True)
-        result = run_months(instance, first, last)
+        new_installation = Registry(settings().models_dir).champion_version() is None
+        job = "build_months" if new_installation else "monthly_pipeline"
+        print(f"running {job} for {first}..{last} ({len(landed)} months landed)", flush=True)
+        result = run_months(instance, first, last, job)
         if not result.success:
             print(f"run {result.run_id} failed; see the Dagster UI (make ui) or the log above", file=sys.stderr)
             return 1
-        if args.train or Registry(settings().models_dir).champion_version() is None:
+        promoted = False
+        if args.train or new_installation:
             why_not = training_is_possible()
             if why_not:
                 print(f"no model trained yet ({why_not}): tiers are by rule", flush=True)
-            elif not train_and_rescore(instance, first, last):
-                print("training or rescoring failed; see the Dagster UI (make ui) or the log above", file=sys.stderr)
-                return 1
+            else:
+                promoted = train(instance)
+                if promoted is None:
+                    print("training failed; see the Dagster UI (make ui) or the log above", file=sys.stderr)
+                    return 1
+        if (new_installation or promoted) and not score_months(instance, first, last):
+            print("scoring failed; see the Dagster UI (make ui) or the log above", file=sys.stderr)
+            return 1
     print_summary(time.perf_counter() - started)
     return 0
 

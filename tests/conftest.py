@@ -69,17 +69,19 @@ def bank():
 @pytest.fixture(scope="session")
 def pipeline_run(bank):
     """The whole graph materialised for every month of the small bank, through Dagster, as a first
-    run does it: the monthly pipeline (rule tiers), the first model, every month scored again with it."""
+    run does it: every month built up to indicators and CLV, the first model, every month scored once."""
     import dagster as dg
 
-    from orchestration.run import register_months, run_months, train_and_rescore, training_is_possible
+    from orchestration.run import register_months, run_months, train, training_is_possible
     from valuetier.ingest import discover_months
 
     months = discover_months(bank)
     with dg.DagsterInstance.get() as instance:
         register_months(instance, months)
-        result = run_months(instance, months[0], months[-1])
-        assert result.success, "the pipeline run failed"
+        result = run_months(instance, months[0], months[-1], "build_months")
+        assert result.success, "the build run failed"
         assert training_is_possible() is None
-        assert train_and_rescore(instance, months[0], months[-1]), "training or rescoring failed"
-    return {"months": months, "result": result}
+        assert train(instance), "the first model was not promoted"
+        scored = run_months(instance, months[0], months[-1], "rescore_tiers")
+        assert scored.success, "the scoring run failed"
+    return {"months": months, "result": result, "scored": scored}

@@ -38,7 +38,7 @@ def test_warehouse_writers_share_one_pool():
             assert spec.partitions_def is None
         else:
             assert spec.partitions_def is not None and spec.partitions_def.name == "month", spec.key
-    for name in ("monthly_pipeline", "train_tiering_model", "rescore_tiers"):
+    for name in ("monthly_pipeline", "build_months", "train_tiering_model", "rescore_tiers"):
         job = defs.resolve_job_def(name)
         assert job.executor_def.name == "in_process"
         for node in job.graph.node_defs:
@@ -68,3 +68,14 @@ def test_sensor_adds_and_runs_each_new_month_once(bank):
         instance.add_dynamic_partitions("month", months[:-1])
         again = new_month_sensor(dg.build_sensor_context(instance=instance))
         assert [r.partition_key for r in again.run_requests] == months[-1:]
+
+
+def test_a_new_installation_builds_months_without_tiers_then_scores_them_once():
+    tiers, evaluation = dg.AssetKey(["marts", "customer_tiers"]), dg.AssetKey(["evaluation", "tier_evaluation_monthly"])
+    build = defs.resolve_job_def("build_months").asset_layer.asset_graph
+    assert tiers not in build.get_all_asset_keys() and evaluation not in build.get_all_asset_keys()
+    assert not any(check.asset_key == tiers for check in build.asset_check_keys)
+    assert dg.AssetKey(["marts", "customer_clv_monthly"]) in build.get_all_asset_keys()
+    score = defs.resolve_job_def("rescore_tiers").asset_layer.asset_graph
+    assert {tiers, evaluation} <= set(score.get_all_asset_keys())
+    assert any(check.asset_key == tiers for check in score.asset_check_keys)

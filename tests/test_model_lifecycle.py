@@ -33,6 +33,21 @@ def card_fields(**overrides) -> dict:
     return fields | overrides
 
 
+def test_training_rows_are_capped_evenly_across_months():
+    import pandas as pd
+
+    from valuetier.training import sample_rows
+
+    frame = pd.DataFrame(
+        {"month_start": np.repeat(["2024-01", "2024-02", "2024-03"], [1000, 3000, 6000]), "customer_id": range(10000)}
+    )
+    capped = sample_rows(frame, 2000, seed=1)
+    assert capped.month_start.value_counts().to_dict() == {"2024-03": 1200, "2024-02": 600, "2024-01": 200}
+    assert capped.customer_id.is_monotonic_increasing and capped.equals(sample_rows(frame, 2000, seed=1))
+    assert not capped.equals(sample_rows(frame, 2000, seed=2))
+    assert sample_rows(frame, 20000, seed=1) is frame
+
+
 def test_cut_tiers_gives_exact_stable_shares():
     scores = np.array([5, 1, 5, 3, 2, 9, 0, 5, 4, 7], dtype=float)
     tiers = cut_tiers(scores, 0.1, 0.3)

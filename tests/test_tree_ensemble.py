@@ -42,10 +42,12 @@ def test_walker_predicts_and_occludes_like_the_model(data, loss):
     assert not contributions[:, 5].any()  # the empty feature never does
 
 
-def test_walker_gives_a_classifiers_decision_function(data):
+def test_walker_gives_a_classifiers_decision_function_and_probability(data):
     x, y = data
     model = _boosting(HistGradientBoostingClassifier(max_iter=30, random_state=0)).fit(x, y > np.median(y))
-    assert np.array_equal(TreeEnsemble.from_pipeline(model).raw_scores(x), model.decision_function(x))
+    trees = TreeEnsemble.from_pipeline(model)
+    assert np.array_equal(trees.raw_scores(x), model.decision_function(x))
+    assert np.array_equal(trees.predict(x), model.predict_proba(x)[:, 1])
 
 
 def test_walker_refuses_models_it_cannot_walk(data):

@@ -166,6 +166,7 @@ def train_and_decide(
             "churn": models.churn_params,
             "seed": plan.seed,
             "search_space": space.grid(),
+            "training_rows": models.rows,
             "plan": chosen.as_dict(),
             "cv": models.cv_scores,
         },

@@ -31,10 +31,19 @@ def month_end(key: str) -> date:
 
 
 def add_months(key: str, n: int) -> str:
-    start = parse_month(key)
-    index = start.year * 12 + start.month - 1 + n
+    index = month_index(key) + n
     return f"{index // 12:04d}-{index % 12 + 1:02d}"
 
 
 def month_range(first: str, count: int) -> list[str]:
     return [add_months(first, i) for i in range(count)]
+
+
+def months_between(first: str, last: str) -> list[str]:
+    """first..last inclusive (empty when last is before first)."""
+    return [add_months(first, i) for i in range(month_index(last) - month_index(first) + 1)]
+
+
+def month_index(key: str) -> int:
+    start = parse_month(key)
+    return start.year * 12 + start.month - 1

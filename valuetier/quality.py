@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import json
 import logging
+import os
 import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -25,8 +26,8 @@ import duckdb
 from valuetier.acceptance import ACCEPTABLE_PREFIXES, accept_command, accepted_months, is_learned
 from valuetier.ingest import QUARANTINE_TABLE
 from valuetier.months import parse_month
-from valuetier.settings import REPO_ROOT
-from valuetier.warehouse import quarantine_by_month
+from valuetier.settings import REPO_ROOT, DuckDBLimits
+from valuetier.warehouse import connect, quarantine_by_month
 
 EXPECTATIONS_DIR = REPO_ROOT / "expectations"
 SEVERITIES = ("error", "warning")
@@ -403,7 +404,12 @@ def validate(warehouse: Path, quality_dir: Path, suite: Suite, first_month: str,
     accepted = accepted_months(quality_dir, suite.name)
     expectations = bound_expectations(suite, first_month, last_month, accepted)
     context = _gx_context(quality_dir)
-    datasource = context.data_sources.add_or_update_sql(name="warehouse", connection_string=f"duckdb:///{warehouse}")
+    limits = DuckDBLimits.from_env(dict(os.environ), warehouse.parent)
+    datasource = context.data_sources.add_or_update_sql(
+        name="warehouse",
+        connection_string=f"duckdb:///{warehouse}",
+        kwargs={"connect_args": {"config": limits.config()}},
+    )
     try:
         if suite.name in [a.name for a in datasource.assets]:
             datasource.delete_asset(suite.name)
@@ -429,7 +435,7 @@ def validate(warehouse: Path, quality_dir: Path, suite: Suite, first_month: str,
     finally:
         _release(datasource)
     outcomes = [_outcome(r) for r in validation.results]
-    with duckdb.connect(str(warehouse), read_only=True) as con:
+    with connect(warehouse, read_only=True, limits=limits) as con:
         rows = con.execute(f"SELECT count(*) FROM ({query})").fetchall()[0][0]
         first_load = is_first_load(con, suite, first_month, last_month)
         outcomes = [_judged(_with_row_samples(con, o, expectations, query), suite, first_load) for o in outcomes]

@@ -25,12 +25,13 @@ from functools import cached_property
 import duckdb
 import numpy as np
 import pandas as pd
+from sklearn.pipeline import Pipeline
 
 from valuetier.metrics import tier_counts
 from valuetier.months import parse_month
 from valuetier.parameters import business_parameters
 from valuetier.registry import Registry
-from valuetier.training import FEATURES, ChurnModel, TrainedModels, feature_columns_sql
+from valuetier.training import FEATURES, TrainedModels, feature_columns_sql
 from valuetier.tree_ensemble import TreeEnsemble
 from valuetier.value_measure import ValueMeasure, resolve_value_measure
 
@@ -79,14 +80,14 @@ class Champion:
         return TreeEnsemble.from_pipeline(self.models.value_model)
 
     def churn_probability(self, features: pd.DataFrame) -> np.ndarray:
-        churn = self.models.churn_model
-        if isinstance(churn, ChurnModel):
-            return churn.probability_from_scores(self._churn_trees.raw_scores(features.loc[:, list(FEATURES)]))
-        return self.models.predict_churn(features)  # a model from before ChurnModel
+        if self._churn_trees is None:  # a model from before one churn classifier: fold models averaged
+            return self.models.predict_churn(features)
+        return self._churn_trees.predict(features.loc[:, list(FEATURES)])
 
     @cached_property
-    def _churn_trees(self) -> TreeEnsemble:
-        return TreeEnsemble.from_pipeline(self.models.churn_model.classifier)
+    def _churn_trees(self) -> TreeEnsemble | None:
+        churn = self.models.churn_model
+        return TreeEnsemble.from_pipeline(churn) if isinstance(churn, Pipeline) else None
 
 
 def lifecycle_stage(frame: pd.DataFrame, rules: ScoringRules) -> np.ndarray:

@@ -19,6 +19,41 @@ def _path(value: str) -> Path:
 
 
 @dataclass(frozen=True)
+class DuckDBLimits:
+    """The resources every DuckDB connection may use: Python's connections and dbt's profile alike
+    (DuckDB's own default is 80 % of the machine's memory and every core, for each process)."""
+
+    memory_limit: str = "4GB"  # VALUETIER_DUCKDB_MEMORY_LIMIT: beyond it DuckDB spills to temp_directory
+    threads: int = os.cpu_count() or 1  # VALUETIER_DUCKDB_THREADS
+    temp_directory: str = ""  # VALUETIER_DUCKDB_TEMP_DIRECTORY; default: duckdb_tmp beside the warehouse
+
+    @classmethod
+    def from_env(cls, env: dict[str, str], warehouse_dir: Path) -> DuckDBLimits:
+        threads = env.get("VALUETIER_DUCKDB_THREADS", str(cls.threads))
+        if not threads.isdigit() or int(threads) < 1:
+            raise ValueError(f"VALUETIER_DUCKDB_THREADS must be a positive whole number, not {threads!r}")
+        return cls(
+            memory_limit=env.get("VALUETIER_DUCKDB_MEMORY_LIMIT", cls.memory_limit),
+            threads=int(threads),
+            temp_directory=str(_path(env.get("VALUETIER_DUCKDB_TEMP_DIRECTORY", str(warehouse_dir / "duckdb_tmp")))),
+        )
+
+    def config(self) -> dict[str, str]:
+        """duckdb.connect's config. Insertion order is not kept: every read that needs an order says
+        it (ORDER BY), and keeping it costs memory on large inserts."""
+        config = {"memory_limit": self.memory_limit, "threads": str(self.threads), "preserve_insertion_order": "false"}
+        return config | ({"temp_directory": self.temp_directory} if self.temp_directory else {})
+
+    def environment(self) -> dict[str, str]:
+        """What dbt's profile reads (dbt_project/profiles.yml, `settings`)."""
+        return {
+            "VALUETIER_DUCKDB_MEMORY_LIMIT": self.memory_limit,
+            "VALUETIER_DUCKDB_THREADS": str(self.threads),
+            "VALUETIER_DUCKDB_TEMP_DIRECTORY": self.temp_directory,
+        }
+
+
+@dataclass(frozen=True)
 class Settings:
     """Runtime settings; see the README's "Settings" table for each variable."""
 
@@ -28,6 +63,7 @@ class Settings:
     dbt_project_dir: Path
     dbt_target: str
     mapping_file: Path | None = None  # VALUETIER_MAPPING; default: mapping.yml in the landing folder
+    duckdb: DuckDBLimits = DuckDBLimits()
 
     @property
     def mapping_path(self) -> Path | None:
@@ -58,13 +94,15 @@ class Settings:
     @classmethod
     def from_env(cls, env: dict[str, str] | None = None) -> Settings:
         env = dict(os.environ if env is None else env)
+        warehouse_path = _path(env.get("VALUETIER_WAREHOUSE", "data/warehouse/valuetier.duckdb"))
         settings = cls(
             landing_dir=_path(env.get("VALUETIER_LANDING", "data/landing")),
-            warehouse_path=_path(env.get("VALUETIER_WAREHOUSE", "data/warehouse/valuetier.duckdb")),
+            warehouse_path=warehouse_path,
             pii_key=env.get("VALUETIER_PII_KEY", DEV_PII_KEY),
             dbt_project_dir=REPO_ROOT / "dbt_project",
             dbt_target=env.get("VALUETIER_DBT_TARGET", "duckdb"),
             mapping_file=_path(env["VALUETIER_MAPPING"]) if env.get("VALUETIER_MAPPING") else None,
+            duckdb=DuckDBLimits.from_env(env, warehouse_path.parent),
         )
         if settings.uses_development_pii_key:
             log.warning(
@@ -78,6 +116,7 @@ class Settings:
         return {
             "VALUETIER_WAREHOUSE": str(self.warehouse_path),
             "VALUETIER_PII_KEY": self.pii_key,
+            **self.duckdb.environment(),
         }
 
     def export_for_dbt(self) -> None:

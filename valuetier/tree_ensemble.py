@@ -79,7 +79,8 @@ class TreeEnsemble:
         return _raw_scores(self._matrix(features), self.links, self.numbers, self.roots, self.baseline)
 
     def predict(self, features: pd.DataFrame) -> np.ndarray:
-        """A regressor's predictions, bit for bit its own predict."""
+        """A regressor's predictions, or a binary classifier's probability of its second class: bit
+        for bit the model's own predict, or predict_proba[:, 1]."""
         return self.model._loss.link.inverse(self.raw_scores(features))
 
     def predict_with_occlusion(self, features: pd.DataFrame, reference: np.ndarray) -> tuple[np.ndarray, np.ndarray]:

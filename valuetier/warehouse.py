@@ -2,21 +2,25 @@
 
 from __future__ import annotations
 
+import os
 from contextlib import contextmanager
 from pathlib import Path
 
 import duckdb
 
 from valuetier.contract import SOURCE_ORDER, SOURCES
-from valuetier.months import add_months, parse_month
+from valuetier.months import months_between, parse_month
+from valuetier.settings import DuckDBLimits
 
 
 @contextmanager
-def connect(path: Path, read_only: bool = False):
-    """A connection that is always closed: DuckDB allows one writing process, and dbt runs as another."""
+def connect(path: Path, read_only: bool = False, limits: DuckDBLimits | None = None):
+    """A connection that is always closed: DuckDB allows one writing process, and dbt runs as another.
+    Its memory, threads and spill folder are the settings' (VALUETIER_DUCKDB_*)."""
     if not read_only:
         path.parent.mkdir(parents=True, exist_ok=True)
-    con = duckdb.connect(str(path), read_only=read_only)
+    limits = limits or DuckDBLimits.from_env(dict(os.environ), path.parent)
+    con = duckdb.connect(str(path), read_only=read_only, config=limits.config())
     try:
         yield con
     finally:
@@ -72,10 +76,7 @@ def anomalous_transactions_by_month(con: duckdb.DuckDBPyConnection, first: str, 
 
 def optional_sources_without_rows(con: duckdb.DuckDBPyConnection, first: str, last: str) -> dict[str, list[str]]:
     """For each optional source, the months of the window with no loaded row (indicators stay empty)."""
-    months, month = [], first
-    while parse_month(month) <= parse_month(last):
-        months.append(month)
-        month = add_months(month, 1)
+    months = months_between(first, last)
     missing = {}
     for source in (s for s in SOURCES.values() if not s.required):
         loaded = {

@@ -1,0 +1,231 @@
+"""The scale benchmark: a generated bank through the real pipeline, stage by stage, then one new
+month end to end; wall and CPU seconds and peak memory of each stage, rows per second, and the
+model's holdout quality (so speed never silently costs quality).
+
+    make bench BENCH="--customers 100000 --months 36"
+    .venv/bin/python bench/bench.py --customers 1000000 --months 36
+    .venv/bin/python bench/bench.py --customers 100000 --months 36 --stage scoring   # one stage again
+
+The bank is generated with one month more than --months (or reused from bench/work/ when it is
+there): the first --months are the full history, built as a first installation builds them (each
+stage in its own process, over every month), and the last is the new month, run by the production
+monthly_pipeline job. Results: bench/results/<date>-<customers>x<months>.json and .md.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import shutil
+import sys
+import time
+from pathlib import Path
+
+HERE = Path(__file__).resolve().parent
+REPO = HERE.parent
+BIN = Path(sys.executable).parent
+sys.path.insert(0, str(REPO))
+
+from measure import run_measured  # noqa: E402  (bench/measure.py, beside this script)
+from stages import STAGES  # noqa: E402
+
+from valuetier.contract import SOURCE_ORDER  # noqa: E402
+from valuetier.ingest import discover_months  # noqa: E402
+from valuetier.months import months_between  # noqa: E402
+from valuetier.registry import Registry  # noqa: E402
+from valuetier.warehouse import connect  # noqa: E402
+
+HISTORY_STAGES = ("ingest", "dbt", "clv", "training", "scoring", "evaluation", "checks")
+BENCH_PII_KEY = "valuetier-benchmark-key"
+
+
+def bank_folder(customers: int, months: int, seed: int) -> Path:
+    return HERE / "work" / f"bank-{customers}x{months}-seed{seed}"
+
+
+def generate_bank(folder: Path, customers: int, months: int, seed: int, log_dir: Path) -> dict | None:
+    """Generate the bank unless a complete one is there; its measurement, or None when reused."""
+    done = folder / "complete"
+    if done.exists():
+        print(f"reusing the bank in {folder}", flush=True)
+        return None
+    shutil.rmtree(folder, ignore_errors=True)
+    folder.mkdir(parents=True)
+    print(f"generating {customers:,} customers x {months} months in {folder}", flush=True)
+    command = [str(BIN / "valuetier"), "generate", "--customers", str(customers), "--months", str(months)]
+    command += ["--seed", str(seed), "--out", str(folder / "landing"), "--truth", str(folder / "ground_truth")]
+    measured = run_measured(command, dict(os.environ), log_dir / "generate.log")
+    done.write_text(json.dumps(measured.as_dict()))
+    return measured.as_dict()
+
+
+def run_environment(run: Path, landing: Path) -> dict[str, str]:
+    home = run / "dagster_home"
+    if not home.exists():
+        home.mkdir(parents=True)
+        shutil.copy(REPO / "orchestration" / "dagster.yaml", home / "dagster.yaml")
+    return {
+        **os.environ,
+        "DAGSTER_HOME": str(home),
+        "VALUETIER_LANDING": str(landing),
+        "VALUETIER_WAREHOUSE": str(run / "warehouse" / "valuetier.duckdb"),
+        "VALUETIER_PII_KEY": BENCH_PII_KEY,
+    }
+
+
+def run_stage(stage: str, first: str, last: str, env: dict[str, str], log_dir: Path) -> dict:
+    print(f"{stage} {first}..{last}", end=" ", flush=True)
+    command = [str(BIN / "python"), str(HERE / "stages.py"), stage, first, last]
+    measured = run_measured(command, env, log_dir / f"{stage}.log").as_dict()
+    print(f"{measured['wall_s']} s, {measured['cpu_s']} CPU s, peak {measured['peak_mib']} MiB", flush=True)
+    return measured
+
+
+def rows_by_stage(warehouse: Path, history: list[str], new_month: str) -> dict[str, int]:
+    """The rows each stage works through, to turn its time into rows per second."""
+    months = f"BETWEEN DATE '{history[0]}-01' AND DATE '{history[-1]}-01'"
+    with connect(warehouse, read_only=True) as con:
+
+        def count(sql: str) -> int:
+            return con.execute(sql).fetchall()[0][0]
+
+        delivered = sum(count(f"SELECT count(*) FROM raw.{s} WHERE _delivery_month {months}") for s in SOURCE_ORDER)
+        indicators = count(f"SELECT count(*) FROM marts.customer_indicators_monthly WHERE month_start {months}")
+        return {
+            "ingest": delivered,
+            "dbt": count(f"SELECT count(*) FROM raw.transactions WHERE _delivery_month {months}"),
+            "clv": indicators,
+            "scoring": count(f"SELECT count(*) FROM marts.customer_tiers WHERE month_start {months}"),
+            "evaluation": indicators,
+            "checks": delivered + indicators,
+            "new_month": count(f"SELECT count(*) FROM raw.transactions WHERE _delivery_month = DATE '{new_month}-01'"),
+        }
+
+
+def model_quality(models_dir: Path) -> dict:
+    registry = Registry(models_dir)
+    version = registry.champion_version()
+    if version is None:
+        return {}
+    card = registry.card(version)
+    model = card.metrics["model"]
+    return {
+        "version": version,
+        "holdout_month": card.holdout_month,
+        "training_months": card.training_months,
+        "high_tier_value_capture": model["high_tier_value_capture"],
+        "f1": {tier: scores["f1"] for tier, scores in model["per_tier"].items()},
+        "spearman": model["spearman"],
+        "churn_auc": model["churn"]["auc"],
+        "churn_brier": model["churn"]["brier"],
+        "rfm_value_capture": card.metrics["rfm_weighted"]["high_tier_value_capture"],
+        "clv_value_capture": card.metrics["clv_12m"]["high_tier_value_capture"],
+    }
+
+
+def markdown(result: dict) -> str:
+    lines = [
+        f"# Benchmark {result['date']}: {result['customers']:,} customers x {result['months']} months",
+        "",
+        f"Machine: {result['machine']}. Bank: {result['bank']} (seed {result['seed']}).",
+        "",
+        "| stage | months | wall s | CPU s | peak MiB (process tree) | rows | rows / wall s |",
+        "|---|---|---|---|---|---|---|",
+    ]
+    for name, stage in result["stages"].items():
+        rows = stage.get("rows")
+        rate = f"{rows / stage['wall_s']:,.0f}" if rows and stage["wall_s"] else ""
+        lines.append(
+            f"| {name} | {stage['months']} | {stage['wall_s']:,} | {stage['cpu_s']:,} | {stage['peak_mib']:,} "
+            f"| {rows or '':,} | {rate} |".replace("| |", "|  |")
+        )
+    history = result.get("full_history")
+    if history:
+        lines += [
+            "",
+            f"Full history ({', '.join(HISTORY_STAGES)}): {history['wall_s']:,} s wall, {history['cpu_s']:,} CPU s, "
+            f"peak {history['peak_mib']:,} MiB (the largest stage's).",
+        ]
+    quality = result.get("model")
+    if quality:
+        f1 = ", ".join(f"{tier} {value}" for tier, value in quality["f1"].items())
+        lines += [
+            "",
+            f"Model {quality['version']} (holdout {quality['holdout_month']}, trained on "
+            f"{len(quality['training_months'])} months): high-tier value capture "
+            f"{quality['high_tier_value_capture']:.1%} (weighted RFM {quality['rfm_value_capture']:.1%}, "
+            f"CLV {quality['clv_value_capture']:.1%}); F1 {f1}; Spearman {quality['spearman']}; "
+            f"churn AUC {quality['churn_auc']}, Brier {quality['churn_brier']}.",
+        ]
+    return "\n".join(lines) + "\n"
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--customers", type=int, default=100_000)
+    parser.add_argument("--months", type=int, default=36, help="months of history (the bank has one more)")
+    parser.add_argument("--seed", type=int, default=42)
+    parser.add_argument(
+        "--stage",
+        action="append",
+        choices=("generate", *STAGES),
+        help="run only this stage (repeatable) on the run left by an earlier full benchmark",
+    )
+    args = parser.parse_args()
+
+    bank = bank_folder(args.customers, args.months + 1, args.seed)
+    run = HERE / "work" / f"run-{args.customers}x{args.months}"
+    if not args.stage:
+        shutil.rmtree(run, ignore_errors=True)
+    logs = run / "logs"
+    logs.mkdir(parents=True, exist_ok=True)
+    result_path = HERE / "results" / f"{time.strftime('%Y-%m-%d')}-{args.customers}x{args.months}.json"
+    result = json.loads(result_path.read_text()) if args.stage and result_path.exists() else {}
+    memory_gib = os.sysconf("SC_PHYS_PAGES") * os.sysconf("SC_PAGE_SIZE") / 2**30
+    result |= {
+        "date": time.strftime("%Y-%m-%d"),
+        "customers": args.customers,
+        "months": args.months,
+        "seed": args.seed,
+        "bank": f"generated, {args.months} months of history and 1 new month",
+        "machine": f"{os.cpu_count()} cores, {memory_gib:.0f} GiB, {platform.machine()}",
+    }
+    stages = result.setdefault("stages", {})
+
+    if not args.stage or "generate" in args.stage:
+        generated = generate_bank(bank, args.customers, args.months + 1, args.seed, logs)
+        if generated:
+            stages["generate"] = {"months": args.months + 1, **generated}
+    months = discover_months(bank / "landing")
+    history, new_month = months[:-1], months[-1]
+    env = run_environment(run, bank / "landing")
+    for stage in HISTORY_STAGES + ("new_month",):
+        if args.stage and stage not in args.stage:
+            continue
+        first, last = (new_month, new_month) if stage == "new_month" else (history[0], history[-1])
+        stages[stage] = {"months": len(months_between(first, last)), **run_stage(stage, first, last, env, logs)}
+
+    warehouse = Path(env["VALUETIER_WAREHOUSE"])
+    for stage, rows in rows_by_stage(warehouse, history, new_month).items():
+        if stage in stages:
+            stages[stage]["rows"] = rows
+    measured = [stages[s] for s in HISTORY_STAGES if s in stages]
+    if len(measured) == len(HISTORY_STAGES):
+        result["full_history"] = {
+            "wall_s": round(sum(s["wall_s"] for s in measured), 1),
+            "cpu_s": round(sum(s["cpu_s"] for s in measured), 1),
+            "peak_mib": max(s["peak_mib"] for s in measured),
+        }
+    result["model"] = model_quality(warehouse.parent / "models")
+    result_path.parent.mkdir(exist_ok=True)
+    result_path.write_text(json.dumps(result, indent=1) + "\n")
+    result_path.with_suffix(".md").write_text(markdown(result))
+    print(markdown(result))
+    print(f"written: {result_path} and {result_path.with_suffix('.md').name}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

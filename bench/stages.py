@@ -1,0 +1,68 @@
+"""One stage of the pipeline over a month range, run through Dagster with the production assets, in
+its own process (so the benchmark measures that stage's time and memory alone).
+
+    python bench/stages.py STAGE FIRST LAST
+
+Stages, in the order a first run does them: ingest (the raw assets), dbt (the dbt models up to the
+marts, with their dbt tests), clv, training (the train_tiering_model job), scoring (the tiers),
+evaluation (the evaluation dbt models), checks (every Great Expectations suite); and new_month,
+the production monthly_pipeline job (all of it) for one month.
+"""
+
+from __future__ import annotations
+
+import sys
+
+import dagster as dg
+from dagster._core.storage.tags import ASSET_PARTITION_RANGE_END_TAG, ASSET_PARTITION_RANGE_START_TAG
+
+from orchestration.definitions import defs
+from orchestration.partitions import month_partitions
+from orchestration.quality import CHECK_NAME
+from orchestration.run import register_months, run_job
+from orchestration.scoring import TIERS
+from valuetier.months import months_between
+
+CLV = dg.AssetKey(["marts", "customer_clv_monthly"])
+STAGES = ("ingest", "dbt", "clv", "training", "scoring", "evaluation", "checks", "new_month")
+
+
+def selections() -> dict[str, dg.AssetSelection]:
+    expectations = dg.AssetSelection.checks(
+        *(k for k in defs.resolve_asset_graph().asset_check_keys if k.name == CHECK_NAME)
+    )
+    return {
+        "ingest": dg.AssetSelection.groups("raw").without_checks(),
+        "dbt": dg.AssetSelection.groups("staging", "intermediate", "marts")
+        - dg.AssetSelection.assets(CLV, TIERS)
+        - expectations,
+        "clv": dg.AssetSelection.assets(CLV).without_checks(),
+        "scoring": dg.AssetSelection.assets(TIERS).without_checks(),
+        "evaluation": dg.AssetSelection.groups("evaluation"),
+        "checks": expectations,
+    }
+
+
+def run_stage(stage: str, first: str, last: str) -> bool:
+    with dg.DagsterInstance.get() as instance:
+        register_months(instance, months_between(first, last))
+        if stage == "training":
+            return run_job(instance, "train_tiering_model").success
+        tags = {ASSET_PARTITION_RANGE_START_TAG: first, ASSET_PARTITION_RANGE_END_TAG: last}
+        if stage == "new_month":
+            return run_job(instance, "monthly_pipeline", tags).success
+        job = dg.define_asset_job(
+            name=f"bench_{stage}",
+            selection=selections()[stage],
+            partitions_def=month_partitions,
+            executor_def=dg.in_process_executor,
+        )
+        resolved = dg.Definitions.merge(defs, dg.Definitions(jobs=[job])).resolve_job_def(job.name)
+        return resolved.execute_in_process(instance=instance, tags=tags, raise_on_error=False).success
+
+
+if __name__ == "__main__":
+    name, first_month, last_month = sys.argv[1:4]
+    if name not in STAGES:
+        sys.exit(f"unknown stage {name!r}; one of {', '.join(STAGES)}")
+    sys.exit(0 if run_stage(name, first_month, last_month) else 1)

@@ -27,6 +27,7 @@ HERE = Path(__file__).resolve().parent
 REPO = HERE.parent
 BIN = Path(sys.executable).parent
 sys.path.insert(0, str(REPO))
+os.environ.setdefault("VALUETIER_PII_KEY", "valuetier-benchmark-key")  # generated people only
 
 from measure import run_measured  # noqa: E402  (bench/measure.py, beside this script)
 from stages import STAGES  # noqa: E402
@@ -38,7 +39,6 @@ from valuetier.registry import Registry  # noqa: E402
 from valuetier.warehouse import connect  # noqa: E402
 
 HISTORY_STAGES = ("ingest", "dbt", "clv", "training", "scoring", "evaluation", "checks")
-BENCH_PII_KEY = "valuetier-benchmark-key"
 
 
 def bank_folder(customers: int, months: int, seed: int) -> Path:
@@ -71,7 +71,6 @@ def run_environment(run: Path, landing: Path) -> dict[str, str]:
         "DAGSTER_HOME": str(home),
         "VALUETIER_LANDING": str(landing),
         "VALUETIER_WAREHOUSE": str(run / "warehouse" / "valuetier.duckdb"),
-        "VALUETIER_PII_KEY": BENCH_PII_KEY,
     }
 
 
@@ -115,6 +114,7 @@ def model_quality(models_dir: Path) -> dict:
         "version": version,
         "holdout_month": card.holdout_month,
         "training_months": card.training_months,
+        "training_rows": card.parameters.get("training_rows", {}).get("fitted"),
         "high_tier_value_capture": model["high_tier_value_capture"],
         "f1": {tier: scores["f1"] for tier, scores in model["per_tier"].items()},
         "spearman": model["spearman"],
@@ -139,7 +139,7 @@ def markdown(result: dict) -> str:
         rate = f"{rows / stage['wall_s']:,.0f}" if rows and stage["wall_s"] else ""
         lines.append(
             f"| {name} | {stage['months']} | {stage['wall_s']:,} | {stage['cpu_s']:,} | {stage['peak_mib']:,} "
-            f"| {rows or '':,} | {rate} |".replace("| |", "|  |")
+            f"| {f'{rows:,}' if rows else ''} | {rate} |"
         )
     history = result.get("full_history")
     if history:
@@ -219,6 +219,8 @@ def main() -> int:
             "peak_mib": max(s["peak_mib"] for s in measured),
         }
     result["model"] = model_quality(warehouse.parent / "models")
+    if "training" in stages and result["model"]:
+        stages["training"]["rows"] = result["model"]["training_rows"]
     result_path.parent.mkdir(exist_ok=True)
     result_path.write_text(json.dumps(result, indent=1) + "\n")
     result_path.with_suffix(".md").write_text(markdown(result))

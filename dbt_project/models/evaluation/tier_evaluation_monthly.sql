@@ -1,8 +1,12 @@
+{{ incremental_by_month() }}
 -- Retention and conversion by tier, for each scored month whose outcome window has passed.
 -- Outcomes read months after the scored month on purpose: they are labels, used only here.
 -- Retained: still live (an indicator row) at the window's end and a transaction within it.
 -- Realised value is in the value measure the tiers rank (var value_measure).
+-- Incremental: a run of months S..E re-evaluates the months whose tiers it may have rescored
+-- (S..E) and those whose outcome window it completes (S - outcome_months onwards).
 {% set k = var('outcome_months') %}
+{% set first_evaluated = dbt.dateadd('month', -k, "cast('" ~ window_start() ~ "' as date)") %}
 
 with months as (
     select month_start, month_end, row_number() over (order by month_start) as month_index
@@ -19,6 +23,7 @@ windows as (
     from months as m
     inner join months as w
         on w.month_index = m.month_index + {{ k }}
+    where m.month_start between {{ first_evaluated }} and cast('{{ var("end_month") }}' as date)
 ),
 
 tiers as (
@@ -28,22 +33,29 @@ tiers as (
         on w.month_start = t.month_start
 ),
 
+-- Transactions in the outcome window, summed by one join (not two subqueries per customer).
+in_window_transactions as (
+    select
+        t.customer_id,
+        t.month_start,
+        sum(x.profit_contribution) as realised_profit,
+        sum(x.transaction_amount) as realised_amount
+    from tiers as t
+    inner join {{ ref('int_transactions_by_customer_month') }} as x
+        on x.customer_id = t.customer_id
+        and x.month_start > t.month_start and x.month_start <= t.window_last_month
+    group by t.customer_id, t.month_start
+),
+
 outcomes as (
     select
         t.customer_id,
         t.month_start,
         t.value_tier,
         t.uses_profit,
-        (
-            exists (
-                select 1 from {{ ref('customer_indicators_monthly') }} as i
-                where i.customer_id = t.customer_id and i.month_start = t.window_last_month
-            )
-            and exists (
-                select 1 from {{ ref('int_transactions_by_customer_month') }} as x
-                where x.customer_id = t.customer_id
-                  and x.month_start > t.month_start and x.month_start <= t.window_last_month
-            )
+        x.customer_id is not null and exists (
+            select 1 from {{ ref('customer_indicators_monthly') }} as i
+            where i.customer_id = t.customer_id and i.month_start = t.window_last_month
         ) as retained,
         exists (
             select 1 from {{ ref('stg_accounts') }} as a
@@ -55,19 +67,11 @@ outcomes as (
             where c.customer_id = t.customer_id
               and c.converted_at > t.month_end and c.converted_at < t.window_end + interval 1 day
         ) as campaign_converted,
-        (
-            select coalesce(sum(x.profit_contribution), 0)
-            from {{ ref('int_transactions_by_customer_month') }} as x
-            where x.customer_id = t.customer_id
-              and x.month_start > t.month_start and x.month_start <= t.window_last_month
-        ) as realised_profit,
-        (
-            select coalesce(sum(x.transaction_amount), 0)
-            from {{ ref('int_transactions_by_customer_month') }} as x
-            where x.customer_id = t.customer_id
-              and x.month_start > t.month_start and x.month_start <= t.window_last_month
-        ) as realised_amount
+        coalesce(x.realised_profit, 0) as realised_profit,
+        coalesce(x.realised_amount, 0) as realised_amount
     from tiers as t
+    left join in_window_transactions as x
+        on x.customer_id = t.customer_id and x.month_start = t.month_start
 )
 
 select

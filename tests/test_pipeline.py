@@ -302,3 +302,26 @@ def test_clv_for_every_live_customer_and_holdout_purchases_within_15_percent(pip
     assert unmatched == 0
     assert sane == (True, 0)
     assert predicted == pytest.approx(realised, rel=0.15)
+
+
+def test_a_monthly_runs_dbt_tests_read_only_its_months(pipeline_run, tmp_path):
+    """A month's dbt tests cost the month, not the history (macros/tests_in_run_months.sql): a
+    duplicate planted in an earlier month is outside a later month's tests, and a full build's
+    tests find it."""
+    months = pipeline_run["months"]
+    copy = tmp_path / "duplicate.duckdb"
+    shutil.copy(WAREHOUSE, copy)
+    with duckdb.connect(str(copy)) as con:
+        con.execute(
+            "INSERT INTO marts.customer_indicators_monthly SELECT * FROM marts.customer_indicators_monthly "
+            f"WHERE month_start = DATE '{months[0]}-01' LIMIT 1"
+        )
+    test = ["test", "--select", "customer_indicators_monthly,test_name:unique_combination_of_columns"]
+    window = json.dumps({"start_month": f"{months[-1]}-01", "end_month": f"{months[-1]}-01"})
+    later_month = run_dbt([*test, "--vars", window], copy, tmp_path / "target")
+    assert "ERROR=0" in later_month.stdout and "FAIL=" not in later_month.stdout
+    everything = run_dbt(test, copy, tmp_path / "target", check=False)
+    assert (
+        everything.returncode == 1
+        and "FAIL 1 unique_combination_of_columns_customer_indicators_monthly" in everything.stdout
+    )

@@ -10,6 +10,8 @@ with months as (
         cast(_delivery_month as date) as month_start,
         cast({{ dbt.last_day('_delivery_month', 'month') }} as date) as month_end
     from {{ source('raw', 'transactions') }}
+    -- the run's months only (every month on a full build), as every other test (tests_in_run_months)
+    where _delivery_month between cast('{{ var("start_month") }}' as date) and cast('{{ var("end_month") }}' as date)
 ),
 
 first_accounts_month as (
@@ -74,6 +76,7 @@ expected as (
 actual as (
     select month_start, count(*) as indicator_rows
     from {{ ref('customer_indicators_monthly') }}
+    where month_start between cast('{{ var("start_month") }}' as date) and cast('{{ var("end_month") }}' as date)
     group by month_start
 )
 

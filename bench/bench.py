@@ -115,6 +115,7 @@ def model_quality(models_dir: Path) -> dict:
         "holdout_month": card.holdout_month,
         "training_months": card.training_months,
         "training_rows": card.parameters.get("training_rows", {}).get("fitted"),
+        "training_rows_available": card.parameters.get("training_rows", {}).get("available"),
         "high_tier_value_capture": model["high_tier_value_capture"],
         "f1": {tier: scores["f1"] for tier, scores in model["per_tier"].items()},
         "spearman": model["spearman"],

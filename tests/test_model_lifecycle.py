@@ -48,6 +48,20 @@ def test_training_rows_are_capped_evenly_across_months():
     assert sample_rows(frame, 20000, seed=1) is frame
 
 
+class RetiredModelClass:
+    """Stands for a model class an earlier ValueTier pickled and this one no longer has."""
+
+
+def test_an_artifact_of_retired_model_classes_is_refused_with_a_reason(tmp_path, monkeypatch):
+    import sys
+
+    registry = Registry(tmp_path / "models")
+    card = registry.register(RetiredModelClass(), **card_fields())
+    monkeypatch.delattr(sys.modules[__name__], "RetiredModelClass")
+    with pytest.raises(IncompatibleArtifactError, match="cannot read .*RetiredModelClass.*: retrain"):
+        registry.load(card.version)
+
+
 def test_cut_tiers_gives_exact_stable_shares():
     scores = np.array([5, 1, 5, 3, 2, 9, 0, 5, 4, 7], dtype=float)
     tiers = cut_tiers(scores, 0.1, 0.3)

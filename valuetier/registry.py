@@ -106,7 +106,13 @@ class Registry:
                     f"{artifact} was written with {name} {recorded}; this environment has {here.get(name)}: "
                     "retrain, or install the recorded version"
                 )
-        return joblib.load(artifact)
+        try:
+            return joblib.load(artifact)
+        except (AttributeError, ImportError) as exc:
+            # Written by a ValueTier whose model classes this one no longer has.
+            raise IncompatibleArtifactError(
+                f"{artifact} holds model classes this version of ValueTier cannot read ({exc}): retrain"
+            ) from exc
 
     def champion_version(self) -> str | None:
         pointer = self.root / "champion.json"

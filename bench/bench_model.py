@@ -30,6 +30,7 @@ from valuetier.lifecycle import TrainingPlan, plan_months, train_and_decide  # n
 from valuetier.registry import Registry  # noqa: E402
 from valuetier.scoring import ScoringRules, current_champion, score_month_tiers  # noqa: E402
 from valuetier.training import SearchSpace, labelled_months  # noqa: E402
+from valuetier.warehouse import connect  # noqa: E402
 
 
 def peak_mib() -> float:
@@ -46,8 +47,9 @@ def own_peak_mib() -> float:
 
 
 def score(warehouse: Path, registry: Path, month: str, queue) -> None:
-    """In a fresh process: load the champion, score the month, report the timing."""
-    with duckdb.connect(str(warehouse)) as con:
+    """In a fresh process: load the champion, score the month, report the timing. DuckDB's limits
+    are the settings' (VALUETIER_DUCKDB_*), as in production."""
+    with connect(warehouse) as con:
         result = score_month_tiers(con, month, current_champion(Registry(registry)), ScoringRules())
     queue.put((result.customers, result.seconds, result.tiered_by_rule, own_peak_mib()))
 

@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import json
 import logging
-import os
 import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -404,7 +403,7 @@ def validate(warehouse: Path, quality_dir: Path, suite: Suite, first_month: str,
     accepted = accepted_months(quality_dir, suite.name)
     expectations = bound_expectations(suite, first_month, last_month, accepted)
     context = _gx_context(quality_dir)
-    limits = DuckDBLimits.from_env(dict(os.environ), warehouse.parent)
+    limits = DuckDBLimits.for_warehouse(warehouse)
     datasource = context.data_sources.add_or_update_sql(
         name="warehouse",
         connection_string=f"duckdb:///{warehouse}",

@@ -163,7 +163,7 @@ def predicted_values(
     return rule_value, rule_value.copy(), tenure < MIN_HISTORY_MONTHS
 
 
-# One row per customer, numbers only: what the month-wide statement (PUBLISH_SQL) tiers and labels.
+# One row per customer, numbers only: what the month-wide statement (publish_sql) tiers and labels.
 STAGE_COLUMNS = {
     "position": "BIGINT",  # the customer's place in the month's customer_id order: ties in value break by it
     "customer_id": "VARCHAR",

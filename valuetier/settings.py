@@ -38,6 +38,11 @@ class DuckDBLimits:
             temp_directory=str(_path(env.get("VALUETIER_DUCKDB_TEMP_DIRECTORY", str(warehouse_dir / "duckdb_tmp")))),
         )
 
+    @classmethod
+    def for_warehouse(cls, warehouse_path: Path) -> DuckDBLimits:
+        """The limits in force for a warehouse file, from this process's environment."""
+        return cls.from_env(dict(os.environ), warehouse_path.parent)
+
     def config(self) -> dict[str, str]:
         """duckdb.connect's config. Insertion order is not kept: every read that needs an order says
         it (ORDER BY), and keeping it costs memory on large inserts."""

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 from contextlib import contextmanager
 from pathlib import Path
 
@@ -19,7 +18,7 @@ def connect(path: Path, read_only: bool = False, limits: DuckDBLimits | None = N
     Its memory, threads and spill folder are the settings' (VALUETIER_DUCKDB_*)."""
     if not read_only:
         path.parent.mkdir(parents=True, exist_ok=True)
-    limits = limits or DuckDBLimits.from_env(dict(os.environ), path.parent)
+    limits = limits or DuckDBLimits.for_warehouse(path)
     con = duckdb.connect(str(path), read_only=read_only, config=limits.config())
     try:
         yield con

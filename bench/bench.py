@@ -28,6 +28,10 @@ REPO = HERE.parent
 BIN = Path(sys.executable).parent
 sys.path.insert(0, str(REPO))
 os.environ.setdefault("VALUETIER_PII_KEY", "valuetier-benchmark-key")  # generated people only
+# The stages' environment is this one as started: importing the Dagster definitions (stages.py)
+# exports the settings' defaults for dbt (a spill folder beside the default warehouse, say), which
+# must not leak into a stage run against another warehouse.
+STARTING_ENVIRONMENT = dict(os.environ)
 
 from measure import run_measured  # noqa: E402  (bench/measure.py, beside this script)
 from stages import STAGES  # noqa: E402
@@ -36,7 +40,7 @@ from valuetier.contract import SOURCE_ORDER  # noqa: E402
 from valuetier.ingest import discover_months  # noqa: E402
 from valuetier.months import months_between  # noqa: E402
 from valuetier.registry import Registry  # noqa: E402
-from valuetier.warehouse import connect  # noqa: E402
+from valuetier.warehouse import connect, table_exists  # noqa: E402
 
 HISTORY_STAGES = ("ingest", "dbt", "clv", "training", "scoring", "evaluation", "checks")
 
@@ -56,7 +60,7 @@ def generate_bank(folder: Path, customers: int, months: int, seed: int, log_dir:
     print(f"generating {customers:,} customers x {months} months in {folder}", flush=True)
     command = [str(BIN / "valuetier"), "generate", "--customers", str(customers), "--months", str(months)]
     command += ["--seed", str(seed), "--out", str(folder / "landing"), "--truth", str(folder / "ground_truth")]
-    measured = run_measured(command, dict(os.environ), log_dir / "generate.log")
+    measured = run_measured(command, STARTING_ENVIRONMENT, log_dir / "generate.log")
     done.write_text(json.dumps(measured.as_dict()))
     return measured.as_dict()
 
@@ -67,7 +71,7 @@ def run_environment(run: Path, landing: Path) -> dict[str, str]:
         home.mkdir(parents=True)
         shutil.copy(REPO / "orchestration" / "dagster.yaml", home / "dagster.yaml")
     return {
-        **os.environ,
+        **STARTING_ENVIRONMENT,
         "DAGSTER_HOME": str(home),
         "VALUETIER_LANDING": str(landing),
         "VALUETIER_WAREHOUSE": str(run / "warehouse" / "valuetier.duckdb"),
@@ -83,24 +87,28 @@ def run_stage(stage: str, first: str, last: str, env: dict[str, str], log_dir: P
 
 
 def rows_by_stage(warehouse: Path, history: list[str], new_month: str) -> dict[str, int]:
-    """The rows each stage works through, to turn its time into rows per second."""
+    """The rows each stage works through, to turn its time into rows per second (stages whose
+    tables do not exist yet are left out)."""
     months = f"BETWEEN DATE '{history[0]}-01' AND DATE '{history[-1]}-01'"
     with connect(warehouse, read_only=True) as con:
 
-        def count(sql: str) -> int:
-            return con.execute(sql).fetchall()[0][0]
+        def count(schema: str, table: str, where: str) -> int | None:
+            if not table_exists(con, schema, table):
+                return None
+            return con.execute(f"SELECT count(*) FROM {schema}.{table} WHERE {where}").fetchall()[0][0]
 
-        delivered = sum(count(f"SELECT count(*) FROM raw.{s} WHERE _delivery_month {months}") for s in SOURCE_ORDER)
-        indicators = count(f"SELECT count(*) FROM marts.customer_indicators_monthly WHERE month_start {months}")
-        return {
+        delivered = sum(count("raw", s, f"_delivery_month {months}") or 0 for s in SOURCE_ORDER)
+        indicators = count("marts", "customer_indicators_monthly", f"month_start {months}")
+        rows = {
             "ingest": delivered,
-            "dbt": count(f"SELECT count(*) FROM raw.transactions WHERE _delivery_month {months}"),
+            "dbt": count("raw", "transactions", f"_delivery_month {months}"),
             "clv": indicators,
-            "scoring": count(f"SELECT count(*) FROM marts.customer_tiers WHERE month_start {months}"),
+            "scoring": count("marts", "customer_tiers", f"month_start {months}"),
             "evaluation": indicators,
-            "checks": delivered + indicators,
-            "new_month": count(f"SELECT count(*) FROM raw.transactions WHERE _delivery_month = DATE '{new_month}-01'"),
+            "checks": delivered + (indicators or 0),
+            "new_month": count("raw", "transactions", f"_delivery_month = DATE '{new_month}-01'"),
         }
+        return {stage: n for stage, n in rows.items() if n is not None}
 
 
 def model_quality(models_dir: Path) -> dict:
@@ -163,6 +171,27 @@ def markdown(result: dict) -> str:
     return "\n".join(lines) + "\n"
 
 
+def record(result: dict, path: Path, warehouse: Path, history: list[str], new_month: str) -> None:
+    """Add the rows, the full-history sums and the model's quality to the result, and write it."""
+    stages = result["stages"]
+    for stage, rows in rows_by_stage(warehouse, history, new_month).items():
+        if stage in stages:
+            stages[stage]["rows"] = rows
+    measured = [stages[s] for s in HISTORY_STAGES if s in stages]
+    if len(measured) == len(HISTORY_STAGES):
+        result["full_history"] = {
+            "wall_s": round(sum(s["wall_s"] for s in measured), 1),
+            "cpu_s": round(sum(s["cpu_s"] for s in measured), 1),
+            "peak_mib": max(s["peak_mib"] for s in measured),
+        }
+    result["model"] = model_quality(warehouse.parent / "models")
+    if "training" in stages and result["model"]:
+        stages["training"]["rows"] = result["model"]["training_rows"]
+    path.parent.mkdir(exist_ok=True)
+    path.write_text(json.dumps(result, indent=1) + "\n")
+    path.with_suffix(".md").write_text(markdown(result))
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--customers", type=int, default=100_000)
@@ -202,29 +231,14 @@ def main() -> int:
     months = discover_months(bank / "landing")
     history, new_month = months[:-1], months[-1]
     env = run_environment(run, bank / "landing")
+    warehouse = Path(env["VALUETIER_WAREHOUSE"])
     for stage in HISTORY_STAGES + ("new_month",):
         if args.stage and stage not in args.stage:
             continue
         first, last = (new_month, new_month) if stage == "new_month" else (history[0], history[-1])
         stages[stage] = {"months": len(months_between(first, last)), **run_stage(stage, first, last, env, logs)}
-
-    warehouse = Path(env["VALUETIER_WAREHOUSE"])
-    for stage, rows in rows_by_stage(warehouse, history, new_month).items():
-        if stage in stages:
-            stages[stage]["rows"] = rows
-    measured = [stages[s] for s in HISTORY_STAGES if s in stages]
-    if len(measured) == len(HISTORY_STAGES):
-        result["full_history"] = {
-            "wall_s": round(sum(s["wall_s"] for s in measured), 1),
-            "cpu_s": round(sum(s["cpu_s"] for s in measured), 1),
-            "peak_mib": max(s["peak_mib"] for s in measured),
-        }
-    result["model"] = model_quality(warehouse.parent / "models")
-    if "training" in stages and result["model"]:
-        stages["training"]["rows"] = result["model"]["training_rows"]
-    result_path.parent.mkdir(exist_ok=True)
-    result_path.write_text(json.dumps(result, indent=1) + "\n")
-    result_path.with_suffix(".md").write_text(markdown(result))
+        # Written after every stage, so an hour-long run that stops keeps what it measured.
+        record(result, result_path, warehouse, history, new_month)
     print(markdown(result))
     print(f"written: {result_path} and {result_path.with_suffix('.md').name}")
     return 0

@@ -19,7 +19,7 @@ class ClvConfig(dg.Config):
     "for every live customer of the month, from BG/NBD and Gamma-Gamma fitted on the month's calibration window.",
     group_name="marts",
     kinds={"duckdb", "python", "scipy"},
-    deps=[["marts", "customer_indicators_monthly"], ["intermediate", "int_transactions_flagged"]],
+    deps=[["marts", "customer_indicators_monthly"], ["intermediate", "int_purchase_days_by_customer_month"]],
     partitions_def=month_partitions,
     backfill_policy=single_run,
     pool=WAREHOUSE_POOL,

@@ -36,24 +36,24 @@ def calibration_data(
     A purchase is a day with a transaction that is not flagged anomalous; its value is the day's
     value in the value measure (profit contribution, or revenue where the deliveries carry no
     margins). Customers without a purchase in the window get x = t_x = 0 and T = the
-    window's length.
+    window's length. The window's purchase days are added up from their monthly summaries
+    (intermediate.int_purchase_days_by_customer_month): months do not share days.
     """
     first = parse_month(add_months(month, 1 - calibration_months))
     last_day = month_end(month)
     window_weeks = ((last_day - first).days + 1) / 7.0
     measure = measure or resolve_value_measure(con, as_of=month)
+    value = measure.transaction_column
     return con.execute(
         f"""
-        WITH days AS (
-            SELECT customer_id, CAST(booked_at AS DATE) AS day, sum({measure.transaction_column}) AS value
-            FROM intermediate.int_transactions_flagged
-            WHERE NOT is_anomalous AND month_start BETWEEN DATE '{first}' AND DATE '{parse_month(month)}'
-            GROUP BY 1, 2
-        ),
-        per_customer AS (
-            SELECT customer_id, min(day) AS first_day, max(day) AS last_day, count(*) - 1 AS x,
-                   (sum(value) - arg_min(value, day)) / nullif(count(*) - 1, 0) AS mean_repeat_value
-            FROM days GROUP BY 1
+        WITH per_customer AS (
+            SELECT customer_id, min(first_purchase_day) AS first_day, max(last_purchase_day) AS last_day,
+                   sum(purchase_days) - 1 AS x,
+                   (sum({value}) - arg_min(first_day_{value}, first_purchase_day)) / nullif(sum(purchase_days) - 1, 0)
+                       AS mean_repeat_value
+            FROM intermediate.int_purchase_days_by_customer_month
+            WHERE month_start BETWEEN DATE '{first}' AND DATE '{parse_month(month)}'
+            GROUP BY 1
         )
         SELECT i.customer_id,
                coalesce(p.x, 0)::DOUBLE AS x,

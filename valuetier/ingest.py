@@ -180,15 +180,9 @@ class _Check(NamedTuple):
     detail: str  # SQL expression for the readable detail
 
 
-def _first_failing(checks: list[_Check], field: str) -> str:
-    """A CASE that yields the given field of the first check a row fails (NULL for a valid row)."""
-    if not checks:
-        return "NULL"
-
-    def value(check: _Check) -> str:
-        return {"reason": f"'{check.reason.value}'", "column": f"'{check.column}'", "detail": check.detail}[field]
-
-    return "CASE " + " ".join(f"WHEN {c.when} THEN {value(c)}" for c in checks) + " END"
+def _typed_name(column: str) -> str:
+    """The name a contract column's typed value has inside the validation SELECT."""
+    return f"_typed_{column}"
 
 
 def _literal(text: str) -> str:
@@ -244,7 +238,11 @@ def _too_many_decimals(raw: str, minor_units: int, floating: bool = False) -> st
 def _validation_sql(
     source: Source, present: set[str], month: str, mapping: Mapping, floating: frozenset[str] = frozenset()
 ) -> str:
-    """One SELECT over `_batch` that casts every contract column and names the first problem of a row."""
+    """One SELECT over `_batch` that casts every contract column and names the first problem of a row.
+
+    Three layers, so that each cast and each check is evaluated once per row (DuckDB does not share
+    subexpressions between the branches of a CASE): the typed values; the number of the first
+    check a row fails; the reason, column and detail of that check."""
     start, end = parse_month(month), month_end(month)
     codes = mapping.source(source.name).codes
     checks: list[_Check] = []
@@ -256,10 +254,10 @@ def _validation_sql(
     for col in source.columns:
         raw = col.name if col.name in present else "NULL"
         code_map = codes.get(col.name)
-        value = _typed(_recoded(raw, col, code_map), col.type, mapping.timezone)
-        typed.append(f"{value} AS {col.name}")
+        typed.append(f"{_typed(_recoded(raw, col, code_map), col.type, mapping.timezone)} AS {_typed_name(col.name)}")
         if col.name not in present:
             continue
+        value = _typed_name(col.name)
         if col.required:
             add(f"{raw} IS NULL", Reason.MISSING_VALUE, col.name, "'required value is empty'")
         add(
@@ -309,7 +307,7 @@ def _validation_sql(
                     f"'after the delivery month {month}: ' || {value}",
                 )
     if source.event_time:
-        value = _typed(source.event_time, "TIMESTAMP", mapping.timezone)
+        value = _typed_name(source.event_time)
         add(
             f"{value} < DATE '{start}' OR {value} >= DATE '{end}' + INTERVAL 1 DAY",
             Reason.DATE_OUTSIDE_MONTH,
@@ -317,20 +315,29 @@ def _validation_sql(
             f"'not in the delivery month {month}: ' || {value}",
         )
     if source.month_end_column:
-        value = f"TRY_CAST({source.month_end_column} AS DATE)"
+        value = _typed_name(source.month_end_column)
         add(
             f"{value} <> DATE '{end}'",
             Reason.DATE_OUTSIDE_MONTH,
             source.month_end_column,
             f"'not the month end {end}: ' || {value}",
         )
-    reason = _first_failing(checks, "reason")
+    first_failing = "CASE " + " ".join(f"WHEN {c.when} THEN {i}" for i, c in enumerate(checks, 1)) + " END"
+    if not checks:
+        first_failing = "CAST(NULL AS INTEGER)"
+    reasons = "([" + ", ".join(f"'{c.reason.value}'" for c in checks) + "]::VARCHAR[])"
+    check_columns = "([" + ", ".join(f"'{c.column}'" for c in checks) + "]::VARCHAR[])"
+    detail = "CASE _check " + " ".join(f"WHEN {i} THEN {c.detail}" for i, c in enumerate(checks, 1)) + " END"
+    if not checks:
+        detail = "CAST(NULL AS VARCHAR)"
     raw_json = "to_json(struct_pack(" + ", ".join(f'"{c}" := {c}' for c in sorted(present)) + "))"
     other = f"list_filter([{', '.join(unmapped)}], lambda x: x IS NOT NULL)" if unmapped else "[]::VARCHAR[]"
+    contract = ", ".join(f"{_typed_name(c.name)} AS {c.name}" for c in source.columns)
     return (
-        f"SELECT {', '.join(typed)}, _source_row, {reason} AS _reason, {_first_failing(checks, 'column')} AS _column, "
-        f"{_first_failing(checks, 'detail')} AS _detail, "
-        f"CASE WHEN ({reason}) IS NOT NULL THEN CAST({raw_json} AS VARCHAR) END AS _raw, {other} AS _other FROM _batch"
+        f"SELECT {contract}, _source_row, {reasons}[_check] AS _reason, {check_columns}[_check] AS _column, "
+        f"{detail} AS _detail, CASE WHEN _check IS NOT NULL THEN CAST({raw_json} AS VARCHAR) END AS _raw, "
+        f"{other} AS _other "
+        f"FROM (SELECT *, {first_failing} AS _check FROM (SELECT *, {', '.join(typed)} FROM _batch))"
     )
 
 
@@ -386,6 +393,25 @@ def load_month(
     if path is None:
         return _load_nothing(con, landing, source, month)
 
+    # File order is kept from the batches to the raw table without a sort of the month: DuckDB
+    # keeps insertion order when asked, and the connections' default is not to.
+    preserved = con.execute("SELECT current_setting('preserve_insertion_order')").fetchone()[0]
+    con.execute("SET preserve_insertion_order = true")
+    try:
+        return _check_and_load(con, path, source, month, mapping, batch_rows, progress)
+    finally:
+        con.execute(f"SET preserve_insertion_order = {str(preserved).lower()}")
+
+
+def _check_and_load(
+    con: duckdb.DuckDBPyConnection,
+    path: Path,
+    source: Source,
+    month: str,
+    mapping: Mapping,
+    batch_rows: int,
+    progress: Callable[[str], None],
+) -> LoadResult:
     header = delivered_columns(path)
     names = contract_names(header, mapping.source(source.name))
     missing_required_columns(path, source, header, names, mapping.source(source.name))
@@ -454,6 +480,15 @@ def _mark_relational_problems(con: duckdb.DuckDBPyConnection, source: Source, mo
         )
 
 
+def _repeated_keys(source: Source) -> str:
+    """The valid rows whose key occurs more than once in the delivery: the only rows the duplicate
+    checks need to order (a hash aggregate finds them; the windows then sort only those)."""
+    return (
+        f"FROM _incoming WHERE _reason IS NULL AND {source.key} IN (SELECT {source.key} FROM _incoming "
+        f"WHERE _reason IS NULL GROUP BY {source.key} HAVING count(*) > 1)"
+    )
+
+
 def _mark_repeated_events(con: duckdb.DuckDBPyConnection, source: Source) -> None:
     """An event is delivered once: a later row with the same key is a repeat, and the first row stays."""
     con.execute(
@@ -461,7 +496,7 @@ def _mark_repeated_events(con: duckdb.DuckDBPyConnection, source: Source) -> Non
             _detail = 'repeats the key of row ' || first_row
         FROM (SELECT _source_row AS r, first_value(_source_row) OVER (PARTITION BY {source.key}
                      ORDER BY _source_row) AS first_row
-              FROM _incoming WHERE _reason IS NULL) d
+              {_repeated_keys(source)}) d
         WHERE _incoming._source_row = d.r AND d.r <> d.first_row"""
     )
 
@@ -481,7 +516,7 @@ def _mark_superseded_records(con: duckdb.DuckDBPyConnection, source: Source) -> 
               FROM (SELECT _source_row AS r, {source.key} AS key, {content} AS content,
                            max(_source_row) OVER (PARTITION BY {source.key}) AS last_row,
                            arg_max({content}, _source_row) OVER (PARTITION BY {source.key}) AS last_content
-                    FROM _incoming WHERE _reason IS NULL)) d
+                    {_repeated_keys(source)})) d
         WHERE _incoming._source_row = d.r AND d.r <> d.kept"""
     )
 
@@ -496,7 +531,7 @@ def _replace_month(con, source: Source, month: str, path: Path, delivered: int, 
         con.execute(
             f"INSERT INTO {RAW_SCHEMA}.{source.name} BY NAME SELECT {columns}, "
             f"DATE '{month_start}' AS _delivery_month, ? AS _source_file, _source_row "
-            "FROM _incoming WHERE _reason IS NULL ORDER BY _source_row",
+            "FROM _incoming WHERE _reason IS NULL",
             [path.name],
         )
         con.execute(

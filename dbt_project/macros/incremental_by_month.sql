@@ -13,6 +13,19 @@
     {{ dbt.dateadd('month', -months_back, "cast('" ~ window_start() ~ "' as date)") }}
 {%- endmacro %}
 
+{#- The value of `value_column` on the row with the smallest `order_column` (DuckDB arg_min, Spark min_by). -#}
+{% macro arg_min(value_column, order_column) -%}
+    {{ return(adapter.dispatch('arg_min', 'valuetier')(value_column, order_column)) }}
+{%- endmacro %}
+
+{% macro default__arg_min(value_column, order_column) -%}
+    arg_min({{ value_column }}, {{ order_column }})
+{%- endmacro %}
+
+{% macro spark__arg_min(value_column, order_column) -%}
+    min_by({{ value_column }}, {{ order_column }})
+{%- endmacro %}
+
 {#- The value of `value_column` on the row with the largest `order_column` (DuckDB arg_max, Spark max_by). -#}
 {% macro arg_max(value_column, order_column) -%}
     {{ return(adapter.dispatch('arg_max', 'valuetier')(value_column, order_column)) }}

@@ -8,8 +8,8 @@
 {% set window_first = "cast('" ~ window_start() ~ "' as date)" %}
 -- How the baseline is computed follows the run's size, so a month costs the month, not 13:
 --   one month (the monthly steady state): each customer's previous 12 months aggregated once;
---   more (a first build, a backfill): windowed over every transaction of the run, whose frames are
---   the same 12 earlier months. Both give the same numbers (tests/test_pipeline.py builds the last
+--   more (a first build, a backfill): each customer-month's 12 earlier months gathered by a window
+--   over customer-months. Both give the same numbers (tests/test_pipeline.py builds the last
 --   month each way and compares).
 {% set one_month = is_incremental() and var("start_month") == var("end_month") %}
 
@@ -38,26 +38,48 @@ scored as (
     where t.month_start = {{ window_first }}
 ),
 {% else %}
-with candidates as (
-    select *, ln(amount) as log_amount
+-- Every transaction of a customer-month shares its baseline, so the baseline is computed once per
+-- customer-month: each month's log amounts as a list, the lists of the 12 earlier months gathered by
+-- a window over customer-months (not over transactions), and their quantiles taken from the list.
+with months_of_transactions as (
+    select customer_id, month_start, list(ln(amount)) as log_amounts
     from {{ ref('stg_transactions') }}
     where month_start >= {{ dbt.dateadd('month', -12, window_first) }}
       and month_start <= cast('{{ var("end_month") }}' as date)
+    group by customer_id, month_start
 ),
 
-scored as (
-    select
-        *,
-        median(log_amount) over earlier_12 as baseline_median,
-        quantile_cont(log_amount, 0.75) over earlier_12 - quantile_cont(log_amount, 0.25) over earlier_12
-            as baseline_iqr,
-        count(*) over earlier_12 as history_transactions,
-        count(*) over (partition by customer_id, cast(booked_at as date)) as transactions_that_day
-    from candidates
+histories as (
+    select customer_id, month_start, flatten(list(log_amounts) over earlier_12) as history
+    from months_of_transactions
     window earlier_12 as (
         partition by customer_id order by month_start
         range between interval 12 month preceding and interval 1 month preceding
     )
+),
+
+baselines as (
+    select
+        customer_id,
+        month_start,
+        list_aggr(history, 'median') as baseline_median,
+        list_aggr(history, 'quantile_cont', 0.75) - list_aggr(history, 'quantile_cont', 0.25) as baseline_iqr,
+        coalesce(len(history), 0) as history_transactions
+    from histories
+    where {{ in_month_window('month_start') }}
+),
+
+scored as (
+    select
+        t.*,
+        ln(t.amount) as log_amount,
+        b.baseline_median,
+        b.baseline_iqr,
+        b.history_transactions,
+        count(*) over (partition by t.customer_id, cast(t.booked_at as date)) as transactions_that_day
+    from {{ ref('stg_transactions') }} as t
+    inner join baselines as b on b.customer_id = t.customer_id and b.month_start = t.month_start
+    where {{ in_month_window('t.month_start') }}
 ),
 {% endif %}
 

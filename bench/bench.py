@@ -81,9 +81,23 @@ def run_environment(run: Path, landing: Path) -> dict[str, str]:
 def run_stage(stage: str, first: str, last: str, env: dict[str, str], log_dir: Path) -> dict:
     print(f"{stage} {first}..{last}", end=" ", flush=True)
     command = [str(BIN / "python"), str(HERE / "stages.py"), stage, first, last]
+    started = time.time()
     measured = run_measured(command, env, log_dir / f"{stage}.log").as_dict()
     print(f"{measured['wall_s']} s, {measured['cpu_s']} CPU s, peak {measured['peak_mib']} MiB", flush=True)
-    return measured
+    slowest = slowest_dbt_nodes(started)
+    return measured | ({"slowest_dbt_nodes": slowest} if slowest else {})
+
+
+def slowest_dbt_nodes(since: float, count: int = 8) -> dict[str, float]:
+    """The dbt models and tests that took longest in the dbt invocations of a stage (dagster-dbt
+    leaves each invocation's run_results.json in a folder of its own under the project's target/)."""
+    seconds: dict[str, float] = {}
+    for results in (REPO / "dbt_project" / "target").glob("*/run_results.json"):
+        if results.stat().st_mtime >= since:
+            for node in json.loads(results.read_text())["results"]:
+                name = node["unique_id"].split(".", 2)[-1]
+                seconds[name] = seconds.get(name, 0) + node["execution_time"]
+    return {name: round(s, 1) for name, s in sorted(seconds.items(), key=lambda kv: -kv[1])[:count]}
 
 
 def rows_by_stage(warehouse: Path, history: list[str], new_month: str) -> dict[str, int]:
@@ -157,6 +171,10 @@ def markdown(result: dict) -> str:
             f"Full history ({', '.join(HISTORY_STAGES)}): {history['wall_s']:,} s wall, {history['cpu_s']:,} CPU s, "
             f"peak {history['peak_mib']:,} MiB (the largest stage's).",
         ]
+    for name, stage in result["stages"].items():
+        if stage.get("slowest_dbt_nodes"):
+            nodes = ", ".join(f"{node} {seconds} s" for node, seconds in stage["slowest_dbt_nodes"].items())
+            lines += ["", f"Slowest dbt nodes in {name}: {nodes}."]
     quality = result.get("model")
     if quality:
         f1 = ", ".join(f"{tier} {value}" for tier, value in quality["f1"].items())

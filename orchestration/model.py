@@ -29,6 +29,8 @@ class TrainingConfig(dg.Config):
     cv_folds: int = 3
     max_training_rows: int = SearchSpace.max_rows
     """Customer-months fitted at most, sampled evenly from the training months (bounds training at any bank size)."""
+    max_search_rows: int = SearchSpace.max_search_rows
+    """Customer-months the grid search ranks candidates on (a sample of the fitted rows); the winner is refit on all."""
 
 
 @dg.asset(
@@ -59,6 +61,7 @@ def tiering_model(
         max_iter=config.max_iter,
         folds=config.cv_folds,
         max_rows=config.max_training_rows,
+        max_search_rows=config.max_search_rows,
     )
     registry = Registry(settings().models_dir)
     with warehouse.connect() as con:

@@ -91,15 +91,13 @@ def _fit(loglik_and_gradient, start: np.ndarray, names: str, upper: float, scale
     return np.exp(result.x)
 
 
-def fit_bgnbd(x: np.ndarray, t_x: np.ndarray, T: np.ndarray, start: BgNbdParams | None = None) -> BgNbdParams:
-    """Fitted by maximum likelihood; `start` (say, last month's fit) only sets where the search begins."""
+def fit_bgnbd(x: np.ndarray, t_x: np.ndarray, T: np.ndarray) -> BgNbdParams:
     x, t_x, T = (np.asarray(v, dtype=float) for v in (x, t_x, T))
     if len(x) < 50:
         raise ClvFitError(f"BG/NBD needs at least 50 customers, got {len(x)}")
     (ux, ut, uT), w = _aggregate(x, t_x, T)
     scale = float(np.mean(T)) or 1.0
-    first = np.array([1.0, scale, 1.0, 1.0]) if start is None else np.array(list(start.__dict__.values()))
-    params = _fit(lambda p: _bgnbd_loglik(p, ux, ut, uT, w), first, "BG/NBD", 1e4, len(x))
+    params = _fit(lambda p: _bgnbd_loglik(p, ux, ut, uT, w), np.array([1.0, scale, 1.0, 1.0]), "BG/NBD", 1e4, len(x))
     return BgNbdParams(*map(float, params))
 
 
@@ -146,15 +144,15 @@ def _gamma_gamma_loglik(params: np.ndarray, x, m, weights) -> tuple[float, np.nd
     return float(np.sum(weights * ll)), gradient
 
 
-def fit_gamma_gamma(x: np.ndarray, mean_value: np.ndarray, start: GammaGammaParams | None = None) -> GammaGammaParams:
-    """Fitted on repeat customers with a positive mean value per purchase only; `start` as in fit_bgnbd."""
+def fit_gamma_gamma(x: np.ndarray, mean_value: np.ndarray) -> GammaGammaParams:
+    """Fitted on repeat customers with a positive mean value per purchase only."""
     x, m = np.asarray(x, dtype=float), np.asarray(mean_value, dtype=float)
     keep = (x > 0) & (m > 0)
     if keep.sum() < 50:
         raise ClvFitError(f"Gamma-Gamma needs at least 50 repeat customers with positive value, got {keep.sum()}")
     (ux, um), w = _aggregate(x[keep], m[keep])
-    first = np.array([1.0, 2.0, float(np.mean(m[keep]))]) if start is None else np.array(list(start.__dict__.values()))
-    params = _fit(lambda p: _gamma_gamma_loglik(p, ux, um, w), first, "Gamma-Gamma", 1e7, float(keep.sum()))
+    start = np.array([1.0, 2.0, float(np.mean(m[keep]))])
+    params = _fit(lambda p: _gamma_gamma_loglik(p, ux, um, w), start, "Gamma-Gamma", 1e7, float(keep.sum()))
     return GammaGammaParams(*map(float, params))
 
 
@@ -180,13 +178,12 @@ class ClvResult:
     gamma_gamma: GammaGammaParams
 
 
-def customer_lifetime_value(
-    x, t_x, T, mean_value, start: tuple[BgNbdParams, GammaGammaParams] | None = None
-) -> ClvResult:
-    """Fit both models on one calibration window and value the next 12 months (undiscounted);
-    `start`, the fits to begin the searches from (last month's, say)."""
-    bgnbd = fit_bgnbd(x, t_x, T, start[0] if start else None)
-    gg = fit_gamma_gamma(x, mean_value, start[1] if start else None)
+def customer_lifetime_value(x, t_x, T, mean_value) -> ClvResult:
+    """Fit both models on one calibration window and value the next 12 months (undiscounted).
+    Every fit starts from the same point, so a month's values depend on its data alone, not on
+    whether the month before was fitted in the same run."""
+    bgnbd = fit_bgnbd(x, t_x, T)
+    gg = fit_gamma_gamma(x, mean_value)
     purchases = expected_purchases(bgnbd, WEEKS_PER_YEAR, x, t_x, T)
     value = expected_value_per_purchase(gg, x, mean_value)
     return ClvResult(purchases, probability_alive(bgnbd, x, t_x, T), value, purchases * value, bgnbd, gg)

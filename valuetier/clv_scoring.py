@@ -5,22 +5,13 @@ Point in time: the calibration window of month M ends at M's last day; nothing l
 
 from __future__ import annotations
 
-import ast
 from dataclasses import dataclass
 
 import duckdb
 import numpy as np
 import pandas as pd
 
-from valuetier.clv import (
-    WEEKS_PER_YEAR,
-    BgNbdParams,
-    ClvFitError,
-    GammaGammaParams,
-    customer_lifetime_value,
-    expected_purchases,
-    fit_bgnbd,
-)
+from valuetier.clv import WEEKS_PER_YEAR, ClvFitError, customer_lifetime_value, expected_purchases, fit_bgnbd
 from valuetier.months import add_months, month_end, parse_month
 from valuetier.value_measure import ValueMeasure, resolve_value_measure
 
@@ -97,9 +88,7 @@ def score_month(con: duckdb.DuckDBPyConnection, month: str, calibration_months: 
     n = len(data)
     ensure_clv_table(con)
     try:
-        result = customer_lifetime_value(
-            data.x, data.t_x, data["T"], data.mean_repeat_value, start=_previous_fit(con, month)
-        )
+        result = customer_lifetime_value(data.x, data.t_x, data["T"], data.mean_repeat_value)
     except ClvFitError as exc:
         result, params = None, {"not_fitted": str(exc)}
         purchases = alive = value = clv = np.full(n, np.nan)
@@ -134,22 +123,6 @@ def score_month(con: duckdb.DuckDBPyConnection, month: str, calibration_months: 
         raise
     total = float(np.nansum(np.round(clv, 2))) if result is not None else None
     return ClvMonth(month, n, int((data.x > 0).sum()), params, total, measure.name)
-
-
-def _previous_fit(con: duckdb.DuckDBPyConnection, month: str) -> tuple[BgNbdParams, GammaGammaParams] | None:
-    """The month before's fitted parameters as stored (rounded), where the searches start: a month's
-    window shares 23 of its 24 months with the one before, so the optimum is near. Read from the
-    table in every run, one month or many, so a month's fit does not depend on how it was run."""
-    row = con.execute(
-        f"SELECT model_params FROM {CLV_TABLE} WHERE month_start = ? LIMIT 1", [parse_month(add_months(month, -1))]
-    ).fetchone()
-    params = ast.literal_eval(row[0]) if row else {}
-    if "bgnbd_r" not in params:
-        return None
-    return (
-        BgNbdParams(*(params[f"bgnbd_{k}"] for k in ("r", "alpha", "a", "b"))),
-        GammaGammaParams(*(params[f"gamma_gamma_{k}"] for k in ("p", "q", "v"))),
-    )
 
 
 def holdout_purchases(

@@ -94,6 +94,16 @@ def _checked_months(month_column: str) -> str:
 )"""
 
 
+def _first_trailing_month(table: str, month_column: str, trailing: int) -> str:
+    """SQL for the earliest month the bands of the checked months read: the `trailing`-th month
+    with rows before $first_month (or $first_month itself). A run's statistics then cost the months
+    it checks and their trailing months, not the whole table's history."""
+    return (
+        f"SELECT coalesce(min(m), DATE '$first_month') FROM (SELECT DISTINCT {month_column} AS m FROM {table} "
+        f"WHERE {month_column} < DATE '$first_month' ORDER BY m DESC LIMIT {trailing})"
+    )
+
+
 def _trailing_band(table: str, month_column: str, statistic: str, spec: dict, empty: str | None = "NULL") -> str:
     """Months checked whose `statistic` lies outside the band of the trailing months: from their
     smallest to their largest value, widened on each side by the larger of `low`/`high` x their
@@ -111,7 +121,9 @@ def _trailing_band(table: str, month_column: str, statistic: str, spec: dict, em
         else f"\n    UNION ALL SELECT month, {empty} FROM checked WHERE month NOT IN (SELECT month FROM stats)"
     )
     return f"""WITH stats AS (
-    SELECT {month_column} AS month, {statistic} AS observed FROM {table} GROUP BY 1
+    SELECT {month_column} AS month, {statistic} AS observed FROM {table}
+    WHERE {month_column} BETWEEN ({_first_trailing_month(table, month_column, trailing)}) AND DATE '$last_month'
+    GROUP BY 1
 ), {_checked_months(month_column)}, per_month AS (
     SELECT month, observed FROM stats{without_rows}
 ), numbered AS (
@@ -184,9 +196,11 @@ def expand_table_checks(meta: dict) -> list[dict]:
             "quarantine_share",
             f"At most {share:.0%} of each month's delivered {source} rows quarantined",
             f"""WITH {_checked_months(month_column)}, loaded AS (
-    SELECT {month_column} AS month, count(*) AS n FROM {table} GROUP BY 1
+    SELECT {month_column} AS month, count(*) AS n FROM {table}
+    WHERE {month_column} IN (SELECT month FROM checked) GROUP BY 1
 ), rejected AS (
-    SELECT delivery_month AS month, count(*) AS n FROM {QUARANTINE_TABLE} WHERE source = '{source}' GROUP BY 1
+    SELECT delivery_month AS month, count(*) AS n FROM {QUARANTINE_TABLE}
+    WHERE source = '{source}' AND delivery_month IN (SELECT month FROM checked) GROUP BY 1
 )
 SELECT strftime(c.month, '%Y-%m') AS month, coalesce(r.n, 0) AS quarantined, coalesce(l.n, 0) AS loaded
 FROM checked c LEFT JOIN loaded l USING (month) LEFT JOIN rejected r USING (month)

@@ -175,6 +175,9 @@ def markdown(result: dict) -> str:
         if stage.get("slowest_dbt_nodes"):
             nodes = ", ".join(f"{node} {seconds} s" for node, seconds in stage["slowest_dbt_nodes"].items())
             lines += ["", f"Slowest dbt nodes in {name}: {nodes}."]
+    # What a run could not measure with the harness (a stage that failed, say), said in words.
+    for note in result.get("notes", []):
+        lines += ["", note]
     quality = result.get("model")
     if quality:
         f1 = ", ".join(f"{tier} {value}" for tier, value in quality["f1"].items())

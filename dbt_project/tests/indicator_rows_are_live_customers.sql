@@ -3,7 +3,6 @@
 -- closed_at by then, and: where accounts have been delivered by the month, some account (as last
 -- delivered) is open at month end; otherwise a transaction (not flagged anomalous while those are
 -- excluded) or the opening lies within the last inactivity_months months.
-{% set keep = "not f.is_anomalous" if var('exclude_anomalous_transactions') else "true" %}
 
 with months as (
     select distinct
@@ -32,11 +31,14 @@ customers as (
     qualify row_number() over (partition by c.customer_id, m.month_start order by c._delivery_month desc) = 1
 ),
 
+-- Anomalous transactions are few: leaving their ids out is an anti-join against a small set, where
+-- joining every raw transaction to its flag ran a full history at 1,000,000 customers out of memory.
 last_day_by_month as (
     select t.customer_id, cast(t._delivery_month as date) as delivery_month, max(cast(t.booked_at as date)) as last_day
     from {{ source('raw', 'transactions') }} as t
-    inner join {{ ref('int_transactions_flagged') }} as f on f.transaction_id = t.transaction_id
-    where {{ keep }}
+    {%- if var('exclude_anomalous_transactions') %}
+    where t.transaction_id not in (select transaction_id from {{ ref('int_transactions_flagged') }} where is_anomalous)
+    {%- endif %}
     group by 1, 2
 ),
 

@@ -17,25 +17,13 @@
 with baselines as (
     select
         customer_id,
+        {{ window_first }} as month_start,
         median(ln(amount)) as baseline_median,
         quantile_cont(ln(amount), 0.75) - quantile_cont(ln(amount), 0.25) as baseline_iqr,
         count(*) as history_transactions
     from {{ ref('stg_transactions') }}
     where month_start >= {{ dbt.dateadd('month', -12, window_first) }} and month_start < {{ window_first }}
     group by customer_id
-),
-
-scored as (
-    select
-        t.*,
-        ln(t.amount) as log_amount,
-        b.baseline_median,
-        b.baseline_iqr,
-        coalesce(b.history_transactions, 0) as history_transactions,
-        count(*) over (partition by t.customer_id, cast(t.booked_at as date)) as transactions_that_day
-    from {{ ref('stg_transactions') }} as t
-    left join baselines as b on b.customer_id = t.customer_id
-    where t.month_start = {{ window_first }}
 ),
 {% else %}
 -- Every transaction of a customer-month shares its baseline, so the baseline is computed once per
@@ -68,20 +56,21 @@ baselines as (
     from histories
     where {{ in_month_window('month_start') }}
 ),
+{% endif %}
 
+-- A customer without a transaction in the 12 earlier months has no baseline row (one-month path).
 scored as (
     select
         t.*,
         ln(t.amount) as log_amount,
         b.baseline_median,
         b.baseline_iqr,
-        b.history_transactions,
+        coalesce(b.history_transactions, 0) as history_transactions,
         count(*) over (partition by t.customer_id, cast(t.booked_at as date)) as transactions_that_day
     from {{ ref('stg_transactions') }} as t
-    inner join baselines as b on b.customer_id = t.customer_id and b.month_start = t.month_start
+    left join baselines as b on b.customer_id = t.customer_id and b.month_start = t.month_start
     where {{ in_month_window('t.month_start') }}
 ),
-{% endif %}
 
 flagged as (
     select

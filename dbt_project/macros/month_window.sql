@@ -8,3 +8,26 @@
 {% macro in_month_window(column) -%}
     {{ column }} between cast('{{ window_start() }}' as date) and cast('{{ var("end_month") }}' as date)
 {%- endmacro %}
+
+{#- An aggregate over a customer's trailing processed months: the rows from `from_back` months before
+    the row's month (none: every earlier month) to `to_back` months before it (0: the month itself).
+    Over many months it is a window over the customer's rows; for a one-month run it is a plain
+    aggregate grouped by customer, over rows that carry `months_back` (0 for the run's month), so a
+    month's cost is one pass over its history instead of a window sort. Both give the same values. -#}
+{% macro trailing(aggregate, expression, from_back=none, to_back=0, one_month=false) -%}
+    {%- if one_month -%}
+        {%- set from_condition = "" if from_back is none else "months_back <= " ~ from_back -%}
+        {%- set to_condition = "" if to_back == 0 else "months_back >= " ~ to_back -%}
+        {%- set conditions = [from_condition, to_condition] | reject("equalto", "") | list -%}
+        {%- if conditions -%}
+            {{ aggregate }}(case when {{ conditions | join(" and ") }} then {{ expression }} end)
+        {%- else -%}
+            {{ aggregate }}({{ expression }})
+        {%- endif -%}
+    {%- else -%}
+        {{ aggregate }}({{ expression }}) over (
+            partition by customer_id order by month_start rows between
+            {{ "unbounded" if from_back is none else from_back }} preceding and
+            {{ "current row" if to_back == 0 else to_back ~ " preceding" }})
+    {%- endif -%}
+{%- endmacro %}

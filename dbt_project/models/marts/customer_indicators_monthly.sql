@@ -86,44 +86,79 @@ earlier_nps as (
     group by customer_id
 ),
 
-windowed as (
-    select
-        a.*,
-        sum(transactions_in_month) over trailing_12 as frequency_12m,
-        sum(amount_in_month) over trailing_12 as monetary_12m,
-        sum(profit_in_month) over trailing_12 as profit_contribution_12m,
-        max(largest_transaction) over trailing_12 as largest_transaction_12m,
-        sum(case when purchases_in_month > 0 then 1 else 0 end) over trailing_12 as purchase_months_12m,
-        sum(case when purchases_in_month > 1 then 1 else 0 end) over trailing_12 as repeat_purchase_months_12m,
-        lag(amount_in_month) over by_month as amount_previous_month,
-        sum(amount_in_month) over trailing_3 as amount_3m,
-        sum(amount_in_month) over (
-            partition by customer_id order by month_start rows between 5 preceding and 3 preceding
-        ) as amount_prior_3m,
-        sum(logins_in_month) over trailing_3 as logins_3m,
-        max(most_features_in_a_session) over trailing_3 as most_features_3m,
-        sum(logins_in_month + service_interactions_in_month) over trailing_3 as interactions_3m,
-        sum(complaints_in_month) over trailing_12 as complaints_12m,
-        sum(rated_resolutions_in_month) over trailing_12 as rated_resolutions_12m,
-        sum(satisfaction_total_in_month) over trailing_12 as satisfaction_total_12m,
-        sum(transactions_in_month) over to_date as grid_transactions,
-        sum(amount_in_month) over to_date as grid_amount,
-        sum(profit_in_month) over to_date as grid_profit,
-        sum(case when purchases_in_month > 0 then 1 else 0 end) over to_date as grid_purchase_months,
-        max(last_booked_at) over to_date as grid_last_booked_at,
-        max(last_login_at) over to_date as grid_last_login_at,
-        last_value(last_nps_score ignore nulls) over to_date as grid_last_nps_score,
-        count(*) over to_date as grid_months_to_date,
-        max(case when transactions_in_month = 0 then month_start end) over to_date as last_inactive_month,
-        max(case when month_start < {{ window_first }} and transactions_in_month = 0 then month_start end)
-            over (partition by customer_id) as last_inactive_before_window
-    from activity as a
-    window
-        by_month as (partition by customer_id order by month_start),
-        trailing_3 as (partition by customer_id order by month_start rows between 2 preceding and current row),
-        trailing_12 as (partition by customer_id order by month_start rows between 11 preceding and current row),
-        to_date as (partition by customer_id order by month_start rows between unbounded preceding and current row)
+{#- Trailing windows count processed months. One month (the monthly steady state): each customer's
+    history rows aggregated once, grouped by customer; more months: windows over customer-months.
+    The same values either way (tests/test_pipeline.py builds the last month each way and compares). -#}
+{% set one_month = is_incremental() and var("start_month") == var("end_month") %}
+
+{% if one_month %}
+-- Processed months counted back from the run's month (0), for the grouped trailing aggregates.
+months_back as (
+    select month_start, count(*) over (order by month_start desc) - 1 as months_back
+    from {{ ref('int_months') }}
+    where month_start between {{ history_start }} and {{ window_first }}
 ),
+
+history as (
+    select a.*, m.months_back
+    from activity as a
+    inner join months_back as m on m.month_start = a.month_start
+),
+{% else %}
+history as (
+    select * from activity
+),
+{% endif %}
+
+trailing_values as (
+    select
+        {% if one_month %}customer_id, {{ window_first }} as month_start,{% else %}*,{% endif %}
+        {{ trailing('sum', 'transactions_in_month', 11, one_month=one_month) }} as frequency_12m,
+        {{ trailing('sum', 'amount_in_month', 11, one_month=one_month) }} as monetary_12m,
+        {{ trailing('sum', 'profit_in_month', 11, one_month=one_month) }} as profit_contribution_12m,
+        {{ trailing('max', 'largest_transaction', 11, one_month=one_month) }} as largest_transaction_12m,
+        {{ trailing('sum', 'case when purchases_in_month > 0 then 1 else 0 end', 11, one_month=one_month) }} as purchase_months_12m,
+        {{ trailing('sum', 'case when purchases_in_month > 1 then 1 else 0 end', 11, one_month=one_month) }} as repeat_purchase_months_12m,
+        {{ trailing('max', 'amount_in_month', 1, 1, one_month=one_month) }} as amount_previous_month,
+        {{ trailing('sum', 'amount_in_month', 2, one_month=one_month) }} as amount_3m,
+        {{ trailing('sum', 'amount_in_month', 5, 3, one_month=one_month) }} as amount_prior_3m,
+        {{ trailing('sum', 'logins_in_month', 2, one_month=one_month) }} as logins_3m,
+        {{ trailing('max', 'most_features_in_a_session', 2, one_month=one_month) }} as most_features_3m,
+        {{ trailing('sum', 'logins_in_month + service_interactions_in_month', 2, one_month=one_month) }} as interactions_3m,
+        {{ trailing('sum', 'complaints_in_month', 11, one_month=one_month) }} as complaints_12m,
+        {{ trailing('sum', 'rated_resolutions_in_month', 11, one_month=one_month) }} as rated_resolutions_12m,
+        {{ trailing('sum', 'satisfaction_total_in_month', 11, one_month=one_month) }} as satisfaction_total_12m,
+        {{ trailing('sum', 'transactions_in_month', one_month=one_month) }} as grid_transactions,
+        {{ trailing('sum', 'amount_in_month', one_month=one_month) }} as grid_amount,
+        {{ trailing('sum', 'profit_in_month', one_month=one_month) }} as grid_profit,
+        {{ trailing('sum', 'case when purchases_in_month > 0 then 1 else 0 end', one_month=one_month) }} as grid_purchase_months,
+        {{ trailing('max', 'last_booked_at', one_month=one_month) }} as grid_last_booked_at,
+        {{ trailing('max', 'last_login_at', one_month=one_month) }} as grid_last_login_at,
+        {% if one_month -%}
+        {{ arg_min('last_nps_score', 'case when last_nps_score is not null then months_back end') }}
+        {%- else -%}
+        last_value(last_nps_score ignore nulls) over (
+            partition by customer_id order by month_start rows between unbounded preceding and current row)
+        {%- endif %} as grid_last_nps_score,
+        {{ trailing('count', 'month_start', one_month=one_month) }} as grid_months_to_date,
+        {{ trailing('max', 'case when transactions_in_month = 0 then month_start end', one_month=one_month) }} as last_inactive_month,
+        max(case when month_start < {{ window_first }} and transactions_in_month = 0 then month_start end)
+            {%- if not one_month %} over (partition by customer_id){% endif %} as last_inactive_before_window
+    from history
+    {% if one_month %}group by customer_id{% endif %}
+),
+
+{% if one_month %}
+windowed as (
+    select *
+    from activity
+    inner join trailing_values using (customer_id, month_start)
+),
+{% else %}
+windowed as (
+    select * from trailing_values
+),
+{% endif %}
 
 {% if is_incremental() %}
 previous_month as (

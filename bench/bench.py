@@ -33,7 +33,9 @@ os.environ.setdefault("VALUETIER_PII_KEY", "valuetier-benchmark-key")  # generat
 # must not leak into a stage run against another warehouse.
 STARTING_ENVIRONMENT = dict(os.environ)
 
+import pandas as pd  # noqa: E402
 from measure import run_measured  # noqa: E402  (bench/measure.py, beside this script)
+from pandas_indicators import disagreements  # noqa: E402
 from stages import STAGES  # noqa: E402
 
 from valuetier.contract import SOURCE_ORDER  # noqa: E402
@@ -43,6 +45,8 @@ from valuetier.registry import Registry  # noqa: E402
 from valuetier.warehouse import connect, table_exists  # noqa: E402
 
 HISTORY_STAGES = ("ingest", "dbt", "clv", "training", "scoring", "evaluation", "checks")
+# The new month: our indicators, the pandas baseline of the same indicators, then the whole job.
+NEW_MONTH_STAGES = ("new_month_indicators", "pandas_baseline", "new_month")
 
 
 def bank_folder(customers: int, months: int, seed: int) -> Path:
@@ -88,6 +92,21 @@ def run_stage(stage: str, first: str, last: str, env: dict[str, str], log_dir: P
     return measured | ({"slowest_dbt_nodes": slowest} if slowest else {})
 
 
+def run_pandas_baseline(landing: Path, month: str, env: dict[str, str], run: Path, warehouse: Path) -> dict:
+    """The pandas recompute of the month's indicators from the raw files (bench/pandas_indicators.py),
+    measured like a stage, and how many of its values differ from the mart's month."""
+    print(f"pandas_baseline {month}", end=" ", flush=True)
+    out = run / "pandas_indicators.parquet"
+    command = [str(BIN / "python"), str(HERE / "pandas_indicators.py"), str(landing), month, "--out", str(out)]
+    measured = run_measured(command, env, run / "logs" / "pandas_baseline.log").as_dict()
+    print(f"{measured['wall_s']} s, {measured['cpu_s']} CPU s, peak {measured['peak_mib']} MiB", flush=True)
+    with connect(warehouse, read_only=True) as con:
+        month_rows = "SELECT * FROM marts.customer_indicators_monthly WHERE month_start = CAST(? AS DATE)"
+        mart = con.execute(f"{month_rows} ORDER BY customer_id", [f"{month}-01"]).df()
+    baseline = pd.read_parquet(out)
+    return measured | {"rows": len(baseline), "disagreements_with_mart": disagreements(baseline, mart)}
+
+
 def slowest_dbt_nodes(since: float, count: int = 8) -> dict[str, float]:
     """The dbt models and tests that took longest in the dbt invocations of a stage (dagster-dbt
     leaves each invocation's run_results.json in a folder of its own under the project's target/)."""
@@ -121,6 +140,7 @@ def rows_by_stage(warehouse: Path, history: list[str], new_month: str) -> dict[s
             "evaluation": indicators,
             "checks": delivered + (indicators or 0),
             "new_month": count("raw", "transactions", f"_delivery_month = DATE '{new_month}-01'"),
+            "new_month_indicators": count("raw", "transactions", f"_delivery_month = DATE '{new_month}-01'"),
         }
         return {stage: n for stage, n in rows.items() if n is not None}
 
@@ -175,6 +195,17 @@ def markdown(result: dict) -> str:
         if stage.get("slowest_dbt_nodes"):
             nodes = ", ".join(f"{node} {seconds} s" for node, seconds in stage["slowest_dbt_nodes"].items())
             lines += ["", f"Slowest dbt nodes in {name}: {nodes}."]
+    ours, pandas = result["stages"].get("new_month_indicators"), result["stages"].get("pandas_baseline")
+    if ours and pandas:
+        agreement = pandas.get("disagreements_with_mart")
+        lines += [
+            "",
+            f"A new month's indicators from the raw files: ValueTier {ours['cpu_s']:,} CPU s and peak "
+            f"{ours['peak_mib']:,} MiB, the pandas baseline {pandas['cpu_s']:,} CPU s and {pandas['peak_mib']:,} MiB "
+            f"({pandas['cpu_s'] / ours['cpu_s']:.1f}x the CPU seconds, {ours['peak_mib'] / pandas['peak_mib']:.2f} "
+            f"of the peak memory); the baseline's {pandas['rows']:,} rows "
+            + ("agree with the mart on every column." if agreement == {} else f"differ from the mart: {agreement}."),
+        ]
     # What a run could not measure with the harness (a stage that failed, say), said in words.
     for note in result.get("notes", []):
         lines += ["", note]
@@ -221,7 +252,7 @@ def main() -> int:
     parser.add_argument(
         "--stage",
         action="append",
-        choices=("generate", *STAGES),
+        choices=("generate", *STAGES, "pandas_baseline"),
         help="run only this stage (repeatable) on the run left by an earlier full benchmark",
     )
     args = parser.parse_args()
@@ -253,11 +284,15 @@ def main() -> int:
     history, new_month = months[:-1], months[-1]
     env = run_environment(run, bank / "landing")
     warehouse = Path(env["VALUETIER_WAREHOUSE"])
-    for stage in HISTORY_STAGES + ("new_month",):
+    for stage in HISTORY_STAGES + NEW_MONTH_STAGES:
         if args.stage and stage not in args.stage:
             continue
-        first, last = (new_month, new_month) if stage == "new_month" else (history[0], history[-1])
-        stages[stage] = {"months": len(months_between(first, last)), **run_stage(stage, first, last, env, logs)}
+        first, last = (new_month, new_month) if stage in NEW_MONTH_STAGES else (history[0], history[-1])
+        if stage == "pandas_baseline":
+            measured = run_pandas_baseline(bank / "landing", new_month, env, run, warehouse)
+        else:
+            measured = run_stage(stage, first, last, env, logs)
+        stages[stage] = {"months": len(months_between(first, last)), **measured}
         # Written after every stage, so an hour-long run that stops keeps what it measured.
         record(result, result_path, warehouse, history, new_month)
     print(markdown(result))

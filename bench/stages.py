@@ -5,8 +5,10 @@ its own process (so the benchmark measures that stage's time and memory alone).
 
 Stages, in the order a first run does them: ingest (the raw assets), dbt (the dbt models up to the
 marts, with their dbt tests), clv, training (the train_tiering_model job), scoring (the tiers),
-evaluation (the evaluation dbt models), checks (every Great Expectations suite); and new_month,
-the production monthly_pipeline job (all of it) for one month.
+evaluation (the evaluation dbt models), checks (every Great Expectations suite); then, for the
+new month, new_month_indicators (the raw assets and the dbt models up to the indicators, with their
+dbt tests: what the pandas baseline is compared with) and new_month, the production
+monthly_pipeline job (all of it).
 """
 
 from __future__ import annotations
@@ -24,7 +26,8 @@ from orchestration.scoring import TIERS
 from valuetier.months import months_between
 
 CLV = dg.AssetKey(["marts", "customer_clv_monthly"])
-STAGES = ("ingest", "dbt", "clv", "training", "scoring", "evaluation", "checks", "new_month")
+INDICATORS = dg.AssetKey(["marts", "customer_indicators_monthly"])
+STAGES = ("ingest", "dbt", "clv", "training", "scoring", "evaluation", "checks", "new_month_indicators", "new_month")
 
 
 def selections() -> dict[str, dg.AssetSelection]:
@@ -40,6 +43,7 @@ def selections() -> dict[str, dg.AssetSelection]:
         "scoring": dg.AssetSelection.assets(TIERS).without_checks(),
         "evaluation": dg.AssetSelection.groups("evaluation"),
         "checks": expectations,
+        "new_month_indicators": dg.AssetSelection.assets(INDICATORS).upstream() - expectations,
     }
 
 

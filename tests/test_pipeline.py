@@ -4,6 +4,8 @@ against numbers computed independently from the landing files."""
 import hashlib
 import json
 import shutil
+import sys
+from pathlib import Path
 
 import dagster as dg
 import duckdb
@@ -325,3 +327,28 @@ def test_a_monthly_runs_dbt_tests_read_only_its_months(pipeline_run, tmp_path):
         everything.returncode == 1
         and "FAIL 1 unique_combination_of_columns_customer_indicators_monthly" in everything.stdout
     )
+
+
+def test_the_pandas_baseline_computes_the_mart_s_indicators(pipeline_run):
+    """The benchmark's pandas baseline (bench/pandas_indicators.py) is a fair comparison only if it
+    computes the same columns under the same rules: for the last month it agrees with the mart on
+    every column of every live customer."""
+    sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "bench"))
+    from pandas_indicators import disagreements, indicators_for_month
+
+    last = pipeline_run["months"][-1]
+    baseline = indicators_for_month(LANDING, last)
+    with duckdb.connect(str(WAREHOUSE), read_only=True) as con:
+        mart = con.execute(
+            f"SELECT * FROM marts.customer_indicators_monthly WHERE month_start = DATE '{last}-01' ORDER BY customer_id"
+        ).df()
+    assert len(mart) > 1000
+    assert disagreements(baseline, mart) == {}
+
+
+def test_dbt_unit_tests_pass(pipeline_run, tmp_path):
+    """The SQL's unit tests (models/*/_*__unit_tests.yml) run here, not in the monthly runs."""
+    result = run_dbt(["test", "--select", "test_type:unit"], WAREHOUSE, tmp_path / "target")
+    assert "ERROR=0" in result.stdout and "FAIL=" not in result.stdout
+    passed = int(result.stdout.rsplit("PASS=", 1)[1].split()[0])
+    assert passed >= 7

@@ -33,6 +33,8 @@ class BusinessParameters:
     anomaly_z_threshold: float
     anomaly_min_history: int
     burst_transactions_per_day: int
+    exclude_anomalous_transactions: bool
+    digital_features_available: int
 
     def __post_init__(self) -> None:
         if self.value_measure not in VALUE_MEASURES:
@@ -60,5 +62,5 @@ def business_parameters() -> BusinessParameters:
     missing = [f.name for f in fields(BusinessParameters) if f.name not in variables]
     if missing:
         raise ValueError(f"{DBT_PROJECT_FILE}: vars lacks {', '.join(missing)}")
-    cast = {"str": str, "float": float, "int": int}
+    cast = {"str": str, "float": float, "int": int, "bool": bool}
     return BusinessParameters(**{f.name: cast[f.type](variables[f.name]) for f in fields(BusinessParameters)})

@@ -36,8 +36,11 @@ customers as (
 last_day_by_month as (
     select t.customer_id, cast(t._delivery_month as date) as delivery_month, max(cast(t.booked_at as date)) as last_day
     from {{ source('raw', 'transactions') }} as t
+    -- only months the inactivity rule reads: up to the run's last month, before any accounts delivery
+    where t._delivery_month <= cast('{{ var("end_month") }}' as date)
+      and t._delivery_month < coalesce((select month_start from first_accounts_month), date '9999-12-01')
     {%- if var('exclude_anomalous_transactions') %}
-    where t.transaction_id not in (select transaction_id from {{ ref('int_transactions_flagged') }} where is_anomalous)
+      and t.transaction_id not in (select transaction_id from {{ ref('int_transactions_flagged') }} where is_anomalous)
     {%- endif %}
     group by 1, 2
 ),

@@ -14,16 +14,25 @@
 {% set one_month = is_incremental() and var("start_month") == var("end_month") %}
 
 {% if one_month %}
-with baselines as (
+-- The three quartiles from one aggregate: one copy of the values and one sort, not three.
+with quartiles as (
     select
         customer_id,
-        {{ window_first }} as month_start,
-        median(ln(amount)) as baseline_median,
-        quantile_cont(ln(amount), 0.75) - quantile_cont(ln(amount), 0.25) as baseline_iqr,
+        quantile_cont(ln(amount), [0.25, 0.5, 0.75]) as quartiles,
         count(*) as history_transactions
     from {{ ref('stg_transactions') }}
     where month_start >= {{ dbt.dateadd('month', -12, window_first) }} and month_start < {{ window_first }}
     group by customer_id
+),
+
+baselines as (
+    select
+        customer_id,
+        {{ window_first }} as month_start,
+        quartiles[2] as baseline_median,
+        quartiles[3] - quartiles[1] as baseline_iqr,
+        history_transactions
+    from quartiles
 ),
 {% else %}
 -- Every transaction of a customer-month shares its baseline, so the baseline is computed once per
@@ -46,15 +55,20 @@ histories as (
     )
 ),
 
+quartiles as (
+    select customer_id, month_start, list_aggr(history, 'quantile_cont', [0.25, 0.5, 0.75]) as quartiles, history
+    from histories
+    where {{ in_month_window('month_start') }}
+),
+
 baselines as (
     select
         customer_id,
         month_start,
-        list_aggr(history, 'median') as baseline_median,
-        list_aggr(history, 'quantile_cont', 0.75) - list_aggr(history, 'quantile_cont', 0.25) as baseline_iqr,
+        quartiles[2] as baseline_median,
+        quartiles[3] - quartiles[1] as baseline_iqr,
         coalesce(len(history), 0) as history_transactions
-    from histories
-    where {{ in_month_window('month_start') }}
+    from quartiles
 ),
 {% endif %}
 

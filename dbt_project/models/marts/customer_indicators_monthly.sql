@@ -19,10 +19,14 @@ first_accounts_month as (
     select min(delivery_month) as month_start from {{ ref('stg_accounts') }}
 ),
 
+{#- Each monthly table is read for the grid's months only (stated on every table: the join alone
+    does not carry the month range to their scans). -#}
+{% set in_grid_months = "month_start between " ~ history_start ~ " and cast('" ~ var("end_month") ~ "' as date)" %}
+
 grid as (
     select customer_id, month_start, month_end, opened_at, closed_at
     from {{ ref('int_customer_month_grid') }}
-    where month_start between {{ history_start }} and cast('{{ var("end_month") }}' as date)
+    where {{ in_grid_months }}
 ),
 
 activity as (
@@ -48,13 +52,13 @@ activity as (
         coalesce(s.complaint_satisfaction_total, 0) as satisfaction_total_in_month,
         n.last_nps_score
     from grid as g
-    left join {{ ref('int_transactions_by_customer_month') }} as t
+    left join (select * from {{ ref('int_transactions_by_customer_month') }} where {{ in_grid_months }}) as t
         on t.customer_id = g.customer_id and t.month_start = g.month_start
-    left join {{ ref('int_digital_activity_by_customer_month') }} as d
+    left join (select * from {{ ref('int_digital_activity_by_customer_month') }} where {{ in_grid_months }}) as d
         on d.customer_id = g.customer_id and d.month_start = g.month_start
-    left join {{ ref('int_service_by_customer_month') }} as s
+    left join (select * from {{ ref('int_service_by_customer_month') }} where {{ in_grid_months }}) as s
         on s.customer_id = g.customer_id and s.month_start = g.month_start
-    left join {{ ref('int_nps_by_customer_month') }} as n
+    left join (select * from {{ ref('int_nps_by_customer_month') }} where {{ in_grid_months }}) as n
         on n.customer_id = g.customer_id and n.month_start = g.month_start
 ),
 
@@ -236,6 +240,31 @@ responses as (
 ),
 
 -- 1-5 scores from the percent rank within the month: equal values always get equal scores.
+-- The three ranks over the few columns they need: a window over the month's whole rows would
+-- carry every column through three sorts.
+rfm_inputs as (
+    select
+        customer_id,
+        month_start,
+        {{ dbt.datediff('cast(last_transaction_at as date)', 'month_end', 'day') }} as recency_days,
+        frequency_12m,
+        monetary_12m
+    from live
+),
+
+rfm_scores as (
+    select
+        customer_id,
+        month_start,
+        cast(least(5, 1 + floor(5 * percent_rank() over (
+            partition by month_start order by recency_days desc nulls first))) as integer) as recency_score,
+        cast(least(5, 1 + floor(5 * percent_rank() over (
+            partition by month_start order by frequency_12m))) as integer) as frequency_score,
+        cast(least(5, 1 + floor(5 * percent_rank() over (
+            partition by month_start order by monetary_12m))) as integer) as monetary_score
+    from rfm_inputs
+),
+
 scored as (
     select
         l.*,
@@ -246,15 +275,11 @@ scored as (
         {{ dbt.datediff(
             'greatest(cast(' ~ dbt.date_trunc('month', 'l.opened_at') ~ ' as date), f.month_start)',
             'l.month_start', 'month') }} + 1 as months_observed,
-        cast(least(5, 1 + floor(5 * percent_rank() over (
-            partition by l.month_start
-            order by {{ dbt.datediff('cast(l.last_transaction_at as date)', 'l.month_end', 'day') }} desc nulls first
-        ))) as integer) as recency_score,
-        cast(least(5, 1 + floor(5 * percent_rank() over (
-            partition by l.month_start order by l.frequency_12m))) as integer) as frequency_score,
-        cast(least(5, 1 + floor(5 * percent_rank() over (
-            partition by l.month_start order by l.monetary_12m))) as integer) as monetary_score
+        rs.recency_score,
+        rs.frequency_score,
+        rs.monetary_score
     from live as l
+    inner join rfm_scores as rs on rs.customer_id = l.customer_id and rs.month_start = l.month_start
     left join responses as r
         on r.customer_id = l.customer_id and r.month_start = l.month_start
     cross join first_processed_month as f

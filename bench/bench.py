@@ -7,8 +7,10 @@ model's holdout quality (so speed never silently costs quality).
     .venv/bin/python bench/bench.py --customers 100000 --months 36 --stage scoring   # one stage again
 
 The bank is generated with one month more than --months (or reused from bench/work/ when it is
-there): the first --months are the full history, built as a first installation builds them (each
-stage in its own process, over every month), and the last is the new month, run by the production
+there, or made of the first months of a longer bank of the same size and seed there): the first
+--months are the full history, built as a first installation builds them (each stage in its own
+process, over every month). The last is the new month: the indicators alone (new_month_indicators),
+the pandas baseline of the same indicators (bench/pandas_indicators.py), then the production
 monthly_pipeline job. Results: bench/results/<date>-<customers>x<months>.json and .md.
 """
 
@@ -53,6 +55,32 @@ def bank_folder(customers: int, months: int, seed: int) -> Path:
     return HERE / "work" / f"bank-{customers}x{months}-seed{seed}"
 
 
+def longer_bank(customers: int, months: int, seed: int) -> Path | None:
+    """A complete generated bank of the same size and seed with more months, if there is one."""
+    for folder in sorted((HERE / "work").glob(f"bank-{customers}x*-seed{seed}")):
+        length = folder.name.removeprefix(f"bank-{customers}x").removesuffix(f"-seed{seed}")
+        if length.isdigit() and int(length) > months and (folder / "complete").exists():
+            return folder
+    return None
+
+
+def link_first_months(longer: Path, folder: Path, months: int) -> None:
+    """A bank of a longer bank's first months: its landing files linked, not copied (a shorter
+    history of the same bank, so a new month is timed at two history lengths without generating
+    a million customers twice)."""
+    keep = set(discover_months(longer / "landing")[:months])
+    for entry in (longer / "landing").iterdir():
+        target = folder / "landing" / entry.name
+        if entry.is_dir():
+            target.mkdir(parents=True)
+            for file in entry.iterdir():
+                if file.stem in keep:
+                    (target / file.name).symlink_to(file)
+        else:
+            target.parent.mkdir(parents=True, exist_ok=True)
+            target.symlink_to(entry)
+
+
 def generate_bank(folder: Path, customers: int, months: int, seed: int, log_dir: Path) -> dict | None:
     """Generate the bank unless a complete one is there; its measurement, or None when reused."""
     done = folder / "complete"
@@ -61,6 +89,12 @@ def generate_bank(folder: Path, customers: int, months: int, seed: int, log_dir:
         return None
     shutil.rmtree(folder, ignore_errors=True)
     folder.mkdir(parents=True)
+    longer = longer_bank(customers, months, seed)
+    if longer is not None:
+        print(f"linking the first {months} months of {longer}", flush=True)
+        link_first_months(longer, folder, months)
+        done.write_text(json.dumps({"first_months_of": longer.name}))
+        return None
     print(f"generating {customers:,} customers x {months} months in {folder}", flush=True)
     command = [str(BIN / "valuetier"), "generate", "--customers", str(customers), "--months", str(months)]
     command += ["--seed", str(seed), "--out", str(folder / "landing"), "--truth", str(folder / "ground_truth")]

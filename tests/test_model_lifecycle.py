@@ -89,6 +89,26 @@ def training(pipeline_run):
     return months, train, holdout
 
 
+def test_a_capped_training_set_is_sampled_in_the_warehouse_evenly_and_seeded(training):
+    """A large bank's training set is never read whole: each month keeps the same share of its
+    customers, the sample is the same for the same seed, and the rows available are still reported."""
+    months, train, _ = training
+    with duckdb.connect(str(WAREHOUSE), read_only=True) as con:
+        capped = build_training_set(con, months[:-1], horizon_months=3, max_rows=4000, seed=1)
+        again = build_training_set(con, months[:-1], horizon_months=3, max_rows=4000, seed=1)
+        other = build_training_set(con, months[:-1], horizon_months=3, max_rows=4000, seed=2)
+        uncapped = build_training_set(con, months[:-1], horizon_months=3, max_rows=len(train.frame))
+    share = 4000 / len(train.frame)
+    per_month, whole = capped.frame.month_start.value_counts(), train.frame.month_start.value_counts()
+    assert ((per_month - np.ceil(share * whole[per_month.index])).abs() == 0).all()
+    assert len(capped.frame) <= 4000 + len(whole) and capped.rows_available == len(train.frame)
+    assert capped.frame.equals(again.frame) and not capped.frame.equals(other.frame)
+    assert uncapped.frame.equals(train.frame)
+    # every sampled row carries the same features and labels as in the whole set
+    merged = capped.frame.merge(train.frame, on=["customer_id", "month_start"], suffixes=("", "_whole"))
+    assert len(merged) == len(capped.frame) and (merged.realised_value == merged.realised_value_whole).all()
+
+
 def test_training_set_is_point_in_time(training):
     months, train, _ = training
     assert len(months) == 12  # 15 months less a 3-month horizon

@@ -132,7 +132,9 @@ def train_and_decide(
 ) -> ModelCard:
     chosen = adapt_plan(con, plan)
     plan, training_months, holdout_month = chosen.plan, chosen.training_months, chosen.holdout_month
-    train = build_training_set(con, training_months, plan.horizon_months, plan.value_measure)
+    train = build_training_set(
+        con, training_months, plan.horizon_months, plan.value_measure, max_rows=space.max_rows, seed=plan.seed
+    )
     holdout = build_training_set(con, [holdout_month], plan.horizon_months, train.value_measure).frame
     models = train_models(train, space, plan.seed)
 

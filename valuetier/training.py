@@ -75,6 +75,11 @@ class TrainingSet:
     value_measure: str
     value_measure_reason: str
     horizon_months: int
+    available_rows: int | None = None  # customer-months in the months before sampling (None: the frame's)
+
+    @property
+    def rows_available(self) -> int:
+        return len(self.frame) if self.available_rows is None else self.available_rows
 
     @property
     def months(self) -> list:
@@ -103,10 +108,17 @@ def labelled_months(con: duckdb.DuckDBPyConnection, horizon_months: int) -> list
 
 
 def build_training_set(
-    con: duckdb.DuckDBPyConnection, months: list[str], horizon_months: int = 6, value_measure: str | None = None
+    con: duckdb.DuckDBPyConnection,
+    months: list[str],
+    horizon_months: int = 6,
+    value_measure: str | None = None,
+    max_rows: int | None = None,
+    seed: int = 0,
 ) -> TrainingSet:
     """Stack the given training months: features at M, labels from M+1..M+horizon (in the value
-    measure: profit or revenue; None is the business parameter)."""
+    measure: profit or revenue; None is the business parameter). With max_rows, the same share of
+    each month's customers is sampled in the warehouse (seeded), so a large bank's training set is
+    never read whole."""
     measure = resolve_value_measure(con, value_measure)
     ready = set(labelled_months(con, horizon_months))
     unready = [m for m in months if m not in ready]
@@ -116,14 +128,26 @@ def build_training_set(
         )
     if not months:
         raise TrainingDataError("no training months given")
+    in_months = "strftime(month_start, '%Y-%m') IN (SELECT unnest(?::VARCHAR[]))"
+    available = con.execute(
+        f"SELECT count(*) FROM marts.customer_indicators_monthly WHERE {in_months}", [list(months)]
+    ).fetchone()[0]
+    share = 1.0 if not max_rows or available <= max_rows else max_rows / available
     frame = con.execute(
         f"""
         WITH months AS (
             SELECT month_start, row_number() OVER (ORDER BY month_start) AS k FROM intermediate.int_months
         ),
+        sampled AS (
+            SELECT customer_id, month_start FROM marts.customer_indicators_monthly
+            WHERE {in_months}
+            QUALIFY row_number() OVER (PARTITION BY month_start ORDER BY hash(customer_id, {int(seed)}), customer_id)
+                    <= ceil({share!r} * count(*) OVER (PARTITION BY month_start))
+        ),
         base AS (
             SELECT i.customer_id, i.month_start, h.month_start AS horizon_end, {feature_columns_sql()}
             FROM marts.customer_indicators_monthly i
+            JOIN sampled USING (customer_id, month_start)
             JOIN months m USING (month_start)
             JOIN months h ON h.k = m.k + {int(horizon_months)}
             LEFT JOIN marts.customer_clv_monthly c USING (customer_id, month_start)
@@ -145,11 +169,11 @@ def build_training_set(
         FROM base b JOIN outcome o USING (customer_id, month_start)
         ORDER BY b.month_start, b.customer_id
         """,
-        [list(months)],
+        [list(months), list(months)],
     ).df()
     if frame.empty:
         raise TrainingDataError(f"no live customers in the training months {', '.join(months)}")
-    return TrainingSet(frame, measure.name, measure.reason, horizon_months)
+    return TrainingSet(frame, measure.name, measure.reason, horizon_months, available)
 
 
 def time_ordered_folds(month_of_row: pd.Series, folds: int) -> list[tuple[np.ndarray, np.ndarray]]:
@@ -275,5 +299,5 @@ def train_models(training: TrainingSet, space: SearchSpace, seed: int) -> Traine
             "churn_neg_log_loss": round(float(churn_search.best_score_), 6),
         },
         feature_medians={name: float(value) for name, value in x.median().items()},
-        rows={"available": len(training.frame), "fitted": len(frame), "searched": len(searched)},
+        rows={"available": training.rows_available, "fitted": len(frame), "searched": len(searched)},
     )

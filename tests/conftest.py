@@ -21,6 +21,9 @@ os.environ.update(
         "VALUETIER_LANDING": str(LANDING),
         "VALUETIER_WAREHOUSE": str(WAREHOUSE),
         "VALUETIER_PII_KEY": "test-secret-key",
+        # The test banks are small: two dbt models at once, where production builds one at a time
+        # for memory (dbt_project/profiles.yml). Results do not depend on it.
+        "VALUETIER_DBT_THREADS": "2",
     }
 )
 (SESSION_DIR / "dagster_home").mkdir()

@@ -17,18 +17,34 @@ first_accounts_month as (
     select min(cast(_delivery_month as date)) as month_start from {{ source('raw', 'accounts') }}
 ),
 
-accounts as (
-    select a.customer_id, a.opened_at, a.closed_at, m.month_start, m.month_end
-    from {{ source('raw', 'accounts') }} as a
-    inner join months as m on a._delivery_month <= m.month_start
-    qualify row_number() over (partition by a.account_id, m.month_start order by a._delivery_month desc) = 1
+-- Each record's version is valid from its delivery month until the key's next delivery: the months
+-- join that range, so the versions are not paired with every later month and then ranked (which ran
+-- a full history at 1,000,000 customers out of memory).
+
+-- The customer-months with an account (as last delivered) open at month end.
+open_account_months as (
+    select distinct a.customer_id, m.month_start
+    from (
+        select
+            customer_id, opened_at, closed_at, _delivery_month,
+            lead(_delivery_month) over (partition by account_id order by _delivery_month) as superseded_month
+        from {{ source('raw', 'accounts') }}
+    ) as a
+    inner join months as m
+        on a._delivery_month <= m.month_start and (a.superseded_month is null or m.month_start < a.superseded_month)
+    where a.opened_at <= m.month_end and (a.closed_at is null or a.closed_at > m.month_end)
 ),
 
 customers as (
     select c.customer_id, c.opened_at, c.closed_at, m.month_start, m.month_end
-    from {{ source('raw', 'customers') }} as c
-    inner join months as m on c._delivery_month <= m.month_start
-    qualify row_number() over (partition by c.customer_id, m.month_start order by c._delivery_month desc) = 1
+    from (
+        select
+            customer_id, opened_at, closed_at, _delivery_month,
+            lead(_delivery_month) over (partition by customer_id order by _delivery_month) as superseded_month
+        from {{ source('raw', 'customers') }}
+    ) as c
+    inner join months as m
+        on c._delivery_month <= m.month_start and (c.superseded_month is null or m.month_start < c.superseded_month)
 ),
 
 -- Anomalous transactions are few: leaving their ids out is an anti-join against a small set, where
@@ -60,13 +76,11 @@ live as (
     from customers as c
     cross join first_accounts_month as fa
     left join last_transaction as l on l.customer_id = c.customer_id and l.month_start = c.month_start
+    left join open_account_months as o on o.customer_id = c.customer_id and o.month_start = c.month_start
     where c.opened_at <= c.month_end
       and (c.closed_at is null or c.closed_at > c.month_end)
       and case
-          when fa.month_start <= c.month_start then exists (
-              select 1 from accounts as a
-              where a.customer_id = c.customer_id and a.month_start = c.month_start
-                and a.opened_at <= a.month_end and (a.closed_at is null or a.closed_at > a.month_end))
+          when fa.month_start <= c.month_start then o.customer_id is not null
           else {{ dbt.datediff(dbt.date_trunc('month', 'greatest(c.opened_at, coalesce(l.last_day, c.opened_at))'),
                                'c.month_start', 'month') }} < {{ var('inactivity_months') }}
       end

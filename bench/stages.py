@@ -6,9 +6,9 @@ its own process (so the benchmark measures that stage's time and memory alone).
 Stages, in the order a first run does them: ingest (the raw assets), dbt (the dbt models up to the
 marts, with their dbt tests), clv, training (the train_tiering_model job), scoring (the tiers),
 evaluation (the evaluation dbt models), checks (every Great Expectations suite); then, for the
-new month, new_month_indicators (the raw assets and the dbt models up to the indicators, with their
-dbt tests: what the pandas baseline is compared with) and new_month, the production
-monthly_pipeline job (all of it).
+new month, new_month_indicators (the raw assets and the dbt models up to the indicators and the
+customer dimension their tests read, with their dbt tests: what the pandas baseline is compared
+with) and new_month, the production monthly_pipeline job (all of it).
 """
 
 from __future__ import annotations
@@ -27,6 +27,7 @@ from valuetier.months import months_between
 
 CLV = dg.AssetKey(["marts", "customer_clv_monthly"])
 INDICATORS = dg.AssetKey(["marts", "customer_indicators_monthly"])
+DIM_CUSTOMER = dg.AssetKey(["marts", "dim_customer"])  # the indicators' relationship test reads it
 STAGES = ("ingest", "dbt", "clv", "training", "scoring", "evaluation", "checks", "new_month_indicators", "new_month")
 
 
@@ -43,7 +44,7 @@ def selections() -> dict[str, dg.AssetSelection]:
         "scoring": dg.AssetSelection.assets(TIERS).without_checks(),
         "evaluation": dg.AssetSelection.groups("evaluation"),
         "checks": expectations,
-        "new_month_indicators": dg.AssetSelection.assets(INDICATORS).upstream() - expectations,
+        "new_month_indicators": dg.AssetSelection.assets(INDICATORS, DIM_CUSTOMER).upstream() - expectations,
     }
 
 

@@ -135,6 +135,11 @@ def indicators_for_month(landing: Path, month: str, progress=lambda _message: No
     def codes(frame: pd.DataFrame) -> np.ndarray:
         return ids.get_indexer(frame["customer_id"])
 
+    def known_customers(frame: pd.DataFrame) -> pd.DataFrame:
+        """The rows of delivered customers, each with its customer's code (looked up once)."""
+        frame = frame.assign(code=codes(frame))
+        return frame[frame["code"] >= 0]
+
     # Per-customer state carried through the months: totals before the 12-month window, the
     # window's monthly values, the last inactive grid month, last transaction and login.
     window_first = m - 11
@@ -242,7 +247,7 @@ def indicators_for_month(landing: Path, month: str, progress=lambda _message: No
     for delivered in _months_of(landing, "digital_sessions", month):
         k = _month_index(delivered)
         d = _read(landing, "digital_sessions", delivered, ["customer_id", "started_at", "features_used"])
-        d = d[codes(d) >= 0].assign(code=lambda f: codes(f))
+        d = known_customers(d)
         by = d.groupby("code")
         np.maximum.at(
             last_login,
@@ -258,7 +263,7 @@ def indicators_for_month(landing: Path, month: str, progress=lambda _message: No
     for delivered in _months_of(landing, "service_interactions", month):
         k = _month_index(delivered)
         s = _read(landing, "service_interactions", delivered, ["customer_id", "resolved_at", "kind", "satisfaction"])
-        s = s[codes(s) >= 0].assign(code=lambda f: codes(f))
+        s = known_customers(s)
         if k in slot:
             c = s.groupby("code").size()
             monthly["interactions"][c.index.to_numpy(), slot[k]] = c.to_numpy()
@@ -277,7 +282,7 @@ def indicators_for_month(landing: Path, month: str, progress=lambda _message: No
             )
     for delivered in _months_of(landing, "nps_responses", month):
         p = _read(landing, "nps_responses", delivered, ["customer_id", "answered_at", "score"])
-        p = p[codes(p) >= 0].assign(code=lambda f: codes(f), delivered=_month_index(delivered))
+        p = known_customers(p).assign(delivered=_month_index(delivered))
         # The month's answer is the one answered last; the customer's is the latest month's with a score.
         p = p.sort_values("answered_at").drop_duplicates("code", keep="last")
         nps.append(p[p["score"].notna() & (p["delivered"] >= first[p["code"].to_numpy()])])
@@ -288,8 +293,9 @@ def indicators_for_month(landing: Path, month: str, progress=lambda _message: No
     response_hours = pd.Series(dtype="float64")
     for delivered in _months_of(landing, "campaign_contacts", month):
         c = _read(landing, "campaign_contacts", delivered, ["customer_id", "sent_at", "responded_at"])
-        c = c[(codes(c) >= 0) & c["responded_at"].notna() & (c["responded_at"] >= c["sent_at"])]
-        c = c.assign(code=codes(c), response_month=_month_number(c["responded_at"]))
+        c = known_customers(c)
+        c = c[c["responded_at"].notna() & (c["responded_at"] >= c["sent_at"])]
+        c = c.assign(response_month=_month_number(c["responded_at"]))
         c = c[(c["response_month"] > m - 12) & (c["response_month"] <= m)]
         seconds = (c["responded_at"].dt.floor("s") - c["sent_at"].dt.floor("s")).dt.total_seconds()
         hours = pd.Series(np.round(seconds.to_numpy() / 3600.0, 2), index=c["code"].to_numpy())
@@ -374,8 +380,7 @@ def indicators_for_month(landing: Path, month: str, progress=lambda _message: No
     opened_month = opened_at.astype("datetime64[M]").astype("int64") + 1970 * 12
     months_observed = m - np.maximum(opened_month, first_processed) + 1
     streak = np.where(last_inactive >= 0, m - last_inactive, grid_months)
-    last_login_at = np.where(last_login == np.iinfo("int64").min, np.iinfo("int64").min, last_login)
-    last_activity = np.maximum(last_booked, last_login_at)
+    last_activity = np.maximum(last_booked, last_login)  # both start at int64's minimum: never seen
     last_activity_month = np.where(
         last_activity == np.iinfo("int64").min,
         -1,

@@ -23,6 +23,7 @@ import platform
 import shutil
 import sys
 import time
+from datetime import UTC, datetime
 from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
@@ -123,7 +124,8 @@ def run_stage(stage: str, first: str, last: str, env: dict[str, str], log_dir: P
     measured = run_measured(command, env, log_dir / f"{stage}.log").as_dict()
     print(f"{measured['wall_s']} s, {measured['cpu_s']} CPU s, peak {measured['peak_mib']} MiB", flush=True)
     slowest = slowest_dbt_nodes(started)
-    return measured | ({"slowest_dbt_nodes": slowest} if slowest else {})
+    steps = step_seconds(Path(env["DAGSTER_HOME"]), started)
+    return measured | ({"slowest_dbt_nodes": slowest} if slowest else {}) | ({"step_seconds": steps} if steps else {})
 
 
 def run_pandas_baseline(landing: Path, month: str, env: dict[str, str], run: Path, warehouse: Path) -> dict:
@@ -151,6 +153,26 @@ def slowest_dbt_nodes(since: float, count: int = 8) -> dict[str, float]:
                 name = node["unique_id"].split(".", 2)[-1]
                 seconds[name] = seconds.get(name, 0) + node["execution_time"]
     return {name: round(s, 1) for name, s in sorted(seconds.items(), key=lambda kv: -kv[1])[:count]}
+
+
+def step_seconds(dagster_home: Path, since: float) -> dict[str, float]:
+    """Seconds per step of the Dagster runs a stage started, from their event logs: where a stage's
+    time goes (a dbt step includes starting and parsing dbt; a check step, Great Expectations)."""
+    import dagster as dg
+    from dagster._core.instance.ref import InstanceRef
+
+    started: dict[str, float] = {}
+    seconds: dict[str, float] = {}
+    ends = {dg.DagsterEventType.STEP_SUCCESS, dg.DagsterEventType.STEP_FAILURE}
+    with dg.DagsterInstance.from_ref(InstanceRef.from_dir(str(dagster_home))) as instance:
+        runs = instance.get_run_records(dg.RunsFilter(created_after=datetime.fromtimestamp(since, tz=UTC)))
+        for record in runs:
+            for entry in instance.all_logs(record.dagster_run.run_id, of_type={dg.DagsterEventType.STEP_START, *ends}):
+                if entry.dagster_event.event_type in ends and entry.step_key in started:
+                    seconds[entry.step_key] = seconds.get(entry.step_key, 0) + entry.timestamp - started[entry.step_key]
+                else:
+                    started[entry.step_key] = entry.timestamp
+    return {step: round(s, 1) for step, s in seconds.items()}
 
 
 def rows_by_stage(warehouse: Path, history: list[str], new_month: str) -> dict[str, int]:
@@ -229,6 +251,9 @@ def markdown(result: dict) -> str:
         if stage.get("slowest_dbt_nodes"):
             nodes = ", ".join(f"{node} {seconds} s" for node, seconds in stage["slowest_dbt_nodes"].items())
             lines += ["", f"Slowest dbt nodes in {name}: {nodes}."]
+    if steps := result["stages"].get("new_month", {}).get("step_seconds"):
+        listed = ", ".join(f"{step} {seconds} s" for step, seconds in steps.items())
+        lines += ["", f"Steps of new_month, in the order they finished (seconds, from Dagster's event log): {listed}."]
     ours, pandas = result["stages"].get("new_month_indicators"), result["stages"].get("pandas_baseline")
     if ours and pandas:
         agreement = pandas.get("disagreements_with_mart")

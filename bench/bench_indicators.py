@@ -11,7 +11,6 @@ Results are appended to bench/results.jsonl.
 """
 
 import argparse
-import json
 import os
 import shutil
 import subprocess
@@ -33,7 +32,7 @@ from results import record  # bench/results.py, beside this script  # noqa: E402
 from valuetier.contract import SOURCE_ORDER  # noqa: E402
 from valuetier.generator import GeneratorConfig, generate  # noqa: E402
 from valuetier.ingest import discover_months, load_month  # noqa: E402
-from valuetier.months import month_end  # noqa: E402
+from valuetier.months import dbt_month_window, month_end  # noqa: E402
 
 INDICATORS = "+customer_indicators_monthly"
 
@@ -48,15 +47,13 @@ def dbt_run(warehouse: Path, first: str, last: str, full_refresh: bool) -> float
         INDICATORS,
         "--target-path",
         "target/bench",
-        "--vars",
-        json.dumps({"start_month": f"{first}-01", "end_month": f"{last}-01"}),
     ]
     started = time.perf_counter()
     subprocess.run(
         args + (["--full-refresh"] if full_refresh else []),
         cwd=REPO / "dbt_project",
         check=True,
-        env={**os.environ, "VALUETIER_WAREHOUSE": str(warehouse)},
+        env={**os.environ, "VALUETIER_WAREHOUSE": str(warehouse), **dbt_month_window(first, last)},
         stdout=subprocess.DEVNULL,
     )
     return time.perf_counter() - started

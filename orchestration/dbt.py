@@ -1,11 +1,14 @@
-"""The dbt project as Dagster assets, groups by dbt folder, month windows as --vars.
+"""The dbt project as Dagster assets, groups by dbt folder, month windows as environment variables.
 
 Two definitions over one manifest: the models up to the indicator marts, and the evaluation, which
 reads the tiers the Python scoring asset writes (a dbt source mapped to marts/customer_tiers).
 """
 
-import json
-from collections.abc import Mapping
+import os
+import shutil
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
+from pathlib import Path
 from typing import Any
 
 import dagster as dg
@@ -13,7 +16,7 @@ from dagster_dbt import DagsterDbtTranslator, DbtCliResource, DbtProject, dbt_as
 
 from orchestration.partitions import WAREHOUSE_POOL, month_partitions, single_run
 from orchestration.resources import WarehouseResource, settings
-from valuetier.months import parse_month
+from valuetier.months import dbt_month_window
 from valuetier.warehouse import anomalous_transactions_by_month, optional_sources_without_rows
 
 FCT_TRANSACTIONS = dg.AssetKey(["marts", "fct_transactions"])
@@ -37,23 +40,42 @@ class ValueTierTranslator(DagsterDbtTranslator):
         return super().get_group_name(dbt_resource_props)
 
 
-def dbt_month_vars(first_month: str, last_month: str) -> dict[str, str]:
-    """The --vars that make incremental models rebuild exactly the months first..last."""
-    start, end = parse_month(first_month), parse_month(last_month)
-    if start > end:
-        raise ValueError(f"month window runs backwards: {first_month}..{last_month}")
-    return {"start_month": start.isoformat(), "end_month": end.isoformat()}
-
-
 EVALUATION = "path:models/evaluation"
+# dbt's unit tests check the SQL, not the data: they run in `make test`, not in every month's run.
+BUILD_ARGS = ["build", "--exclude-resource-type", "unit_test"]
 
 
-def build_args(context: dg.AssetExecutionContext) -> list[str]:
+@contextmanager
+def month_window(context: dg.AssetExecutionContext) -> Iterator[None]:
+    """The run's month window in the environment while dagster-dbt starts dbt (it hands dbt a copy
+    of os.environ), then the environment as it was."""
     window = context.partition_key_range
     context.log.info(f"dbt build for months {window.start}..{window.end}")
-    # dbt's unit tests check the SQL, not the data: they run in `make test`, not in every month's run.
-    vars_ = json.dumps(dbt_month_vars(window.start, window.end))
-    return ["build", "--vars", vars_, "--exclude-resource-type", "unit_test"]
+    names = dbt_month_window(window.start, window.end)
+    before = {name: os.environ.get(name) for name in names}
+    os.environ.update(names)
+    try:
+        yield
+    finally:
+        for name, value in before.items():
+            if value is None:
+                os.environ.pop(name, None)
+            else:
+                os.environ[name] = value
+
+
+def keep_partial_parse(target_path: Path) -> None:
+    """Make an invocation's parse state the project's, which dagster-dbt copies into the next
+    invocation's target folder: dbt then re-parses only what changed since, where the state `make`
+    left (parsed with other profile settings) makes every command parse the whole project again.
+    Replaced atomically: a reader sees the old state or the new one, and either is only a cache
+    that dbt checks before using."""
+    parsed = target_path / "partial_parse.msgpack"
+    if parsed.exists():
+        kept = dbt_project.project_dir / dbt_project.target_path / "partial_parse.msgpack"
+        staged = kept.with_name(f".partial_parse.{os.getpid()}.msgpack")
+        shutil.copyfile(parsed, staged)
+        os.replace(staged, kept)
 
 
 @dbt_assets(
@@ -70,8 +92,10 @@ def valuetier_dbt_models(context: dg.AssetExecutionContext, dbt: DbtCliResource,
     # Events from the first asset that needs warehouse metadata on are held (in order: Dagster
     # wants a multi-asset's outputs in topological order) until dbt has let go of the warehouse.
     held: list = []
+    with month_window(context):
+        invocation = dbt.cli(BUILD_ARGS, context=context)
     try:
-        for event in dbt.cli(build_args(context), context=context).stream():
+        for event in invocation.stream():
             key = context.asset_key_for_output(event.output_name) if isinstance(event, dg.Output) else None
             if held or key in (FCT_TRANSACTIONS, INDICATORS):
                 held.append((key, event))
@@ -80,6 +104,8 @@ def valuetier_dbt_models(context: dg.AssetExecutionContext, dbt: DbtCliResource,
     except Exception:
         yield from (event for _, event in held)  # what dbt did build stays recorded
         raise
+    finally:
+        keep_partial_parse(invocation.target_path)
     with warehouse.connect() as con:
         anomalies = anomalous_transactions_by_month(con, window.start, window.end)
         absent = optional_sources_without_rows(con, window.start, window.end)
@@ -109,4 +135,9 @@ def valuetier_dbt_models(context: dg.AssetExecutionContext, dbt: DbtCliResource,
     pool=WAREHOUSE_POOL,
 )
 def valuetier_dbt_evaluation(context: dg.AssetExecutionContext, dbt: DbtCliResource):
-    yield from dbt.cli(build_args(context), context=context).stream()
+    with month_window(context):
+        invocation = dbt.cli(BUILD_ARGS, context=context)
+    try:
+        yield from invocation.stream()
+    finally:
+        keep_partial_parse(invocation.target_path)

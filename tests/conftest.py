@@ -47,9 +47,14 @@ def pytest_sessionfinish(session, exitstatus):
     shutil.rmtree(SESSION_DIR, ignore_errors=True)
 
 
-def run_dbt(args: list[str], warehouse: Path, target_path: Path, check: bool = True) -> subprocess.CompletedProcess:
-    """The real dbt CLI against a given warehouse file (its own target folder, so runs do not collide)."""
-    env = {**os.environ, "VALUETIER_WAREHOUSE": str(warehouse)}
+def run_dbt(
+    args: list[str], warehouse: Path, target_path: Path, check: bool = True, month: str | None = None
+) -> subprocess.CompletedProcess:
+    """The real dbt CLI against a given warehouse file (its own target folder, so runs do not collide),
+    for every month or, given `month`, for that month's window as a monthly run builds it."""
+    from valuetier.months import dbt_month_window
+
+    env = {**os.environ, "VALUETIER_WAREHOUSE": str(warehouse), **(dbt_month_window(month, month) if month else {})}
     result = subprocess.run(
         [DBT, *args, "--profiles-dir", ".", "--target-path", str(target_path)],
         cwd=REPO / "dbt_project",

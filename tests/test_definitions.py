@@ -1,9 +1,11 @@
+import subprocess
+
 import dagster as dg
 import pytest
 
-from orchestration.dbt import dbt_month_vars
 from orchestration.definitions import defs
 from valuetier.contract import SOURCE_ORDER
+from valuetier.months import dbt_month_window
 
 
 def test_definitions_load_with_one_lineage_graph():
@@ -46,13 +48,19 @@ def test_warehouse_writers_share_one_pool():
     assert defs.resolve_schedule_def("quarterly_training").cron_schedule == "0 6 10 1,4,7,10 *"
 
 
-def test_dbt_month_vars():
-    assert dbt_month_vars("2024-11", "2025-02") == {"start_month": "2024-11-01", "end_month": "2025-02-01"}
-    assert dbt_month_vars("2025-02", "2025-02") == {"start_month": "2025-02-01", "end_month": "2025-02-01"}
+def test_dbt_month_window():
+    assert dbt_month_window("2024-11", "2025-02") == {
+        "VALUETIER_START_MONTH": "2024-11-01",
+        "VALUETIER_END_MONTH": "2025-02-01",
+    }
+    assert dbt_month_window("2025-02", "2025-02") == {
+        "VALUETIER_START_MONTH": "2025-02-01",
+        "VALUETIER_END_MONTH": "2025-02-01",
+    }
     with pytest.raises(ValueError, match="backwards"):
-        dbt_month_vars("2025-03", "2025-02")
+        dbt_month_window("2025-03", "2025-02")
     with pytest.raises(ValueError, match="YYYY-MM"):
-        dbt_month_vars("2025-3", "2025-04")
+        dbt_month_window("2025-3", "2025-04")
 
 
 def test_sensor_adds_and_runs_each_new_month_once(bank):
@@ -79,3 +87,17 @@ def test_a_new_installation_builds_months_without_tiers_then_scores_them_once():
     score = defs.resolve_job_def("rescore_tiers").asset_layer.asset_graph
     assert {tiers, evaluation} <= set(score.get_all_asset_keys())
     assert any(check.asset_key == tiers for check in score.asset_check_keys)
+
+
+def test_the_dbt_resource_leaves_out_only_what_valuetier_does_not_use():
+    """orchestration/resources.py's DbtCli overrides two dagster-dbt internals: an upgrade that
+    renames them fails here, and the version it reports is the one `dbt --version` prints."""
+    from dagster_dbt import DbtCliResource
+
+    from orchestration.resources import DbtCli, build_resources
+
+    assert {"_cli_version", "_initialize_dbt_core_adapter"} <= set(vars(DbtCliResource))
+    dbt = build_resources()["dbt"]
+    assert isinstance(dbt, DbtCli) and dbt._initialize_dbt_core_adapter(["build"]) is None
+    printed = subprocess.run([dbt.dbt_executable, "--version"], capture_output=True, text=True, check=True).stdout
+    assert f"installed: {dbt._cli_version}" in printed

@@ -2,6 +2,7 @@
 the session's pipeline run)."""
 
 import json
+from dataclasses import replace
 
 import duckdb
 import numpy as np
@@ -101,7 +102,7 @@ def test_a_capped_training_set_is_sampled_in_the_warehouse_evenly_and_seeded(tra
     share = 4000 / len(train.frame)
     per_month, whole = capped.frame.month_start.value_counts(), train.frame.month_start.value_counts()
     assert ((per_month - np.ceil(share * whole[per_month.index])).abs() == 0).all()
-    assert len(capped.frame) <= 4000 + len(whole) and capped.rows_available == len(train.frame)
+    assert len(capped.frame) <= 4000 + len(whole) and capped.available_rows == len(train.frame)
     assert capped.frame.equals(again.frame) and not capped.frame.equals(other.frame)
     assert uncapped.frame.equals(train.frame)
     # every sampled row carries the same features and labels as in the whole set
@@ -409,7 +410,7 @@ def test_a_feature_empty_in_every_training_row_does_not_break_training(training)
     """A bank's first months have no 3-month trend yet; scikit-learn cannot bin an all-empty column."""
     _, train, holdout = training
     frame = train.frame.assign(spend_trend_3m=np.nan, median_response_hours_12m=np.nan)
-    empty = type(train)(frame, train.value_measure, train.value_measure_reason, train.horizon_months)
+    empty = replace(train, frame=frame)
     models = train_models(empty, SMALL_SEARCH, seed=3)
     assert np.isfinite(models.predict_value(holdout.frame)).all()
 

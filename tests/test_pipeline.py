@@ -12,7 +12,7 @@ import duckdb
 import pyarrow.parquet as pq
 import pytest
 
-from tests.conftest import LANDING, WAREHOUSE, run_dbt
+from tests.conftest import LANDING, REPO, WAREHOUSE, run_dbt
 from valuetier.contract import SOURCE_ORDER, SOURCES
 
 pytestmark = pytest.mark.integration
@@ -235,13 +235,12 @@ def test_earlier_months_do_not_change_when_a_later_month_arrives(pipeline_run, t
     with duckdb.connect(str(copy)) as con:
         for source in SOURCE_ORDER:
             load_month(con, LANDING, source, last)
-    window = json.dumps({"start_month": f"{last}-01", "end_month": f"{last}-01"})
-    run_dbt(["build", "--exclude", "path:models/evaluation", "--vars", window], copy, tmp_path / "target")
+    run_dbt(["build", "--exclude", "path:models/evaluation"], copy, tmp_path / "target", month=last)
     with duckdb.connect(str(copy)) as con:
         clv_month(con, last)
         champion = current_champion(Registry(Settings.from_env().models_dir))
         score_month_tiers(con, last, champion, ScoringRules(batch_size=700))
-    run_dbt(["build", "--select", "path:models/evaluation", "--vars", window], copy, tmp_path / "target")
+    run_dbt(["build", "--select", "path:models/evaluation"], copy, tmp_path / "target", month=last)
     last_month = f"(SELECT * FROM marts.customer_clv_monthly WHERE month_start = DATE '{last}-01')"
     assert fingerprint(copy, last_month) == fingerprint(WAREHOUSE, last_month)
     for table in (*tables, "marts.customer_tiers", "evaluation.tier_evaluation_monthly"):
@@ -283,9 +282,15 @@ def test_rerunning_a_partition_changes_nothing(pipeline_run):
         # Once to score the month with whatever model is champion now (other tests train versions).
         assert run_months(instance, month, month).success
         before = {t: fingerprint(WAREHOUSE, t) for t in (*MARTS, *(f"raw.{s}" for s in SOURCE_ORDER))}
-        assert run_months(instance, month, month).success
+        again = run_months(instance, month, month)
+        assert again.success
     after = {t: fingerprint(WAREHOUSE, t) for t in before}
     assert after == before
+    # The month's window is no --vars (orchestration/dbt.py): the same run again re-parses nothing.
+    logs = sorted((REPO / "dbt_project" / "target").glob(f"valuetier_dbt_*-{again.run_id[:7]}-*/dbt.log"))
+    assert len(logs) == 2
+    for log in logs:
+        assert "UnableToPartialParse" not in log.read_text(), log
 
 
 def test_clv_for_every_live_customer_and_holdout_purchases_within_15_percent(pipeline_run):
@@ -319,8 +324,7 @@ def test_a_monthly_runs_dbt_tests_read_only_its_months(pipeline_run, tmp_path):
             f"WHERE month_start = DATE '{months[0]}-01' LIMIT 1"
         )
     test = ["test", "--select", "customer_indicators_monthly,test_name:unique_combination_of_columns"]
-    window = json.dumps({"start_month": f"{months[-1]}-01", "end_month": f"{months[-1]}-01"})
-    later_month = run_dbt([*test, "--vars", window], copy, tmp_path / "target")
+    later_month = run_dbt(test, copy, tmp_path / "target", month=months[-1])
     assert "ERROR=0" in later_month.stdout and "FAIL=" not in later_month.stdout
     everything = run_dbt(test, copy, tmp_path / "target", check=False)
     assert (

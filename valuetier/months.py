@@ -47,3 +47,14 @@ def months_between(first: str, last: str) -> list[str]:
 def month_index(key: str) -> int:
     start = parse_month(key)
     return start.year * 12 + start.month - 1
+
+
+def dbt_month_window(first_month: str, last_month: str) -> dict[str, str]:
+    """The environment that makes the dbt project's incremental models rebuild exactly the months
+    first..last (dbt_project/macros/month_window.sql). Not --vars: dbt re-parses the whole project
+    whenever --vars change, about 4 s a command at 197 tests (measured), but after a changed
+    environment variable only the few files that read it."""
+    start, end = parse_month(first_month), parse_month(last_month)
+    if start > end:
+        raise ValueError(f"month window runs backwards: {first_month}..{last_month}")
+    return {"VALUETIER_START_MONTH": start.isoformat(), "VALUETIER_END_MONTH": end.isoformat()}

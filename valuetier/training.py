@@ -75,11 +75,7 @@ class TrainingSet:
     value_measure: str
     value_measure_reason: str
     horizon_months: int
-    available_rows: int | None = None  # customer-months in the months before sampling (None: the frame's)
-
-    @property
-    def rows_available(self) -> int:
-        return len(self.frame) if self.available_rows is None else self.available_rows
+    available_rows: int  # customer-months in the training months, before any sampling
 
     @property
     def months(self) -> list:
@@ -151,7 +147,6 @@ def build_training_set(
             JOIN months m USING (month_start)
             JOIN months h ON h.k = m.k + {int(horizon_months)}
             LEFT JOIN marts.customer_clv_monthly c USING (customer_id, month_start)
-            WHERE strftime(i.month_start, '%Y-%m') IN (SELECT unnest(?::VARCHAR[]))
         ),
         outcome AS (
             SELECT b.customer_id, b.month_start,
@@ -169,7 +164,7 @@ def build_training_set(
         FROM base b JOIN outcome o USING (customer_id, month_start)
         ORDER BY b.month_start, b.customer_id
         """,
-        [list(months), list(months)],
+        [list(months)],
     ).df()
     if frame.empty:
         raise TrainingDataError(f"no live customers in the training months {', '.join(months)}")
@@ -299,5 +294,5 @@ def train_models(training: TrainingSet, space: SearchSpace, seed: int) -> Traine
             "churn_neg_log_loss": round(float(churn_search.best_score_), 6),
         },
         feature_medians={name: float(value) for name, value in x.median().items()},
-        rows={"available": training.rows_available, "fitted": len(frame), "searched": len(searched)},
+        rows={"available": training.available_rows, "fitted": len(frame), "searched": len(searched)},
     )

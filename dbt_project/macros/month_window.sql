@@ -1,12 +1,24 @@
-{#- The first month a run writes: the start_month var on incremental runs; on a model's first
+{#- The month window a run (re)builds, as first-of-month dates: VALUETIER_START_MONTH and
+    VALUETIER_END_MONTH, which Dagster sets from the run's partition range (orchestration/dbt.py);
+    unset, every month. Environment variables, not --vars: dbt re-parses the whole project whenever
+    --vars change (every month), but after a changed environment variable only the files that read it. -#}
+{% macro run_start_month() -%}
+    {{- return(env_var("VALUETIER_START_MONTH", "1900-01-01")) -}}
+{%- endmacro %}
+
+{% macro run_end_month() -%}
+    {{- return(env_var("VALUETIER_END_MONTH", "2999-12-01")) -}}
+{%- endmacro %}
+
+{#- The first month a run writes: the window's first on incremental runs; on a model's first
     build (or --full-refresh) every month, so a table never starts with holes before its window. -#}
 {% macro window_start() -%}
-    {%- if is_incremental() -%}{{ var("start_month") }}{%- else -%}1900-01-01{%- endif -%}
+    {%- if is_incremental() -%}{{ run_start_month() }}{%- else -%}1900-01-01{%- endif -%}
 {%- endmacro %}
 
 {#- True for months inside the run's window (first-of-month dates). -#}
 {% macro in_month_window(column) -%}
-    {{ column }} between cast('{{ window_start() }}' as date) and cast('{{ var("end_month") }}' as date)
+    {{ column }} between cast('{{ window_start() }}' as date) and cast('{{ run_end_month() }}' as date)
 {%- endmacro %}
 
 {#- An aggregate over a customer's trailing processed months: the rows from `from_back` months before

@@ -1,6 +1,6 @@
-{#- dbt's data tests read only the run's months (vars start_month..end_month) of the table they
-    test, where it has a month column: a monthly run's tests cost the month, not the history. A full
-    build (the vars' defaults span every month) tests every row. A test's own `where` config still applies.
+{#- dbt's data tests read only the run's months (run_start_month..run_end_month, macros/month_window.sql)
+    of the table they test, where it has a month column: a monthly run's tests cost the month, not the
+    history. A full build (no window set: every month) tests every row. A test's own `where` config still applies.
     Overrides dbt's get_where_subquery, which wraps the tested relation for every generic test. -#}
 {% macro get_where_subquery(relation) -%}
     {%- set conditions = [] -%}
@@ -8,8 +8,8 @@
     {%- if where -%}{%- do conditions.append('(' ~ where ~ ')') -%}{%- endif -%}
     {%- set month_column = run_month_column(relation) -%}
     {%- if month_column -%}
-        {%- do conditions.append(month_column ~ " between cast('" ~ var('start_month') ~ "' as date) and cast('"
-            ~ var('end_month') ~ "' as date)") -%}
+        {%- do conditions.append(month_column ~ " between cast('" ~ run_start_month() ~ "' as date) and cast('"
+            ~ run_end_month() ~ "' as date)") -%}
     {%- endif -%}
     {%- if conditions -%}
         {%- do return('(select * from ' ~ relation ~ ' where ' ~ conditions | join(' and ') ~ ') dbt_subquery') -%}

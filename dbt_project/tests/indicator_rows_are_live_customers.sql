@@ -10,7 +10,7 @@ with months as (
         cast({{ dbt.last_day('_delivery_month', 'month') }} as date) as month_end
     from {{ source('raw', 'transactions') }}
     -- the run's months only (every month on a full build), as every other test (tests_in_run_months)
-    where _delivery_month between cast('{{ var("start_month") }}' as date) and cast('{{ var("end_month") }}' as date)
+    where _delivery_month between cast('{{ run_start_month() }}' as date) and cast('{{ run_end_month() }}' as date)
 ),
 
 first_accounts_month as (
@@ -53,7 +53,7 @@ last_day_by_month as (
     select t.customer_id, cast(t._delivery_month as date) as delivery_month, max(cast(t.booked_at as date)) as last_day
     from {{ source('raw', 'transactions') }} as t
     -- only months the inactivity rule reads: up to the run's last month, before any accounts delivery
-    where t._delivery_month <= cast('{{ var("end_month") }}' as date)
+    where t._delivery_month <= cast('{{ run_end_month() }}' as date)
       and t._delivery_month < coalesce((select month_start from first_accounts_month), date '9999-12-01')
     {%- if var('exclude_anomalous_transactions') %}
       and t.transaction_id not in (select transaction_id from {{ ref('int_transactions_flagged') }} where is_anomalous)
@@ -95,7 +95,7 @@ expected as (
 actual as (
     select month_start, count(*) as indicator_rows
     from {{ ref('customer_indicators_monthly') }}
-    where month_start between cast('{{ var("start_month") }}' as date) and cast('{{ var("end_month") }}' as date)
+    where month_start between cast('{{ run_start_month() }}' as date) and cast('{{ run_end_month() }}' as date)
     group by month_start
 )
 

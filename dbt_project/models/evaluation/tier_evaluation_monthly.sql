@@ -23,7 +23,7 @@ windows as (
     from months as m
     inner join months as w
         on w.month_index = m.month_index + {{ k }}
-    where m.month_start between {{ first_evaluated }} and cast('{{ var("end_month") }}' as date)
+    where m.month_start between {{ first_evaluated }} and cast('{{ run_end_month() }}' as date)
 ),
 
 tiers as (

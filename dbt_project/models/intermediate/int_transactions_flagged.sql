@@ -11,7 +11,7 @@
 --   more (a first build, a backfill): each customer-month's 12 earlier months gathered by a window
 --   over customer-months. Both give the same numbers (tests/test_pipeline.py builds the last
 --   month each way and compares).
-{% set one_month = is_incremental() and var("start_month") == var("end_month") %}
+{% set one_month = is_incremental() and run_start_month() == run_end_month() %}
 
 {% if one_month %}
 -- The three quartiles from one aggregate: one copy of the values and one sort, not three.
@@ -42,7 +42,7 @@ with months_of_transactions as (
     select customer_id, month_start, list(ln(amount)) as log_amounts
     from {{ ref('stg_transactions') }}
     where month_start >= {{ dbt.dateadd('month', -12, window_first) }}
-      and month_start <= cast('{{ var("end_month") }}' as date)
+      and month_start <= cast('{{ run_end_month() }}' as date)
     group by customer_id, month_start
 ),
 

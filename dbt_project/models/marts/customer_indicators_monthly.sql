@@ -21,7 +21,7 @@ first_accounts_month as (
 
 {#- Each monthly table is read for the grid's months only (stated on every table: the join alone
     does not carry the month range to their scans). -#}
-{% set in_grid_months = "month_start between " ~ history_start ~ " and cast('" ~ var("end_month") ~ "' as date)" %}
+{% set in_grid_months = "month_start between " ~ history_start ~ " and cast('" ~ run_end_month() ~ "' as date)" %}
 
 grid as (
     select customer_id, month_start, month_end, opened_at, closed_at
@@ -93,7 +93,7 @@ earlier_nps as (
 {#- Trailing windows count processed months. One month (the monthly steady state): each customer's
     history rows aggregated once, grouped by customer; more months: windows over customer-months.
     The same values either way (tests/test_pipeline.py builds the last month each way and compares). -#}
-{% set one_month = is_incremental() and var("start_month") == var("end_month") %}
+{% set one_month = is_incremental() and run_start_month() == run_end_month() %}
 
 {% if one_month %}
 -- Processed months counted back from the run's month (0), for the grouped trailing aggregates.
@@ -256,6 +256,7 @@ rfm_scores as (
     select
         customer_id,
         month_start,
+        recency_days,
         cast(least(5, 1 + floor(5 * percent_rank() over (
             partition by month_start order by recency_days desc nulls first))) as integer) as recency_score,
         cast(least(5, 1 + floor(5 * percent_rank() over (
@@ -269,7 +270,7 @@ scored as (
     select
         l.*,
         r.median_response_hours_12m,
-        {{ dbt.datediff('cast(l.last_transaction_at as date)', 'l.month_end', 'day') }} as recency_days,
+        rs.recency_days,
         {{ dbt.datediff('l.opened_at', 'l.month_end', 'month') }} as tenure_months,
         -- Months since joining, counted from the first month the bank's data covers.
         {{ dbt.datediff(

@@ -12,7 +12,7 @@ from pathlib import Path
 from typing import Any
 
 import dagster as dg
-from dagster_dbt import DagsterDbtTranslator, DbtCliResource, DbtProject, dbt_assets
+from dagster_dbt import DagsterDbtTranslator, DbtCliInvocation, DbtCliResource, DbtProject, dbt_assets
 
 from orchestration.partitions import WAREHOUSE_POOL, month_partitions, single_run
 from orchestration.resources import WarehouseResource, settings
@@ -45,25 +45,6 @@ EVALUATION = "path:models/evaluation"
 BUILD_ARGS = ["build", "--exclude-resource-type", "unit_test"]
 
 
-@contextmanager
-def month_window(context: dg.AssetExecutionContext) -> Iterator[None]:
-    """The run's month window in the environment while dagster-dbt starts dbt (it hands dbt a copy
-    of os.environ), then the environment as it was."""
-    window = context.partition_key_range
-    context.log.info(f"dbt build for months {window.start}..{window.end}")
-    names = dbt_month_window(window.start, window.end)
-    before = {name: os.environ.get(name) for name in names}
-    os.environ.update(names)
-    try:
-        yield
-    finally:
-        for name, value in before.items():
-            if value is None:
-                os.environ.pop(name, None)
-            else:
-                os.environ[name] = value
-
-
 def keep_partial_parse(target_path: Path) -> None:
     """Make an invocation's parse state the project's, which dagster-dbt copies into the next
     invocation's target folder: dbt then re-parses only what changed since, where the state `make`
@@ -76,6 +57,30 @@ def keep_partial_parse(target_path: Path) -> None:
         staged = kept.with_name(f".partial_parse.{os.getpid()}.msgpack")
         shutil.copyfile(parsed, staged)
         os.replace(staged, kept)
+
+
+@contextmanager
+def dbt_build(context: dg.AssetExecutionContext, dbt: DbtCliResource) -> Iterator[DbtCliInvocation]:
+    """`dbt build` of the run's months, for its events to be streamed inside the block. The window
+    is in the environment only while dagster-dbt starts dbt (it hands dbt a copy of os.environ);
+    afterwards the invocation's parse state is kept for the next (keep_partial_parse)."""
+    window = context.partition_key_range
+    context.log.info(f"dbt build for months {window.start}..{window.end}")
+    names = dbt_month_window(window.start, window.end)
+    before = {name: os.environ.get(name) for name in names}
+    os.environ.update(names)
+    try:
+        invocation = dbt.cli(BUILD_ARGS, context=context)
+    finally:
+        for name, value in before.items():
+            if value is None:
+                os.environ.pop(name, None)
+            else:
+                os.environ[name] = value
+    try:
+        yield invocation
+    finally:
+        keep_partial_parse(invocation.target_path)
 
 
 @dbt_assets(
@@ -92,20 +97,17 @@ def valuetier_dbt_models(context: dg.AssetExecutionContext, dbt: DbtCliResource,
     # Events from the first asset that needs warehouse metadata on are held (in order: Dagster
     # wants a multi-asset's outputs in topological order) until dbt has let go of the warehouse.
     held: list = []
-    with month_window(context):
-        invocation = dbt.cli(BUILD_ARGS, context=context)
-    try:
-        for event in invocation.stream():
-            key = context.asset_key_for_output(event.output_name) if isinstance(event, dg.Output) else None
-            if held or key in (FCT_TRANSACTIONS, INDICATORS):
-                held.append((key, event))
-            else:
-                yield event
-    except Exception:
-        yield from (event for _, event in held)  # what dbt did build stays recorded
-        raise
-    finally:
-        keep_partial_parse(invocation.target_path)
+    with dbt_build(context, dbt) as invocation:
+        try:
+            for event in invocation.stream():
+                key = context.asset_key_for_output(event.output_name) if isinstance(event, dg.Output) else None
+                if held or key in (FCT_TRANSACTIONS, INDICATORS):
+                    held.append((key, event))
+                else:
+                    yield event
+        except Exception:
+            yield from (event for _, event in held)  # what dbt did build stays recorded
+            raise
     with warehouse.connect() as con:
         anomalies = anomalous_transactions_by_month(con, window.start, window.end)
         absent = optional_sources_without_rows(con, window.start, window.end)
@@ -135,9 +137,5 @@ def valuetier_dbt_models(context: dg.AssetExecutionContext, dbt: DbtCliResource,
     pool=WAREHOUSE_POOL,
 )
 def valuetier_dbt_evaluation(context: dg.AssetExecutionContext, dbt: DbtCliResource):
-    with month_window(context):
-        invocation = dbt.cli(BUILD_ARGS, context=context)
-    try:
+    with dbt_build(context, dbt) as invocation:
         yield from invocation.stream()
-    finally:
-        keep_partial_parse(invocation.target_path)

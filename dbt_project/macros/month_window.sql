@@ -10,6 +10,17 @@
     {{- return(env_var("VALUETIER_END_MONTH", "2999-12-01")) -}}
 {%- endmacro %}
 
+{#- True for months inside the run's window as set, on any run (a test's rows, say). -#}
+{% macro in_run_months(column) -%}
+    {{ column }} between cast('{{ run_start_month() }}' as date) and cast('{{ run_end_month() }}' as date)
+{%- endmacro %}
+
+{#- An incremental run of one month: the models that can, take a per-customer aggregate path instead
+    of windows over many months. -#}
+{% macro is_one_month_run() -%}
+    {{- return(is_incremental() and run_start_month() == run_end_month()) -}}
+{%- endmacro %}
+
 {#- The first month a run writes: the window's first on incremental runs; on a model's first
     build (or --full-refresh) every month, so a table never starts with holes before its window. -#}
 {% macro window_start() -%}

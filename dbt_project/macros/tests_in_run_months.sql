@@ -8,8 +8,7 @@
     {%- if where -%}{%- do conditions.append('(' ~ where ~ ')') -%}{%- endif -%}
     {%- set month_column = run_month_column(relation) -%}
     {%- if month_column -%}
-        {%- do conditions.append(month_column ~ " between cast('" ~ run_start_month() ~ "' as date) and cast('"
-            ~ run_end_month() ~ "' as date)") -%}
+        {%- do conditions.append(in_run_months(month_column)) -%}
     {%- endif -%}
     {%- if conditions -%}
         {%- do return('(select * from ' ~ relation ~ ' where ' ~ conditions | join(' and ') ~ ') dbt_subquery') -%}

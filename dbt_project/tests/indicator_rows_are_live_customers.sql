@@ -10,7 +10,7 @@ with months as (
         cast({{ dbt.last_day('_delivery_month', 'month') }} as date) as month_end
     from {{ source('raw', 'transactions') }}
     -- the run's months only (every month on a full build), as every other test (tests_in_run_months)
-    where _delivery_month between cast('{{ run_start_month() }}' as date) and cast('{{ run_end_month() }}' as date)
+    where {{ in_run_months('_delivery_month') }}
 ),
 
 first_accounts_month as (
@@ -95,7 +95,7 @@ expected as (
 actual as (
     select month_start, count(*) as indicator_rows
     from {{ ref('customer_indicators_monthly') }}
-    where month_start between cast('{{ run_start_month() }}' as date) and cast('{{ run_end_month() }}' as date)
+    where {{ in_run_months('month_start') }}
     group by month_start
 )
 

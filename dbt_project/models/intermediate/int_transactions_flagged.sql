@@ -11,7 +11,7 @@
 --   more (a first build, a backfill): each customer-month's 12 earlier months gathered by a window
 --   over customer-months. Both give the same numbers (tests/test_pipeline.py builds the last
 --   month each way and compares).
-{% set one_month = is_incremental() and run_start_month() == run_end_month() %}
+{% set one_month = is_one_month_run() %}
 
 {% if one_month %}
 -- The three quartiles from one aggregate: one copy of the values and one sort, not three.

@@ -93,7 +93,7 @@ earlier_nps as (
 {#- Trailing windows count processed months. One month (the monthly steady state): each customer's
     history rows aggregated once, grouped by customer; more months: windows over customer-months.
     The same values either way (tests/test_pipeline.py builds the last month each way and compares). -#}
-{% set one_month = is_incremental() and run_start_month() == run_end_month() %}
+{% set one_month = is_one_month_run() %}
 
 {% if one_month %}
 -- Processed months counted back from the run's month (0), for the grouped trailing aggregates.

@@ -60,8 +60,10 @@ lint: $(VENV)/.installed
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
 
+# One pytest worker per core (tests/conftest.py says how the tests are split between them).
+TEST_WORKERS ?= 2
 test: setup lint
-	$(BIN)/pytest
+	$(BIN)/pytest -n $(TEST_WORKERS) --dist loadgroup
 
 # The scale benchmark (bench/bench.py): make bench BENCH="--customers 1000000 --months 36 [--stage scoring]"
 BENCH ?= --customers 100000 --months 36

@@ -45,6 +45,13 @@ EVALUATION = "path:models/evaluation"
 BUILD_ARGS = ["build", "--exclude-resource-type", "unit_test"]
 
 
+def invocations_dir() -> Path:
+    """Where dagster-dbt puts each invocation's target folder and looks for the parse state to
+    start from: DBT_TARGET_PATH as dagster-dbt reads it (relative to the dbt project), else the
+    project's target folder."""
+    return dbt_project.project_dir / os.getenv("DBT_TARGET_PATH", dbt_project.target_path)
+
+
 def keep_partial_parse(target_path: Path) -> None:
     """Make an invocation's parse state the project's, which dagster-dbt copies into the next
     invocation's target folder: dbt then re-parses only what changed since, where the state `make`
@@ -53,7 +60,8 @@ def keep_partial_parse(target_path: Path) -> None:
     that dbt checks before using."""
     parsed = target_path / "partial_parse.msgpack"
     if parsed.exists():
-        kept = dbt_project.project_dir / dbt_project.target_path / "partial_parse.msgpack"
+        kept = invocations_dir() / "partial_parse.msgpack"
+        kept.parent.mkdir(parents=True, exist_ok=True)
         staged = kept.with_name(f".partial_parse.{os.getpid()}.msgpack")
         shutil.copyfile(parsed, staged)
         os.replace(staged, kept)

@@ -1,5 +1,10 @@
 """Shared fixtures. Integration tests run the real pipeline (Dagster, dbt, DuckDB) on a small
-generated bank in a temporary DAGSTER_HOME and warehouse, once per session."""
+generated bank in a temporary DAGSTER_HOME and warehouse, once per session.
+
+`make test` runs two pytest-xdist workers (`-n 2 --dist loadgroup`), one per core: each worker is a
+session of its own (its own bank, warehouse, DAGSTER_HOME and dbt target folders), WORKER_GROUPS keeps
+each long module with the fixtures it shares on one worker, and the short tests fill in around them.
+`pytest` alone runs everything in one process, as before."""
 
 import os
 import shutil
@@ -24,8 +29,15 @@ os.environ.update(
         # The test banks are small: two dbt models at once, where production builds one at a time
         # for memory (dbt_project/profiles.yml). Results do not depend on it.
         "VALUETIER_DBT_THREADS": "2",
+        # dagster-dbt's invocation folders and the parse state they start from (orchestration/dbt.py):
+        # the session's own, so two workers never share the parse state of another warehouse.
+        "DBT_TARGET_PATH": str(SESSION_DIR / "dbt_target"),
     }
 )
+if os.environ.get("PYTEST_XDIST_WORKER"):
+    # Two workers on two cores: scikit-learn's OpenMP threads spin while they wait and slow each
+    # other many times over when both workers fit at once; one thread each. Fits do not depend on it.
+    os.environ["OMP_NUM_THREADS"] = "1"
 (SESSION_DIR / "dagster_home").mkdir()
 REPO = Path(__file__).resolve().parent.parent
 shutil.copy(REPO / "orchestration" / "dagster.yaml", SESSION_DIR / "dagster_home" / "dagster.yaml")
@@ -41,6 +53,25 @@ FOREIGN_DELIVERY = {
     "acquisition": "cohorts",
 }
 DBT = str(Path(sys.executable).parent / "dbt")
+
+# Modules that share a session fixture (pipeline_run, the foreign bank) or run long, in two groups of
+# about the same length (measured): a group runs on one worker, in file order.
+WORKER_GROUPS = {
+    "test_pipeline": "history",
+    "test_ui": "history",
+    "test_foreign_bank": "history",
+    "test_determinism": "history",
+    "test_quality": "changes",
+    "test_model_lifecycle": "changes",
+}
+
+
+@pytest.hookimpl(tryfirst=True)
+def pytest_collection_modifyitems(items):
+    for item in items:
+        group = WORKER_GROUPS.get(item.module.__name__.rsplit(".", 1)[-1])
+        if group:
+            item.add_marker(pytest.mark.xdist_group(group))
 
 
 def pytest_sessionfinish(session, exitstatus):

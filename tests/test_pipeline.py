@@ -12,7 +12,7 @@ import duckdb
 import pyarrow.parquet as pq
 import pytest
 
-from tests.conftest import LANDING, REPO, WAREHOUSE, run_dbt
+from tests.conftest import LANDING, WAREHOUSE, run_dbt
 from valuetier.contract import SOURCE_ORDER, SOURCES
 
 pytestmark = pytest.mark.integration
@@ -275,6 +275,7 @@ def test_dbt_docs_generate(pipeline_run, tmp_path):
 
 
 def test_rerunning_a_partition_changes_nothing(pipeline_run):
+    from orchestration.dbt import invocations_dir
     from orchestration.run import run_months
 
     month = pipeline_run["months"][-2]
@@ -287,7 +288,7 @@ def test_rerunning_a_partition_changes_nothing(pipeline_run):
     after = {t: fingerprint(WAREHOUSE, t) for t in before}
     assert after == before
     # The month's window is no --vars (orchestration/dbt.py): the same run again re-parses nothing.
-    logs = sorted((REPO / "dbt_project" / "target").glob(f"valuetier_dbt_*-{again.run_id[:7]}-*/dbt.log"))
+    logs = sorted(invocations_dir().glob(f"valuetier_dbt_*-{again.run_id[:7]}-*/dbt.log"))
     assert len(logs) == 2
     for log in logs:
         assert "UnableToPartialParse" not in log.read_text(), log

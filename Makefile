@@ -63,7 +63,7 @@ lint: $(VENV)/.installed
 # One pytest worker per core (tests/conftest.py says how the tests are split between them).
 TEST_WORKERS ?= 2
 test: setup lint
-	$(BIN)/pytest -n $(TEST_WORKERS) --dist loadgroup
+	$(BIN)/pytest -n $(TEST_WORKERS) --dist loadscope
 
 # The scale benchmark (bench/bench.py): make bench BENCH="--customers 1000000 --months 36 [--stage scoring]"
 BENCH ?= --customers 100000 --months 36

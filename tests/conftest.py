@@ -1,10 +1,12 @@
 """Shared fixtures. Integration tests run the real pipeline (Dagster, dbt, DuckDB) on a small
 generated bank in a temporary DAGSTER_HOME and warehouse, once per session.
 
-`make test` runs two pytest-xdist workers (`-n 2 --dist loadgroup`), one per core: each worker is a
-session of its own (its own bank, warehouse, DAGSTER_HOME and dbt target folders), WORKER_GROUPS keeps
-each long module with the fixtures it shares on one worker, and the short tests fill in around them.
-`pytest` alone runs everything in one process, as before."""
+`make test` runs two pytest-xdist workers (`-n 2 --dist loadscope`), one per core: each worker is a
+session of its own (its own bank, warehouse, DAGSTER_HOME and dbt target folders), and a module's
+tests run on one worker, so a module fixture is built once; the session's pipeline is built by each
+worker that runs a module needing it. `pytest` alone runs everything in one process, as before.
+(`--dist loadgroup` could keep modules together as well, but pytest-xdist 3.8 names its groups
+through a node attribute pytest 9.2 no longer reads, so every test becomes a group of its own.)"""
 
 import os
 import shutil
@@ -53,25 +55,6 @@ FOREIGN_DELIVERY = {
     "acquisition": "cohorts",
 }
 DBT = str(Path(sys.executable).parent / "dbt")
-
-# Modules that share a session fixture (pipeline_run, the foreign bank) or run long, in two groups of
-# about the same length (measured): a group runs on one worker, in file order.
-WORKER_GROUPS = {
-    "test_pipeline": "history",
-    "test_ui": "history",
-    "test_foreign_bank": "history",
-    "test_determinism": "history",
-    "test_quality": "changes",
-    "test_model_lifecycle": "changes",
-}
-
-
-@pytest.hookimpl(tryfirst=True)
-def pytest_collection_modifyitems(items):
-    for item in items:
-        group = WORKER_GROUPS.get(item.module.__name__.rsplit(".", 1)[-1])
-        if group:
-            item.add_marker(pytest.mark.xdist_group(group))
 
 
 def pytest_sessionfinish(session, exitstatus):

@@ -7,6 +7,7 @@ from orchestration.dbt import valuetier_dbt_evaluation, valuetier_dbt_models
 from orchestration.ingestion import ingestion_assets, new_month_sensor, quarantine_table
 from orchestration.jobs import build_months, monthly_pipeline
 from orchestration.model import quarterly_training, tiering_model, train_tiering_model
+from orchestration.publishing import bi_marts
 from orchestration.quality import expectation_checks
 from orchestration.resources import build_resources
 from orchestration.scoring import customer_tiers, rescore_on_new_champion, rescore_tiers
@@ -19,6 +20,7 @@ defs = dg.Definitions(
         customer_clv_monthly,
         customer_tiers,
         valuetier_dbt_evaluation,
+        bi_marts,
         tiering_model,
     ],
     asset_checks=expectation_checks,

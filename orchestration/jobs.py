@@ -14,7 +14,8 @@ monthly_pipeline = dg.define_asset_job(
     selection=dg.AssetSelection.all() - dg.AssetSelection.groups("model"),
     partitions_def=month_partitions,
     executor_def=dg.in_process_executor,
-    description="Ingest the month's deliveries, build indicators, tiers and the tier evaluation.",
+    description="Ingest the month's deliveries, build indicators, tiers and the tier evaluation, and publish "
+    "the marts BI reads.",
 )
 
 # A new installation builds every month up to the indicators and CLV, trains, then scores each month
@@ -22,7 +23,7 @@ monthly_pipeline = dg.define_asset_job(
 build_months = dg.define_asset_job(
     name="build_months",
     selection=dg.AssetSelection.all()
-    - dg.AssetSelection.groups("model", "evaluation")
+    - dg.AssetSelection.groups("model", "evaluation", "published")
     - dg.AssetSelection.assets(TIERS),
     partitions_def=month_partitions,
     executor_def=dg.in_process_executor,

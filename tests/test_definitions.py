@@ -23,10 +23,16 @@ def test_definitions_load_with_one_lineage_graph():
     stg = graph.get(dg.AssetKey(["staging", "stg_transactions"]))
     assert dg.AssetKey(["raw", "transactions"]) in stg.parent_keys
     groups = {graph.get(dg.AssetKey.from_user_string(k)).group_name for k in keys}
-    assert groups == {"raw", "staging", "intermediate", "marts", "evaluation", "model"}
+    assert groups == {"raw", "staging", "intermediate", "marts", "evaluation", "published", "model"}
     # The evaluation reads the tiers the Python scoring writes: dbt marts -> scoring -> dbt evaluation.
     tiers = dg.AssetKey(["marts", "customer_tiers"])
     assert tiers in graph.get(dg.AssetKey(["evaluation", "tier_evaluation_monthly"])).parent_keys
+    # BI's published marts come last, after the tiers, the indicators and their evaluation.
+    assert graph.get(dg.AssetKey(["published", "bi_marts"])).parent_keys == {
+        tiers,
+        dg.AssetKey(["marts", "customer_indicators_monthly"]),
+        dg.AssetKey(["evaluation", "tier_evaluation_monthly"]),
+    }
     assert graph.get(tiers).parent_keys == {
         dg.AssetKey(["marts", "customer_indicators_monthly"]),
         dg.AssetKey(["marts", "customer_clv_monthly"]),
@@ -85,7 +91,9 @@ def test_a_new_installation_builds_months_without_tiers_then_scores_them_once():
     assert not any(check.asset_key == tiers for check in build.asset_check_keys)
     assert dg.AssetKey(["marts", "customer_clv_monthly"]) in build.get_all_asset_keys()
     score = defs.resolve_job_def("rescore_tiers").asset_layer.asset_graph
-    assert {tiers, evaluation} <= set(score.get_all_asset_keys())
+    published = dg.AssetKey(["published", "bi_marts"])
+    assert published not in build.get_all_asset_keys()
+    assert {tiers, evaluation, published} <= set(score.get_all_asset_keys())
     assert any(check.asset_key == tiers for check in score.asset_check_keys)
 
 

@@ -267,6 +267,23 @@ def test_absent_optional_source_leaves_its_indicators_empty_and_says_so(pipeline
     assert absent == {"nps_responses": months}
 
 
+def test_every_scored_month_is_published_for_bi_as_in_the_warehouse(pipeline_run):
+    from valuetier.publish import PUBLISHED_MARTS, read_published
+
+    published = WAREHOUSE.parent / "published"
+    with read_published(published) as bi, duckdb.connect(str(WAREHOUSE), read_only=True) as warehouse:
+        for mart in PUBLISHED_MARTS:
+            for (column,) in warehouse.execute(f"SELECT column_name FROM (DESCRIBE {mart.name})").fetchall():
+                query = f"SELECT month_start, count(*), sum(hash({column})) FROM {mart.name} GROUP BY ALL ORDER BY ALL"
+                assert bi.execute(query).fetchall() == warehouse.execute(query).fetchall(), f"{mart.name}.{column}"
+        months = [
+            r[0].strftime("%Y-%m")
+            for r in bi.execute("SELECT DISTINCT month_start FROM marts.customer_tiers").fetchall()
+        ]
+    assert sorted(months) == pipeline_run["months"]
+    assert sorted(p.name for p in (published / "current").iterdir()) == sorted(m.name for m in PUBLISHED_MARTS)
+
+
 def test_dbt_docs_generate(pipeline_run, tmp_path):
     run_dbt(["docs", "generate"], WAREHOUSE, tmp_path / "target")
     catalog = json.loads((tmp_path / "target" / "catalog.json").read_text())

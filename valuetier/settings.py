@@ -93,6 +93,11 @@ class Settings:
         return self.warehouse_dir / "quality"
 
     @property
+    def published_dir(self) -> Path:
+        """What BI reads while the pipeline writes (valuetier.publish), beside the warehouse file."""
+        return self.warehouse_dir / "published"
+
+    @property
     def uses_development_pii_key(self) -> bool:
         return self.pii_key == DEV_PII_KEY
 

@@ -1,0 +1,44 @@
+"""The marts BI reads, published after each month's run outside the warehouse (valuetier/publish.py):
+a read-only DuckDB file and Parquet by month, swapped in whole, so BI reads while the next run writes."""
+
+import dagster as dg
+
+from orchestration.partitions import WAREHOUSE_POOL, month_partitions, single_run
+from orchestration.resources import settings
+from valuetier.publish import PUBLISHED_MARTS, PublishError, publish
+
+PUBLISHED = dg.AssetKey(["published", "bi_marts"])
+
+
+@dg.asset(
+    key=PUBLISHED,
+    description="What BI tools and notebooks read while the pipeline writes: "
+    + ", ".join(m.name for m in PUBLISHED_MARTS)
+    + " as a read-only DuckDB file (published/valuetier.duckdb beside the warehouse) and as Parquet by month "
+    "(published/current/<mart>/month=YYYY-MM/data.parquet). Each run's months are swapped in whole; a failed "
+    "publish leaves the previous one.",
+    group_name="published",
+    kinds={"duckdb", "parquet"},
+    deps=[dg.AssetKey(m.name.split(".")) for m in PUBLISHED_MARTS],
+    partitions_def=month_partitions,
+    backfill_policy=single_run,
+    pool=WAREHOUSE_POOL,
+)
+def bi_marts(context: dg.AssetExecutionContext) -> dg.MaterializeResult:
+    current = settings()
+    try:
+        result = publish(current.warehouse_path, current.published_dir, context.partition_keys, limits=current.duckdb)
+    except PublishError as exc:
+        raise dg.Failure(description=str(exc)) from exc
+    context.log.info(f"published snapshot {result.version}: {result.duckdb_file}")
+    return dg.MaterializeResult(
+        metadata={
+            "version": result.version,
+            "duckdb_file": dg.MetadataValue.path(str(result.duckdb_file)),
+            "parquet_dir": dg.MetadataValue.path(str(result.parquet_dir)),
+            "rows": dg.MetadataValue.json(result.rows),
+            "months_written": dg.MetadataValue.json(result.months_written),
+            "pruned_versions": dg.MetadataValue.json(result.pruned),
+            "seconds": dg.MetadataValue.float(round(result.seconds, 2)),
+        }
+    )

@@ -112,6 +112,23 @@ def test_every_live_customer_of_every_month_has_a_tier(foreign_run):
     assert clv[0] > 0.9 * clv[1]  # CLV fitted on revenue, not left null for lack of margins
 
 
+def test_the_bank_s_tiers_are_published_for_bi(foreign_run):
+    """Published from a delivery with only the two required sources and no margins: every month's
+    tiers and indicators, the same rows as the warehouse."""
+    from valuetier.publish import PUBLISHED_MARTS, read_published
+
+    query = "SELECT month_start, count(*) FROM {} GROUP BY 1 ORDER BY 1"
+    with (
+        read_published(foreign_run["warehouse"].parent / "published") as bi,
+        duckdb.connect(str(foreign_run["warehouse"]), read_only=True) as warehouse,
+    ):
+        for mart in PUBLISHED_MARTS:
+            published = bi.execute(query.format(mart.name)).fetchall()
+            assert published == warehouse.execute(query.format(mart.name)).fetchall(), mart.name
+            if not mart.rewrite_all:  # the evaluation has only the months whose outcomes are in
+                assert len(published) == MONTHS, mart.name
+
+
 def test_a_model_trains_on_an_adapted_plan_and_beats_chance_and_rfm(foreign_run):
     from valuetier.registry import Registry
 

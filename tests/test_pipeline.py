@@ -269,8 +269,9 @@ def test_absent_optional_source_leaves_its_indicators_empty_and_says_so(pipeline
 
 def test_every_scored_month_is_published_for_bi_as_in_the_warehouse(pipeline_run):
     from valuetier.publish import PUBLISHED_MARTS, read_published
+    from valuetier.settings import Settings
 
-    published = WAREHOUSE.parent / "published"
+    published = Settings.from_env().published_dir
     with read_published(published) as bi, duckdb.connect(str(WAREHOUSE), read_only=True) as warehouse:
         for mart in PUBLISHED_MARTS:
             for (column,) in warehouse.execute(f"SELECT column_name FROM (DESCRIBE {mart.name})").fetchall():

@@ -106,16 +106,17 @@ def publish(
         con = duckdb.connect(str(staged_file), config=limits.config())
         try:
             con.execute(f"ATTACH '{warehouse}' AS warehouse (READ_ONLY)")
-            rows, written, files = {}, {}, {}
+            rows, written, new_files = {}, {}, []
             for mart in marts:
-                files[mart], written[mart.name] = _snapshot_mart(con, mart, months, previous, version_dir)
-                rows[mart.name] = _create_view(con, mart, files[mart])
+                files, written[mart.name] = _snapshot_mart(con, mart, months, previous, version_dir)
+                rows[mart.name] = _create_view(con, mart, files)
+                new_files += [_month_file(version_dir, mart, month) for month in written[mart.name]]
             con.execute("DETACH warehouse")
             con.execute("CHECKPOINT")
         finally:
             con.close()
         os.chmod(staged_file, stat.S_IRUSR | stat.S_IRGRP | stat.S_IROTH)  # BI has no write path
-        _fsync_tree(version_dir)
+        _fsync_snapshot(version_dir, new_files)
         # The swap: one rename each. The DuckDB file goes first; `current` follows it.
         os.replace(staged_file, published_dir / DUCKDB_FILE)
         staged_link = published_dir / f".{CURRENT}.{os.getpid()}.tmp"
@@ -183,14 +184,15 @@ def _create_view(con: duckdb.DuckDBPyConnection, mart: Mart, files: list[Path]) 
     return con.execute(f"SELECT count(*) FROM {mart.name}").fetchone()[0]
 
 
-def _fsync_tree(root: Path) -> None:
-    for path in sorted(root.rglob("*"), reverse=True):
-        if path.is_file():
-            with open(path, "rb") as f:
-                os.fsync(f.fileno())
-        else:
-            _fsync_dir(path)
-    _fsync_dir(root)
+def _fsync_snapshot(version_dir: Path, written: list[Path]) -> None:
+    """On disk before the swap: the files this publish wrote (the linked ones already were, in an
+    earlier publish) and every folder's entries, links included."""
+    for path in written:
+        with open(path, "rb") as f:
+            os.fsync(f.fileno())
+    for folder in sorted((p for p in version_dir.rglob("*") if p.is_dir()), reverse=True):
+        _fsync_dir(folder)
+    _fsync_dir(version_dir)
 
 
 def _fsync_dir(path: Path) -> None:

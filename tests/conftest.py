@@ -61,6 +61,16 @@ def pytest_sessionfinish(session, exitstatus):
     shutil.rmtree(SESSION_DIR, ignore_errors=True)
 
 
+def landing_sql(source: str) -> str:
+    """A source's landing files of the session's bank, as a DuckDB table expression."""
+    return f"read_parquet('{LANDING}/{source}/*.parquet', filename = true)"
+
+
+def delivery_month_sql(column: str = "filename") -> str:
+    """The first day of the delivery month a landing file's name carries (…/2024-03.parquet)."""
+    return f"cast(regexp_extract({column}, '(\\d{{4}}-\\d{{2}})\\.parquet$', 1) || '-01' as date)"
+
+
 def run_dbt(
     args: list[str], warehouse: Path, target_path: Path, check: bool = True, month: str | None = None
 ) -> subprocess.CompletedProcess:

@@ -6,6 +6,7 @@ import pytest
 from orchestration.definitions import defs
 from valuetier.contract import SOURCE_ORDER
 from valuetier.months import dbt_month_window
+from valuetier.publish import PUBLISHED_MARTS
 
 
 def test_definitions_load_with_one_lineage_graph():
@@ -26,12 +27,16 @@ def test_definitions_load_with_one_lineage_graph():
     assert groups == {"raw", "staging", "intermediate", "marts", "evaluation", "published", "model"}
     # The evaluation reads the tiers the Python scoring writes: dbt marts -> scoring -> dbt evaluation.
     tiers = dg.AssetKey(["marts", "customer_tiers"])
-    assert tiers in graph.get(dg.AssetKey(["evaluation", "tier_evaluation_monthly"])).parent_keys
+    outcomes = dg.AssetKey(["evaluation", "int_tier_outcomes"])
+    assert tiers in graph.get(outcomes).parent_keys
+    assert outcomes in graph.get(dg.AssetKey(["evaluation", "tier_evaluation_monthly"])).parent_keys
     # BI's published marts come last, after the tiers, the indicators and their evaluation.
+    evaluation = {dg.AssetKey(m.name.split(".")) for m in PUBLISHED_MARTS if m.schema == "evaluation"}
+    assert len(evaluation) >= 9 and all(graph.get(key).group_name == "evaluation" for key in evaluation)
     assert graph.get(dg.AssetKey(["published", "bi_marts"])).parent_keys == {
         tiers,
         dg.AssetKey(["marts", "customer_indicators_monthly"]),
-        dg.AssetKey(["evaluation", "tier_evaluation_monthly"]),
+        *evaluation,
     }
     assert graph.get(tiers).parent_keys == {
         dg.AssetKey(["marts", "customer_indicators_monthly"]),

@@ -129,6 +129,34 @@ def test_the_bank_s_tiers_are_published_for_bi(foreign_run):
                 assert len(published) == MONTHS, mart.name
 
 
+def test_the_evaluation_is_filled_on_revenue_without_the_optional_sources(foreign_run):
+    """No campaigns, surveys or service data, revenue as value, a horizon shortened to the history:
+    every evaluation still covers every month with outcomes, and says where its sources are absent."""
+    from valuetier.registry import Registry
+
+    registry = Registry(foreign_run["warehouse"].parent / "models")
+    horizon = registry.card(registry.champion_version()).horizon_months
+    with duckdb.connect(str(foreign_run["warehouse"]), read_only=True) as con:
+
+        def months(table, where="true"):
+            return con.execute(f"SELECT count(DISTINCT month_start) FROM evaluation.{table} WHERE {where}").fetchone()[
+                0
+            ]
+
+        assert months("eval_retention_monthly", "retained_1m IS NOT NULL") == MONTHS - 1
+        assert months("eval_tier_migration_monthly") == MONTHS - 1
+        assert months("tier_evaluation_monthly", "value_measure = 'revenue' AND realised_value > 0") == MONTHS - 3
+        assert months("eval_satisfaction_monthly", "nps_answers = 0 AND nps IS NULL AND complaints = 0") == MONTHS - 3
+        assert con.execute("SELECT count(*) FROM evaluation.eval_campaign_conversion_monthly").fetchone()[0] == 0
+        backtest = con.execute("""
+            SELECT count(DISTINCT month_start), list(DISTINCT value_horizon_months), list(DISTINCT value_measure),
+                   min(normalized_gini) FILTER (WHERE ranking = 'tiers')
+            FROM evaluation.eval_model_backtest_monthly""").fetchone()
+        assert backtest[:3] == (MONTHS - horizon, [horizon], ["revenue"])
+        assert backtest[3] > 0.3
+        assert months("eval_calibration_deciles_monthly") == MONTHS - horizon
+
+
 def test_a_model_trains_on_an_adapted_plan_and_beats_chance_and_rfm(foreign_run):
     from valuetier.registry import Registry
 

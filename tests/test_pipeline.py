@@ -13,6 +13,8 @@ import pyarrow.parquet as pq
 import pytest
 
 from tests.conftest import LANDING, WAREHOUSE, run_dbt
+from tests.conftest import delivery_month_sql as _month
+from tests.conftest import landing_sql as _landing
 from valuetier.contract import SOURCE_ORDER, SOURCES
 
 pytestmark = pytest.mark.integration
@@ -23,14 +25,6 @@ MARTS = (
     "marts.customer_tiers",
     "evaluation.tier_evaluation_monthly",
 )
-
-
-def _landing(source):
-    return f"read_parquet('{LANDING}/{source}/*.parquet', filename = true)"
-
-
-def _month(column="filename"):
-    return f"cast(regexp_extract({column}, '(\\d{{4}}-\\d{{2}})\\.parquet$', 1) || '-01' as date)"
 
 
 def fingerprint(path, table):
@@ -243,7 +237,13 @@ def test_earlier_months_do_not_change_when_a_later_month_arrives(pipeline_run, t
     run_dbt(["build", "--select", "path:models/evaluation"], copy, tmp_path / "target", month=last)
     last_month = f"(SELECT * FROM marts.customer_clv_monthly WHERE month_start = DATE '{last}-01')"
     assert fingerprint(copy, last_month) == fingerprint(WAREHOUSE, last_month)
-    for table in (*tables, "marts.customer_tiers", "evaluation.tier_evaluation_monthly"):
+    with duckdb.connect(str(WAREHOUSE), read_only=True) as con:
+        evaluation = con.execute(
+            "SELECT 'evaluation.' || table_name FROM information_schema.tables "
+            "WHERE table_schema = 'evaluation' AND table_type = 'BASE TABLE' ORDER BY 1"
+        ).fetchall()
+    assert len(evaluation) >= 10
+    for table in (*tables, "marts.customer_tiers", *(name for (name,) in evaluation)):
         assert fingerprint(copy, table) == fingerprint(WAREHOUSE, table), table
 
 

@@ -78,3 +78,19 @@ def churn_report(probability, churned) -> dict[str, float]:
         "auc": round(float(roc_auc_score(churned, probability)), 4),
         "brier": round(float(brier_score_loss(churned, probability)), 4),
     }
+
+
+def normalized_gini(score, realised) -> float:
+    """The Gini of `realised` ordered by `score` (highest first) over the Gini of the best order:
+    1 for a perfect ranking, 0 for one no better than random, -1 for the reverse. Tied scores
+    share their average rank (a straight segment of the Lorenz curve), so ties cannot flatter."""
+
+    def gini(order_by):
+        rank = stats.rankdata(-np.asarray(order_by, dtype=float), method="average")
+        n, total = len(realised), realised.sum()
+        area = float(np.sum(realised * (n - rank + 0.5)) / (n * total))
+        return 2 * area - 1
+
+    realised = np.asarray(realised, dtype=float)
+    best = gini(realised)
+    return gini(score) / best if best else float("nan")

@@ -29,6 +29,7 @@ class BusinessParameters:
     label_horizon_months: int
     min_label_horizon_months: int
     outcome_months: int
+    outcome_windows_months: tuple[int, ...]
     inactivity_months: int
     anomaly_z_threshold: float
     anomaly_min_history: int
@@ -45,6 +46,10 @@ class BusinessParameters:
             raise ValueError(f"{DBT_PROJECT_FILE}: vars.tier_high_share + tier_mid_share must lie in (0, 1]")
         if not 1 <= self.min_label_horizon_months <= self.label_horizon_months:
             raise ValueError(f"{DBT_PROJECT_FILE}: vars.min_label_horizon_months must be 1..label_horizon_months")
+        if self.outcome_months not in self.outcome_windows_months or min(self.outcome_windows_months) < 1:
+            raise ValueError(
+                f"{DBT_PROJECT_FILE}: vars.outcome_windows_months must be months >= 1 and hold outcome_months"
+            )
 
     def rfm_weighted(self, recency, frequency, monetary):
         """The weighted RFM score (1-5 scale) that the rule baseline ranks, as customer_tiers_rfm does."""
@@ -62,5 +67,5 @@ def business_parameters() -> BusinessParameters:
     missing = [f.name for f in fields(BusinessParameters) if f.name not in variables]
     if missing:
         raise ValueError(f"{DBT_PROJECT_FILE}: vars lacks {', '.join(missing)}")
-    cast = {"str": str, "float": float, "int": int, "bool": bool}
+    cast = {"str": str, "float": float, "int": int, "bool": bool, "tuple[int, ...]": lambda v: tuple(map(int, v))}
     return BusinessParameters(**{f.name: cast[f.type](variables[f.name]) for f in fields(BusinessParameters)})

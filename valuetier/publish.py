@@ -50,7 +50,20 @@ class Mart:
 PUBLISHED_MARTS = (
     Mart("marts", "customer_tiers"),
     Mart("marts", "customer_indicators_monthly"),
-    Mart("evaluation", "tier_evaluation_monthly", rewrite_all=True),
+    *(
+        Mart("evaluation", table, rewrite_all=True)
+        for table in (
+            "tier_evaluation_monthly",
+            "eval_retention_monthly",
+            "eval_campaign_conversion_monthly",
+            "eval_tier_migration_monthly",
+            "eval_tier_jumps",
+            "eval_satisfaction_monthly",
+            "eval_model_backtest_monthly",
+            "eval_backtest_tiers_monthly",
+            "eval_calibration_deciles_monthly",
+        )
+    ),
 )
 
 

@@ -140,13 +140,18 @@ def month_basis(champion: Champion | None, clv_fitted: bool) -> str:
     return "clv" if clv_fitted else "rfm"
 
 
+def value_horizon(champion: Champion | None, rules: ScoringRules) -> int:
+    """Months of value the predicted value stands for: the champion's label horizon, else the rule's."""
+    return champion.horizon_months if champion else rules.horizon_months
+
+
 def predicted_values(
     frame: pd.DataFrame, champion: Champion | None, rules: ScoringRules, measure: ValueMeasure, basis: str
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """(predicted value over the horizon, ranking key, tiered by rule) of the rows of `frame`, valued
     by rule: the model's rows (basis model, not tiered by rule) are left for value_drivers."""
     tenure = frame.tenure_months.to_numpy(dtype=float)
-    horizon = champion.horizon_months if champion else rules.horizon_months
+    horizon = value_horizon(champion, rules)
     observed_months = np.maximum(np.nan_to_num(tenure) + 1, 1)
     rule_value = np.nan_to_num(frame[measure.cumulative_column].to_numpy(dtype=float)) / observed_months * horizon
     if basis == "clv":
@@ -169,6 +174,7 @@ STAGE_COLUMNS = {
     "customer_id": "VARCHAR",
     "month_start": "DATE",
     "predicted_value": "DOUBLE",
+    "value_horizon_months": "INTEGER",
     "ranking": "DOUBLE",
     "tiered_by_rule": "BOOLEAN",
     "churn_probability": "DOUBLE",
@@ -215,6 +221,7 @@ def stage_customers(
             "customer_id": frame.customer_id.to_numpy(),
             "month_start": frame.month_start.to_numpy(),
             "predicted_value": predicted,
+            "value_horizon_months": np.full(n, value_horizon(champion, rules), dtype="int32"),
             "ranking": ranking,
             "tiered_by_rule": by_rule,
             "churn_probability": churn,
@@ -255,7 +262,8 @@ def publish_sql(stage: str, customers: int, rules: ScoringRules) -> str:
             FROM (SELECT *, row_number() OVER (ORDER BY ranking DESC, position) AS tier_rank FROM {stage})
         )
         SELECT position, customer_id, month_start, value_tier, value_score,
-               round(predicted_value, 2) AS predicted_value, round(churn_probability, 4) AS churn_probability,
+               round(predicted_value, 2) AS predicted_value, value_horizon_months,
+               round(churn_probability, 4) AS churn_probability,
                clv_12m, lifecycle_stage, {segment} AS segment, rfm_segment,
                coalesce(rule_drivers, concat_ws('; ', {drivers})) AS top_drivers, model_version, tiered_by_rule
         FROM ranked"""
@@ -331,10 +339,14 @@ def ensure_tiers_table(con: duckdb.DuckDBPyConnection) -> None:
     con.execute(
         f"""CREATE TABLE IF NOT EXISTS {TIERS_TABLE} (
             customer_id VARCHAR NOT NULL, month_start DATE NOT NULL, value_tier VARCHAR NOT NULL,
-            value_score DOUBLE NOT NULL, predicted_value DOUBLE NOT NULL, churn_probability DOUBLE,
-            clv_12m DOUBLE, lifecycle_stage VARCHAR NOT NULL, segment VARCHAR NOT NULL, rfm_segment VARCHAR,
-            top_drivers VARCHAR NOT NULL, model_version VARCHAR NOT NULL, tiered_by_rule BOOLEAN NOT NULL)"""
+            value_score DOUBLE NOT NULL, predicted_value DOUBLE NOT NULL, value_horizon_months INTEGER,
+            churn_probability DOUBLE, clv_12m DOUBLE, lifecycle_stage VARCHAR NOT NULL, segment VARCHAR NOT NULL,
+            rfm_segment VARCHAR, top_drivers VARCHAR NOT NULL, model_version VARCHAR NOT NULL,
+            tiered_by_rule BOOLEAN NOT NULL)"""
     )
+    # Warehouses scored before the evaluation's backtest needed the horizon: their earlier rows keep
+    # a null horizon, which the backtest leaves out, until the months are rescored.
+    con.execute(f"ALTER TABLE {TIERS_TABLE} ADD COLUMN IF NOT EXISTS value_horizon_months INTEGER")
 
 
 def score_month_tiers(

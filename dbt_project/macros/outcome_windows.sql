@@ -1,0 +1,16 @@
+{#- The longest span of months after a scored month that the evaluation reads: the longest
+    outcome window (var outcome_windows_months) or the label horizon, for the backtest. -#}
+{% macro longest_outcome_window() -%}
+    {{- return((var('outcome_windows_months') + [var('label_horizon_months')]) | max) -}}
+{%- endmacro %}
+
+{#- The first scored month an evaluation run rewrites: a run of months S..E rescored S..E and
+    extended the outcome windows of the months up to the longest window before S. -#}
+{% macro first_evaluated_month() -%}
+    {{ dbt.dateadd('month', -longest_outcome_window(), "cast('" ~ window_start() ~ "' as date)") }}
+{%- endmacro %}
+
+{#- True for the scored months an evaluation run rewrites. -#}
+{% macro in_evaluated_months(column) -%}
+    {{ column }} between {{ first_evaluated_month() }} and cast('{{ run_end_month() }}' as date)
+{%- endmacro %}

@@ -1,0 +1,40 @@
+-- Every ranking the backtest judges, customer by customer, with the value each customer then
+-- realised over the months the predicted value stands for (value_horizon_months): the published
+-- tiers ('tiers': the champion's predictions as the bank received them) and the weighted-RFM
+-- baseline ('rfm', marts.customer_tiers_rfm) on the same customers and months, once the horizon
+-- has passed. The RFM score ranks; it is no value, so it has no predicted value.
+{{ config(materialized='view') }}
+
+with outcomes as (
+    select *
+    from {{ ref('int_tier_outcomes') }}
+    where value_over_horizon is not null
+)
+
+select
+    'tiers' as ranking,
+    customer_id,
+    month_start,
+    cast(predicted_value as double) as score,
+    cast(predicted_value as double) as predicted_value,
+    value_tier as predicted_tier,
+    value_horizon_months,
+    value_measure,
+    cast(value_over_horizon as double) as realised_value
+from outcomes
+
+union all
+
+select
+    'rfm' as ranking,
+    o.customer_id,
+    o.month_start,
+    cast(r.rfm_weighted_score as double) as score,
+    cast(null as double) as predicted_value,
+    r.value_tier as predicted_tier,
+    o.value_horizon_months,
+    o.value_measure,
+    cast(o.value_over_horizon as double) as realised_value
+from outcomes as o
+inner join {{ ref('customer_tiers_rfm') }} as r
+    on r.customer_id = o.customer_id and r.month_start = o.month_start

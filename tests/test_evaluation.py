@@ -1,0 +1,308 @@
+"""The evaluation marts on the small generated bank: every figure recomputed here from the landing
+files (with the tiers the pipeline published, which nothing in the landing files holds), by calendar
+dates rather than the marts' month indices; and the generator's ground truth confirming that the
+high tier retains better and is worth more than the low tier."""
+
+from decimal import Decimal
+
+import duckdb
+import numpy as np
+import pytest
+
+from tests.conftest import TRUTH, WAREHOUSE, landing_sql
+from valuetier.metrics import normalized_gini
+from valuetier.parameters import business_parameters
+
+pytestmark = pytest.mark.integration
+K = business_parameters().outcome_months
+WINDOWS = business_parameters().outcome_windows_months
+
+
+@pytest.fixture(scope="module")
+def con(pipeline_run):
+    """The warehouse, with the landing files' transactions as the marts count them (anomalous ones
+    left out) and each scored month's window ends, as views of an in-memory session."""
+    with duckdb.connect(str(WAREHOUSE), read_only=True) as warehouse:
+        last = warehouse.execute("SELECT max(month_start) FROM marts.customer_tiers").fetchone()[0]
+    con = duckdb.connect()
+    con.execute(f"ATTACH '{WAREHOUSE}' AS w (READ_ONLY)")
+    con.execute("USE w")
+    con.execute(f"""CREATE TEMP VIEW txn AS
+        SELECT customer_id, booked_at, CAST(amount AS DECIMAL(18, 2)) AS amount,
+               CAST(fee_income AS DECIMAL(18, 2)) + CAST(net_interest_margin AS DECIMAL(18, 2)) AS profit
+        FROM {landing_sql("transactions")}
+        WHERE transaction_id NOT IN (SELECT transaction_id FROM marts.fct_transactions WHERE is_anomalous)""")
+    con.execute(f"CREATE TEMP VIEW last_month AS SELECT DATE '{last}' AS m")
+    yield con
+    con.close()
+
+
+def rows(con, sql):
+    return sorted(con.execute(sql).fetchall(), key=repr)
+
+
+def within(at: str, months: int, scored: str = "t.month_start") -> str:
+    """`at` falls in the `months` months after the scored month (calendar dates, times of day included)."""
+    return f"{at} >= {scored} + INTERVAL 1 MONTH AND {at} < {scored} + INTERVAL {months + 1} MONTH"
+
+
+def test_every_evaluation_mart_fills_every_month_with_outcomes(con, pipeline_run):
+    months = pipeline_run["months"]
+    filled = {
+        "eval_retention_monthly": months[:-1],
+        "tier_evaluation_monthly": months[:-K],
+        "eval_campaign_conversion_monthly": months[:-K],
+        "eval_satisfaction_monthly": months[:-K],
+        "eval_tier_migration_monthly": months[1:],
+        "eval_model_backtest_monthly": months[: -business_parameters().label_horizon_months],
+        "eval_backtest_tiers_monthly": months[: -business_parameters().label_horizon_months],
+        "eval_calibration_deciles_monthly": months[: -business_parameters().label_horizon_months],
+    }
+    for table, expected in filled.items():
+        found = [
+            r[0]
+            for r in con.execute(
+                f"SELECT DISTINCT strftime(month_start, '%Y-%m') FROM evaluation.{table} ORDER BY 1"
+            ).fetchall()
+        ]
+        assert found == expected, table
+
+
+def test_retention_and_churn_by_tier_and_segment(con):
+    for k in WINDOWS:
+        expected = rows(
+            con,
+            f"""
+            WITH t AS (SELECT * FROM marts.customer_tiers WHERE month_start + INTERVAL {k} MONTH <= (FROM last_month)),
+                 outcome AS (
+                    SELECT t.month_start, t.value_tier, t.segment,
+                           later.customer_id IS NOT NULL AS live,
+                           EXISTS (SELECT 1 FROM txn x WHERE x.customer_id = t.customer_id
+                                   AND {within("x.booked_at", k)})
+                               AS transacted
+                    FROM t LEFT JOIN marts.customer_tiers later
+                      ON later.customer_id = t.customer_id AND later.month_start = t.month_start + INTERVAL {k} MONTH)
+            SELECT month_start, value_tier, segment, count(*), count(*) FILTER (WHERE live AND transacted),
+                   count(*) FILTER (WHERE NOT live)
+            FROM outcome GROUP BY GROUPING SETS ((month_start, value_tier), (month_start, value_tier, segment))""",
+        )
+        actual = rows(
+            con,
+            f"""SELECT month_start, value_tier, segment, customers, retained_{k}m, churned_{k}m
+                FROM evaluation.eval_retention_monthly WHERE retained_{k}m IS NOT NULL""",
+        )
+        assert actual == expected, f"{k}-month window"
+        assert len(expected) > 20
+
+
+def test_value_shares_ticket_and_clv_by_tier(con):
+    expected = rows(
+        con,
+        f"""
+        WITH t AS (SELECT * FROM marts.customer_tiers WHERE month_start + INTERVAL {K} MONTH <= (FROM last_month)),
+             by_tier AS (
+                SELECT t.month_start, t.value_tier, count(DISTINCT t.customer_id) AS customers,
+                       coalesce(sum(x.profit), 0) AS profit, coalesce(sum(x.amount), 0) AS amount,
+                       count(x.customer_id) AS transactions
+                FROM t LEFT JOIN txn x ON x.customer_id = t.customer_id
+                 AND {within("x.booked_at", K)}
+                GROUP BY ALL),
+             clv AS (SELECT month_start, value_tier, round(avg(clv_12m), 2) AS clv FROM t GROUP BY ALL)
+        SELECT month_start, value_tier, customers, profit,
+               round(profit / sum(profit) OVER (PARTITION BY month_start), 4),
+               transactions, round(amount / transactions, 2), clv
+        FROM by_tier JOIN clv USING (month_start, value_tier)""",
+    )
+    actual = rows(
+        con,
+        """SELECT month_start, value_tier, customers, realised_value, value_share, realised_transactions,
+                  average_ticket, mean_clv_12m
+           FROM evaluation.tier_evaluation_monthly""",
+    )
+
+    def numbers(r):
+        month, tier, customers, value, share, transactions, ticket, clv = r
+        return month, tier, customers, value, float(share), int(transactions), float(ticket), float(clv)
+
+    assert [numbers(r) for r in actual] == [numbers(r) for r in expected]
+    assert {r[-1] for r in actual} != {None}  # CLV was fitted: the means are numbers
+    shares = con.execute(
+        "SELECT month_start, sum(value_share) FROM evaluation.tier_evaluation_monthly GROUP BY 1"
+    ).fetchall()
+    assert all(abs(float(s) - 1) <= 0.0002 for _, s in shares)
+
+
+def test_campaign_conversion_cost_and_roi_by_tier_and_campaign(con):
+    expected = rows(
+        con,
+        f"""
+        WITH scored AS (SELECT DISTINCT month_start FROM marts.customer_tiers
+                        WHERE month_start + INTERVAL {K} MONTH <= (FROM last_month)),
+             c AS (
+                SELECT s.month_start, coalesce(t.value_tier, 'untiered') AS value_tier, k.*,
+                       k.responded_at IS NOT NULL AS responded, k.converted_at IS NOT NULL AS converted
+                FROM scored s
+                JOIN {landing_sql("campaign_contacts")} k
+                  ON k.sent_at >= s.month_start + INTERVAL 1 MONTH AND k.sent_at < s.month_start + INTERVAL 2 MONTH
+                LEFT JOIN marts.customer_tiers t ON t.customer_id = k.customer_id AND t.month_start = s.month_start),
+             per_converter AS (
+                SELECT c.month_start, c.customer_id, count(*) AS conversions
+                FROM c WHERE converted GROUP BY ALL),
+             converter_value AS (
+                SELECT p.month_start, p.customer_id,
+                       coalesce(sum(x.profit), 0) / any_value(p.conversions) AS per_conversion
+                FROM per_converter p LEFT JOIN txn x ON x.customer_id = p.customer_id
+                 AND {within("x.booked_at", K, "p.month_start")}
+                GROUP BY ALL)
+        SELECT c.month_start, value_tier, campaign_id, product_offered, count(*),
+               count(*) FILTER (WHERE responded), count(*) FILTER (WHERE converted),
+               round(median(date_diff('minute', sent_at, responded_at) / 60.0), 2),
+               sum(CAST(cost AS DECIMAL(18, 2))),
+               round(sum(CASE WHEN converted THEN v.per_conversion ELSE 0 END), 2)
+        FROM c LEFT JOIN converter_value v USING (month_start, customer_id)
+        GROUP BY GROUPING SETS ((c.month_start, value_tier),
+                                (c.month_start, value_tier, campaign_id, product_offered))""",
+    )
+    actual = rows(
+        con,
+        """SELECT month_start, value_tier, campaign_id, product_offered, contacts, responses, conversions,
+                  median_response_hours, cost, attributed_value
+           FROM evaluation.eval_campaign_conversion_monthly""",
+    )
+
+    def money(r):
+        return (*r[:7], None if r[7] is None else round(float(r[7]), 2), Decimal(r[8]), round(float(r[9]), 2))
+
+    assert [money(r) for r in actual] == [money(r) for r in expected]
+    roi = con.execute(
+        "SELECT bool_and(roi = round(attributed_value / cost, 2)), count(*) FILTER (WHERE value_tier = 'untiered') "
+        "FROM evaluation.eval_campaign_conversion_monthly WHERE cost > 0"
+    ).fetchone()
+    assert roi[0] and roi[1] > 0  # customers who joined after the scored month are counted, not dropped
+
+
+def test_tier_migration_matrix_and_two_tier_jumps(con):
+    pairs = """
+        WITH months AS (SELECT DISTINCT month_start AS m FROM marts.customer_tiers),
+             moved AS (SELECT m, m - INTERVAL 1 MONTH AS before FROM months WHERE m > (SELECT min(m) FROM months)),
+             now AS (SELECT t.* FROM marts.customer_tiers t JOIN moved ON t.month_start = moved.m),
+             prev AS (SELECT t.*, moved.m FROM marts.customer_tiers t JOIN moved ON t.month_start = moved.before)
+        SELECT coalesce(now.customer_id, prev.customer_id) AS customer_id, coalesce(now.month_start, prev.m) AS m,
+               coalesce(prev.value_tier, 'new') AS f, coalesce(now.value_tier, 'churned') AS t
+        FROM now FULL JOIN prev ON prev.customer_id = now.customer_id AND prev.m = now.month_start"""
+    expected = rows(con, f"SELECT m, f, t, count(*) FROM ({pairs}) GROUP BY ALL")
+    actual = rows(con, "SELECT month_start, from_tier, to_tier, customers FROM evaluation.eval_tier_migration_monthly")
+    assert actual == expected
+    jumps = rows(con, f"SELECT customer_id, m, f, t FROM ({pairs}) WHERE (f, t) IN (('high', 'low'), ('low', 'high'))")
+    assert rows(con, "SELECT customer_id, month_start, from_tier, to_tier FROM evaluation.eval_tier_jumps") == jumps
+    totals = con.execute("""
+        SELECT bool_and(moved = tiered) FROM (
+            SELECT month_start, sum(customers) FILTER (WHERE to_tier <> 'churned') AS moved
+            FROM evaluation.eval_tier_migration_monthly GROUP BY 1)
+        JOIN (SELECT month_start, count(*) AS tiered FROM marts.customer_tiers GROUP BY 1) USING (month_start)
+        """).fetchone()[0]
+    assert totals
+
+
+def test_nps_and_satisfaction_by_tier(con):
+    expected = rows(
+        con,
+        f"""
+        WITH t AS (SELECT * FROM marts.customer_tiers WHERE month_start + INTERVAL {K} MONTH <= (FROM last_month)),
+             n AS (SELECT t.month_start, t.value_tier, count(*) AS answers,
+                          count(*) FILTER (WHERE score >= 9) AS promoters,
+                          count(*) FILTER (WHERE score <= 6) AS detractors
+                   FROM t JOIN {landing_sql("nps_responses")} r ON r.customer_id = t.customer_id
+                    AND {within("r.answered_at", K)} GROUP BY ALL),
+             s AS (SELECT t.month_start, t.value_tier, count(*) AS interactions,
+                          count(*) FILTER (WHERE kind = 'complaint') AS complaints, round(avg(satisfaction), 2) AS sat
+                   FROM t JOIN {landing_sql("service_interactions")} i ON i.customer_id = t.customer_id
+                    AND {within("i.opened_at", K)} GROUP BY ALL)
+        SELECT month_start, value_tier, answers, promoters, detractors,
+               round(100.0 * (promoters - detractors) / answers, 1), interactions, complaints, sat
+        FROM n JOIN s USING (month_start, value_tier)""",
+    )
+    actual = rows(
+        con,
+        """SELECT month_start, value_tier, nps_answers, promoters, detractors, nps, service_interactions, complaints,
+                  mean_satisfaction FROM evaluation.eval_satisfaction_monthly""",
+    )
+    assert [(*r[:5], float(r[5]), *r[6:8], float(r[8])) for r in actual] == [
+        (*r[:5], float(r[5]), *r[6:8], float(r[8])) for r in expected
+    ]
+
+
+def test_backtest_gini_tiers_and_calibration_against_realised_value(con):
+    horizon = business_parameters().label_horizon_months
+    realised = con.execute(f"""
+        SELECT t.month_start, t.customer_id, t.value_tier, t.predicted_value, r.rfm_weighted_score, r.value_tier,
+               coalesce(sum(x.profit), 0) AS realised
+        FROM marts.customer_tiers t JOIN marts.customer_tiers_rfm r USING (customer_id, month_start)
+        LEFT JOIN txn x ON x.customer_id = t.customer_id
+         AND {within("x.booked_at", horizon)}
+        WHERE t.month_start + INTERVAL {horizon} MONTH <= (FROM last_month)
+        GROUP BY ALL ORDER BY t.month_start, t.customer_id""").df()
+    marts = {
+        (m, r): (float(g), float(a))
+        for m, r, g, a in con.execute(
+            "SELECT month_start, ranking, normalized_gini, tier_accuracy FROM evaluation.eval_model_backtest_monthly"
+        ).fetchall()
+    }
+    deciles = con.execute(
+        "SELECT month_start, decile, mean_predicted_value, mean_realised_value "
+        "FROM evaluation.eval_calibration_deciles_monthly"
+    ).df()
+    assert len(marts) == 2 * realised.month_start.nunique()
+    for month, frame in realised.groupby("month_start"):
+        value = frame.realised.astype(float).to_numpy()
+        order = np.lexsort((frame.customer_id.to_numpy(), -value))  # realised rank, ties by customer id
+        rank = np.empty(len(frame), dtype=int)
+        rank[order] = np.arange(1, len(frame) + 1)
+        realised_tier = np.where(
+            rank <= round(0.1 * len(frame)), "high", np.where(rank <= round(0.4 * len(frame)), "mid", "low")
+        )
+        for ranking, score, tier in (
+            ("tiers", frame.predicted_value, frame.value_tier),
+            ("rfm", frame.rfm_weighted_score, frame.value_tier_1),
+        ):
+            gini, accuracy = marts[(month.date(), ranking)]
+            assert gini == pytest.approx(normalized_gini(score.astype(float), value), abs=1e-4), (month, ranking)
+            assert accuracy == pytest.approx(np.mean(tier.to_numpy() == realised_tier), abs=1e-4), (month, ranking)
+        n = len(frame)
+        decile = np.empty(n, dtype=int)  # ntile(10): ten groups in order, the first n % 10 one larger
+        decile[np.lexsort((frame.customer_id.to_numpy(), -frame.predicted_value.to_numpy()))] = np.repeat(
+            np.arange(1, 11), [n // 10 + (d < n % 10) for d in range(10)]
+        )
+        by_decile = frame.assign(decile=decile).groupby("decile")
+        month_deciles = deciles[deciles.month_start == month].set_index("decile").sort_index()
+        assert np.allclose(
+            month_deciles.mean_realised_value.astype(float), by_decile.realised.mean().astype(float), atol=0.006
+        )
+        assert np.allclose(
+            month_deciles.mean_predicted_value.astype(float), by_decile.predicted_value.mean(), atol=0.006
+        )
+        gini_tiers, gini_rfm = marts[(month.date(), "tiers")][0], marts[(month.date(), "rfm")][0]
+        assert gini_tiers > gini_rfm  # the model orders value better than the RFM baseline
+
+
+def test_ground_truth_confirms_the_high_tier_retains_better_and_is_worth_more(con):
+    """The generator's ground truth, not the warehouse: true churn and true profit after each month."""
+    truth = con.execute(f"""
+        WITH truth AS (SELECT customer_id, CAST(month || '-01' AS DATE) AS m, profit_contribution, churned_this_month
+                       FROM read_parquet('{TRUTH}/monthly_value.parquet')),
+             after AS (
+                SELECT t.value_tier, bool_or(x.churned_this_month) AS churned, sum(x.profit_contribution) AS profit
+                FROM marts.customer_tiers t JOIN truth x ON x.customer_id = t.customer_id
+                 AND x.m > t.month_start AND x.m <= t.month_start + INTERVAL {K} MONTH
+                WHERE t.month_start + INTERVAL {K} MONTH <= (FROM last_month)
+                GROUP BY t.value_tier, t.customer_id, t.month_start)
+        SELECT value_tier, avg(CASE WHEN churned THEN 1.0 ELSE 0.0 END), avg(profit)
+        FROM after GROUP BY 1""").fetchall()
+    churn = {tier: c for tier, c, _ in truth}
+    value = {tier: v for tier, _, v in truth}
+    assert churn["high"] < churn["low"] and value["high"] > 3 * value["low"]
+    measured = dict(
+        con.execute(f"""SELECT value_tier, sum(retained_{K}m) / sum(customers)
+                        FROM evaluation.eval_retention_monthly WHERE breakdown = 'tier' GROUP BY 1""").fetchall()
+    )
+    assert measured["high"] > measured["low"]

@@ -10,6 +10,13 @@
     {{ dbt.dateadd('month', -longest_outcome_window(), "cast('" ~ window_start() ~ "' as date)") }}
 {%- endmacro %}
 
+{#- True for the months whose tier moves a run rewrites: the run's months, and the month after its
+    last, whose 'from' side the run may have rescored. -#}
+{% macro in_moved_months(column) -%}
+    {{ column }} between cast('{{ window_start() }}' as date)
+        and {{ dbt.dateadd('month', 1, "cast('" ~ run_end_month() ~ "' as date)") }}
+{%- endmacro %}
+
 {#- True for the scored months an evaluation run rewrites. -#}
 {% macro in_evaluated_months(column) -%}
     {{ column }} between {{ first_evaluated_month() }} and cast('{{ run_end_month() }}' as date)

@@ -10,11 +10,7 @@
 {% set k = var('outcome_months') %}
 
 with months as (
-    select
-        processed.month_start,
-        row_number() over (order by processed.month_start) as month_index,
-        {{ uses_profit_measure('processed.month_start') }} as uses_profit
-    from {{ ref('int_months') }} as processed
+    select * from {{ ref('int_evaluation_months') }}
 ),
 
 evaluated as (
@@ -23,7 +19,7 @@ evaluated as (
     inner join months as sent
         on sent.month_index = m.month_index + 1
     where {{ in_evaluated_months('m.month_start') }}
-      and m.month_index + {{ k }} <= (select max(month_index) from months)
+      and m.months_after >= {{ k }}
 ),
 
 contacts as (

@@ -14,5 +14,4 @@ from {{ ref('int_tier_moves') }} as m
 inner join {{ source('marts', 'customer_tiers') }} as t
     on t.customer_id = m.customer_id and t.month_start = m.month_start
 where m.moved_two_tiers
-  and m.month_start between cast('{{ window_start() }}' as date)
-      and {{ dbt.dateadd('month', 1, "cast('" ~ run_end_month() ~ "' as date)") }}
+  and {{ in_moved_months('m.month_start') }}

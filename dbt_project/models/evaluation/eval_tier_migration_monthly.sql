@@ -11,6 +11,5 @@ select
         as share_of_from_tier,
     count(*) filter (where moved_two_tiers) as moved_two_tiers
 from {{ ref('int_tier_moves') }}
-where month_start between cast('{{ window_start() }}' as date)
-    and {{ dbt.dateadd('month', 1, "cast('" ~ run_end_month() ~ "' as date)") }}
+where {{ in_moved_months('month_start') }}
 group by month_start, from_tier, to_tier

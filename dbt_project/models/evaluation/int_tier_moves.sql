@@ -12,8 +12,7 @@ moved_months as (
     select month_start, previous_month
     from months
     where previous_month is not null
-      and month_start between cast('{{ window_start() }}' as date)
-          and {{ dbt.dateadd('month', 1, "cast('" ~ run_end_month() ~ "' as date)") }}
+      and {{ in_moved_months('month_start') }}
 ),
 
 this_month as (

@@ -13,11 +13,7 @@
 {% set longest = longest_outcome_window() %}
 
 with months as (
-    select
-        processed.month_start,
-        row_number() over (order by processed.month_start) as month_index,
-        {{ uses_profit_measure('processed.month_start') }} as uses_profit
-    from {{ ref('int_months') }} as processed
+    select * from {{ ref('int_evaluation_months') }}
 ),
 
 scored as (
@@ -32,7 +28,7 @@ scored as (
         t.clv_12m,
         m.month_index,
         m.uses_profit,
-        least((select max(month_index) from months) - m.month_index, {{ longest }}) as months_observed
+        least(m.months_after, {{ longest }}) as months_observed
     from {{ source('marts', 'customer_tiers') }} as t
     inner join months as m
         on m.month_start = t.month_start
@@ -45,6 +41,7 @@ activity_after as (
         s.customer_id,
         s.month_start,
         m.month_index - s.month_index as months_after,
+        s.value_horizon_months,
         case when s.uses_profit then x.profit_contribution else x.transaction_amount end as value,
         x.profit_contribution,
         x.transaction_amount,
@@ -67,10 +64,8 @@ activity as (
         sum(a.transaction_amount) filter (where a.months_after <= {{ k }}) as amount_{{ k }}m,
         sum(a.transaction_count) filter (where a.months_after <= {{ k }}) as transactions_{{ k }}m,
         {%- endfor %}
-        sum(a.value) filter (where a.months_after <= s.value_horizon_months) as value_over_horizon
+        sum(a.value) filter (where a.months_after <= a.value_horizon_months) as value_over_horizon
     from activity_after as a
-    inner join scored as s
-        on s.customer_id = a.customer_id and s.month_start = a.month_start
     group by a.customer_id, a.month_start
 ),
 

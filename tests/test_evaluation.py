@@ -7,9 +7,11 @@ from decimal import Decimal
 
 import duckdb
 import numpy as np
+import pandas as pd
 import pytest
 
 from tests.conftest import TRUTH, WAREHOUSE, landing_sql
+from valuetier.generator import true_conversion_uplift
 from valuetier.metrics import normalized_gini
 from valuetier.parameters import business_parameters
 
@@ -52,6 +54,7 @@ def test_every_evaluation_mart_fills_every_month_with_outcomes(con, pipeline_run
         "eval_retention_monthly": months[:-1],
         "tier_evaluation_monthly": months[:-K],
         "eval_campaign_conversion_monthly": months[:-K],
+        "eval_campaign_ab_monthly": months[:-K],
         "eval_satisfaction_monthly": months[:-K],
         "eval_tier_migration_monthly": months[1:],
         "eval_model_backtest_monthly": months[: -business_parameters().label_horizon_months],
@@ -144,6 +147,7 @@ def test_campaign_conversion_cost_and_roi_by_tier_and_campaign(con):
                 FROM scored s
                 JOIN {landing_sql("campaign_contacts")} k
                   ON k.sent_at >= s.month_start + INTERVAL 1 MONTH AND k.sent_at < s.month_start + INTERVAL 2 MONTH
+                 AND k.test_group = 'treatment'
                 LEFT JOIN marts.customer_tiers t ON t.customer_id = k.customer_id AND t.month_start = s.month_start),
              per_converter AS (
                 SELECT c.month_start, c.customer_id, count(*) AS conversions
@@ -179,6 +183,97 @@ def test_campaign_conversion_cost_and_roi_by_tier_and_campaign(con):
         "FROM evaluation.eval_campaign_conversion_monthly WHERE cost > 0"
     ).fetchone()
     assert roi[0] and roi[1] > 0  # customers who joined after the scored month are counted, not dropped
+
+
+def ab_selected(con) -> pd.DataFrame:
+    """Every customer an A/B campaign selected in the month after a scored month (both groups), with
+    the scored month's tier, whether they opened the offered product by the end of the outcome
+    window, and their profit over it: from the landing files, by calendar dates."""
+    return con.execute(f"""
+        WITH scored AS (SELECT DISTINCT month_start FROM marts.customer_tiers
+                        WHERE month_start + INTERVAL {K} MONTH <= (FROM last_month)),
+             sel AS (
+                SELECT s.month_start, coalesce(t.value_tier, 'untiered') AS value_tier, k.*
+                FROM scored s
+                JOIN {landing_sql("campaign_contacts")} k
+                  ON k.sent_at >= s.month_start + INTERVAL 1 MONTH AND k.sent_at < s.month_start + INTERVAL 2 MONTH
+                LEFT JOIN marts.customer_tiers t ON t.customer_id = k.customer_id AND t.month_start = s.month_start)
+        SELECT sel.month_start, sel.campaign_id, sel.value_tier, sel.customer_id,
+               sel.test_group = 'treatment' AS treated,
+               CAST(sel.cost AS DECIMAL(18, 2)) AS cost,
+               EXISTS (SELECT 1 FROM {landing_sql("accounts")} a
+                       WHERE a.customer_id = sel.customer_id AND a.product_type = sel.product_offered
+                         AND CAST(a.opened_at AS DATE) >= CAST(sel.sent_at AS DATE)
+                         AND CAST(a.opened_at AS DATE) < sel.month_start + INTERVAL {K + 1} MONTH) AS converted,
+               CAST(coalesce((SELECT sum(x.profit) FROM txn x WHERE x.customer_id = sel.customer_id
+                               AND {within("x.booked_at", K, "sel.month_start")}), 0) AS DOUBLE) AS value
+        FROM sel
+        WHERE sel.campaign_id IN (SELECT campaign_id FROM {landing_sql("campaign_contacts")}
+                                  WHERE test_group = 'control')""").df()
+
+
+def test_ab_uplift_in_conversion_and_value_by_tier_with_confidence_intervals(con):
+    selected = ab_selected(con)
+    z = 1.96
+    expected = {}
+    for tier_column in ("value_tier", None):
+        frame = selected if tier_column else selected.assign(value_tier="all")
+        for (month, campaign, tier), g in frame.groupby(["month_start", "campaign_id", "value_tier"]):
+            t, c = g[g.treated], g[~g.treated]
+            if len(t) == 0 or len(c) == 0:
+                continue
+            pt, pc = t.converted.mean(), c.converted.mean()
+            se = np.sqrt(pt * (1 - pt) / len(t) + pc * (1 - pc) / len(c))
+            vu = t.value.mean() - c.value.mean()
+            vse = np.sqrt(t.value.var(ddof=1) / len(t) + c.value.var(ddof=1) / len(c))
+            expected[(month.date(), campaign, tier)] = (
+                len(t), len(c), pt, pc, pt - pc, pt - pc - z * se, pt - pc + z * se,
+                t.value.mean(), c.value.mean(), vu, vu - z * vse, vu + z * vse, float(g.cost.sum()),
+            )  # fmt: skip
+    actual = {
+        (r[0], r[1], r[2]): tuple(float(v) if v is not None else np.nan for v in r[3:])
+        for r in con.execute("""
+            SELECT month_start, campaign_id, value_tier, treated, controls, treated_conversion_rate,
+                   control_conversion_rate, conversion_uplift, conversion_uplift_low, conversion_uplift_high,
+                   treated_mean_value, control_mean_value, value_uplift, value_uplift_low, value_uplift_high, cost
+            FROM evaluation.eval_campaign_ab_monthly""").fetchall()
+    }
+    assert actual.keys() == expected.keys()
+    assert {k[2] for k in actual} >= {"high", "mid", "low", "all"}
+    tolerance = (0, 0, *[1e-4 + 1e-9] * 5, *[0.01 + 1e-9] * 5, 1e-6)  # rounded to 4 places, money to 2
+    for key, want in expected.items():
+        assert np.allclose(actual[key], want, atol=tolerance, rtol=0, equal_nan=True), (key, actual[key], want)
+    # Control rows are selected customers, not contacts: they cost nothing and never respond.
+    control = con.execute(f"""SELECT count(*), sum(CAST(cost AS DOUBLE)), count(responded_at)
+                             FROM {landing_sql("campaign_contacts")} WHERE test_group = 'control'""").fetchone()
+    assert control[0] > 0 and control[1:] == (0, 0)
+
+
+def test_ab_confidence_intervals_cover_the_true_uplift(con):
+    """The generator's ground truth: each selected customer's true uplift in the chance of opening
+    the offered product (valuetier.generator.true_conversion_uplift of their appetite)."""
+    traits = pd.read_parquet(TRUTH / "customer_traits.parquet", columns=["customer_id", "product_appetite"])
+    selected = ab_selected(con).merge(traits, on="customer_id")
+    truth = (
+        selected.assign(uplift=true_conversion_uplift(selected.product_appetite.to_numpy()))
+        .groupby("month_start")
+        .uplift.mean()
+    )
+    marts = con.execute("""SELECT month_start, conversion_uplift_low, conversion_uplift_high, treated, controls,
+                                  treated_conversion_rate, control_conversion_rate
+                           FROM evaluation.eval_campaign_ab_monthly WHERE value_tier = 'all'""").df()
+    covered = [
+        float(r.conversion_uplift_low) <= truth[pd.Timestamp(r.month_start)] <= float(r.conversion_uplift_high)
+        for r in marts.itertuples()
+    ]
+    assert len(covered) == len(truth) and sum(covered) >= 0.8 * len(covered), (covered, truth)
+    # Pooled over the months, the uplift is clearly positive and close to the truth.
+    nt, nc = marts.treated.sum(), marts.controls.sum()
+    pt = (marts.treated * marts.treated_conversion_rate.astype(float)).sum() / nt
+    pc = (marts.controls * marts.control_conversion_rate.astype(float)).sum() / nc
+    se = np.sqrt(pt * (1 - pt) / nt + pc * (1 - pc) / nc)
+    pooled_truth = selected.assign(u=true_conversion_uplift(selected.product_appetite.to_numpy())).u.mean()
+    assert pt - pc - 1.96 * se > 0 and abs(pt - pc - pooled_truth) < 1.96 * se
 
 
 def test_tier_migration_matrix_and_two_tier_jumps(con):

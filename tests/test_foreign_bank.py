@@ -147,7 +147,8 @@ def test_the_evaluation_is_filled_on_revenue_without_the_optional_sources(foreig
         assert months("eval_tier_migration_monthly") == MONTHS - 1
         assert months("tier_evaluation_monthly", "value_measure = 'revenue' AND realised_value > 0") == MONTHS - 3
         assert months("eval_satisfaction_monthly", "nps_answers = 0 AND nps IS NULL AND complaints = 0") == MONTHS - 3
-        assert con.execute("SELECT count(*) FROM evaluation.eval_campaign_conversion_monthly").fetchone()[0] == 0
+        for campaigns in ("eval_campaign_conversion_monthly", "eval_campaign_ab_monthly"):
+            assert con.execute(f"SELECT count(*) FROM evaluation.{campaigns}").fetchone()[0] == 0
         backtest = con.execute("""
             SELECT count(DISTINCT month_start), list(DISTINCT value_horizon_months), list(DISTINCT value_measure),
                    min(normalized_gini) FILTER (WHERE ranking = 'tiers')

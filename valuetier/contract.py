@@ -177,6 +177,8 @@ SOURCES: dict[str, Source] = {
                 Column("responded_at", "TIMESTAMP", required=False),
                 Column("converted_at", "TIMESTAMP", required=False),
                 Column("cost", MONEY, required=False, min=0, max=1e6),
+                # A/B campaigns: 'control' rows are customers selected but held out (not contacted).
+                Column("test_group", "VARCHAR", required=False, allowed=("treatment", "control")),
             ),
         ),
         Source(

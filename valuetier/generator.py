@@ -129,6 +129,28 @@ FOREIGN_CODES = {
 # A code the bank's mapping does not list: loaded as 'other' (unmapped: other), one row in this many.
 FOREIGN_UNMAPPED_TXN_CODE, FOREIGN_UNMAPPED_EVERY = "fx_conversion", 97
 MARGIN_COLUMNS = ("fee_income", "net_interest_margin")
+# The campaigns' A/B design: a share of the customers each campaign selects is held out as control
+# (not contacted: delivered with test_group 'control', no cost, no response), drawn from a random
+# stream of its own. Customers of both groups may open the offered product unprompted (organic
+# uptake); a contact adds the conversions it causes on top.
+CONTROL_SHARE = 0.2
+CONVERSION_GIVEN_RESPONSE = 0.35
+
+
+def response_probability(appetite: np.ndarray) -> np.ndarray:
+    """Chance that a contacted customer responds."""
+    return 0.05 + 0.5 * appetite
+
+
+def organic_uptake(appetite: np.ndarray) -> np.ndarray:
+    """Chance that a selected customer opens the offered product without being contacted."""
+    return 0.01 + 0.05 * appetite
+
+
+def true_conversion_uplift(appetite: np.ndarray) -> np.ndarray:
+    """Ground truth of the A/B evaluation: how much a contact raises the chance of opening the offered
+    product (the conversions it causes, less those who would have opened it anyway)."""
+    return response_probability(appetite) * CONVERSION_GIVEN_RESPONSE * (1 - organic_uptake(appetite))
 
 
 @dataclass(frozen=True)
@@ -617,12 +639,16 @@ def _activity_tables(ctx: _MonthContext, idx: np.ndarray, new_products: list, va
         }
     )
 
-    # Campaigns: one campaign a month reaches ~15 % of customers; appetite drives responses.
+    # Campaigns: one campaign a month selects ~15 % of customers; appetite drives responses. The
+    # control group is drawn after the main stream's draws, from its own stream.
     contacted = idx[rng.random(n) < 0.15]
     kc = len(contacted)
     product = 1 + rng.choice(len(EXTRA_PRODUCTS), size=kc, p=EXTRA_PRODUCT_P)
-    responded = rng.random(kc) < 0.05 + 0.5 * pop.appetite[contacted]
-    converted = responded & (rng.random(kc) < 0.35)
+    ab_rng = np.random.default_rng([ctx.cfg.seed, 5, m, int(idx[0]) if n else 0])
+    control = ab_rng.random(kc) < CONTROL_SHARE
+    organic = ab_rng.random(kc) < organic_uptake(pop.appetite[contacted])
+    responded = (rng.random(kc) < response_probability(pop.appetite[contacted])) & ~control
+    converted = responded & (rng.random(kc) < CONVERSION_GIVEN_RESPONSE)
     sent = start_us + rng.integers(0, month_us // 2, kc)
     responded_at = sent + (rng.exponential(36, kc) * 3_600_000_000).astype("int64")
     responded_at = np.minimum(responded_at, start_us + month_us - 2_000_000)
@@ -641,10 +667,12 @@ def _activity_tables(ctx: _MonthContext, idx: np.ndarray, new_products: list, va
             "sent_at": _ts(sent),
             "responded_at": _optional_ts(responded_at, responded),
             "converted_at": _optional_ts(converted_at, converted),
-            "cost": _money(np.where(channel == "sms", 0.3, 0.05)),
+            "cost": _money(np.where(control, 0.0, np.where(channel == "sms", 0.3, 0.05))),
+            "test_group": pa.array(np.where(control, "control", "treatment").tolist(), type=pa.string()),
         }
     )
-    new_products.append((contacted[converted], product[converted]))
+    opens = converted | organic
+    new_products.append((contacted[opens], product[opens]))
 
     # NPS: a small survey sample; scores follow temper and recent complaints.
     surveyed = idx[rng.random(n) < 0.04]

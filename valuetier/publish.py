@@ -56,6 +56,7 @@ PUBLISHED_MARTS = (
             "tier_evaluation_monthly",
             "eval_retention_monthly",
             "eval_campaign_conversion_monthly",
+            "eval_campaign_ab_monthly",
             "eval_tier_migration_monthly",
             "eval_tier_jumps",
             "eval_satisfaction_monthly",

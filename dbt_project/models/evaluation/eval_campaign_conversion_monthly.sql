@@ -3,7 +3,8 @@
 -- contacts sent in the month after a scored month, by that month's tier (breakdown 'tier') and by
 -- tier, campaign and product offered (breakdown 'campaign'), once the main outcome window (var
 -- outcome_months) after the scored month is processed. Contacts of customers the scored month had
--- not tiered yet (they joined after it) count under tier 'untiered'.
+-- not tiered yet (they joined after it) count under tier 'untiered'. Control rows of an A/B
+-- campaign (selected, not contacted) are not contacts: eval_campaign_ab_monthly compares them.
 -- Attributed value (last touch): what the converted customers brought over the outcome window, in
 -- the scored month's value measure, split evenly over a customer's conversions in the month. It is
 -- an upper bound on what the campaign caused; the A/B evaluation measures the uplift itself.
@@ -13,34 +14,24 @@ with months as (
     select * from {{ ref('int_evaluation_months') }}
 ),
 
-evaluated as (
-    select m.month_start, m.month_index, m.uses_profit, sent.month_start as sent_month
-    from months as m
-    inner join months as sent
-        on sent.month_index = m.month_index + 1
-    where {{ in_evaluated_months('m.month_start') }}
-      and m.months_after >= {{ k }}
-),
-
 contacts as (
     select
-        e.month_start,
-        e.month_index,
-        e.uses_profit,
-        c.contact_id,
-        c.customer_id,
-        c.campaign_id,
-        c.product_offered,
-        c.cost,
-        c.responded_at is not null as responded,
-        c.converted_at is not null as converted,
-        {{ dbt.datediff('c.sent_at', 'c.responded_at', 'minute') }} / 60.0 as response_hours,
-        coalesce(t.value_tier, 'untiered') as value_tier
-    from evaluated as e
-    inner join {{ ref('stg_campaign_contacts') }} as c
-        on c.sent_at >= e.sent_month and c.sent_at < {{ dbt.dateadd('month', 1, 'e.sent_month') }}
-    left join {{ source('marts', 'customer_tiers') }} as t
-        on t.customer_id = c.customer_id and t.month_start = e.month_start
+        month_start,
+        month_index,
+        uses_profit,
+        contact_id,
+        customer_id,
+        campaign_id,
+        product_offered,
+        cost,
+        responded_at is not null as responded,
+        converted_at is not null as converted,
+        {{ dbt.datediff('sent_at', 'responded_at', 'minute') }} / 60.0 as response_hours,
+        value_tier
+    from {{ ref('int_campaign_contacts_by_tier') }}
+    where {{ in_evaluated_months('month_start') }}
+      and months_after >= {{ k }}
+      and test_group = 'treatment'
 ),
 
 converters as (

@@ -8,5 +8,7 @@ select
     sent_at,
     responded_at,
     converted_at,
-    cast(coalesce(cost, 0) as decimal(18, 2)) as cost
+    cast(coalesce(cost, 0) as decimal(18, 2)) as cost,
+    -- Without an A/B design every row is a contact sent.
+    coalesce(test_group, 'treatment') as test_group
 from {{ source('raw', 'campaign_contacts') }}

@@ -1,0 +1,133 @@
+{{ incremental_by_month() }}
+-- A/B evaluation of the campaigns that hold out a control group (contacts with test_group
+-- 'control': selected, not contacted): per scored month, campaign of the following month and the
+-- tier the customers held in the scored month ('all' for the campaign's total), the treated and
+-- control groups' conversion and value over the outcome window (var outcome_months), and the
+-- uplift (treated minus control) with a normal confidence interval (var ab_confidence_z; Welch's
+-- standard error for value). Conversion is measured the same way in both groups, since control
+-- customers never answer a contact: the customer opened an account of the offered product between
+-- the send and the window's end (null without an accounts delivery). Value is the scored month's
+-- value measure over the window, zero for a customer with no transactions.
+{% set k = var('outcome_months') %}
+{% set z = var('ab_confidence_z') %}
+
+with months as (
+    select * from {{ ref('int_evaluation_months') }}
+),
+
+ab_campaigns as (
+    select campaign_id
+    from {{ ref('stg_campaign_contacts') }}
+    group by campaign_id
+    having count(*) filter (where test_group = 'control') > 0
+),
+
+selected as (
+    select
+        c.month_start,
+        c.month_index,
+        c.uses_profit,
+        {{ dbt.dateadd('month', k + 1, 'c.month_start') }} as window_end,
+        c.contact_id,
+        c.customer_id,
+        c.campaign_id,
+        c.product_offered,
+        c.sent_at,
+        c.test_group = 'treatment' as treated,
+        c.cost,
+        c.value_tier
+    from {{ ref('int_campaign_contacts_by_tier') }} as c
+    inner join ab_campaigns as ab
+        on ab.campaign_id = c.campaign_id
+    where {{ in_evaluated_months('c.month_start') }}
+      and c.months_after >= {{ k }}
+),
+
+accounts_delivered as (
+    select count(*) > 0 as delivered from {{ ref('stg_accounts') }}
+),
+
+openings as (
+    select distinct s.contact_id
+    from selected as s
+    inner join {{ ref('stg_accounts') }} as a
+        on a.customer_id = s.customer_id
+        and a.product_type = s.product_offered
+        and a.opened_at >= cast(s.sent_at as date)
+        and a.opened_at < s.window_end
+),
+
+window_value as (
+    select
+        s.contact_id,
+        sum(case when s.uses_profit then x.profit_contribution else x.transaction_amount end) as value
+    from selected as s
+    inner join {{ ref('int_transactions_by_customer_month') }} as x
+        on x.customer_id = s.customer_id
+    inner join months as m
+        on m.month_start = x.month_start
+        and m.month_index between s.month_index + 1 and s.month_index + {{ k }}
+    group by s.contact_id
+),
+
+outcomes as (
+    select
+        s.*,
+        case when d.delivered then cast(o.contact_id is not null as integer) end as converted,
+        cast(coalesce(v.value, 0) as double) as value
+    from selected as s
+    cross join accounts_delivered as d
+    left join openings as o on o.contact_id = s.contact_id
+    left join window_value as v on v.contact_id = s.contact_id
+),
+
+groups as (
+    select
+        month_start,
+        campaign_id,
+        case when grouping(value_tier) = 1 then 'all' else value_tier end as value_tier,
+        count(*) filter (where treated) as treated,
+        count(*) filter (where not treated) as controls,
+        avg(converted) filter (where treated) as p_t,
+        avg(converted) filter (where not treated) as p_c,
+        avg(value) filter (where treated) as value_t,
+        avg(value) filter (where not treated) as value_c,
+        var_samp(value) filter (where treated) as var_t,
+        var_samp(value) filter (where not treated) as var_c,
+        sum(cost) as cost
+    from outcomes
+    group by grouping sets ((month_start, campaign_id, value_tier), (month_start, campaign_id))
+),
+
+uplifts as (
+    select
+        *,
+        p_t - p_c as conversion_uplift,
+        sqrt(p_t * (1 - p_t) / treated + p_c * (1 - p_c) / controls) as conversion_se,
+        value_t - value_c as value_uplift,
+        sqrt(var_t / treated + var_c / controls) as value_se
+    from groups
+    where treated > 0 and controls > 0
+)
+
+select
+    month_start,
+    campaign_id,
+    value_tier,
+    {{ k }} as outcome_months,
+    treated,
+    controls,
+    cast(round(p_t, 4) as decimal(7, 4)) as treated_conversion_rate,
+    cast(round(p_c, 4) as decimal(7, 4)) as control_conversion_rate,
+    cast(round(conversion_uplift, 4) as decimal(7, 4)) as conversion_uplift,
+    cast(round(conversion_uplift - {{ z }} * conversion_se, 4) as decimal(7, 4)) as conversion_uplift_low,
+    cast(round(conversion_uplift + {{ z }} * conversion_se, 4) as decimal(7, 4)) as conversion_uplift_high,
+    cast(round(value_t, 2) as decimal(18, 2)) as treated_mean_value,
+    cast(round(value_c, 2) as decimal(18, 2)) as control_mean_value,
+    cast(round(value_uplift, 2) as decimal(18, 2)) as value_uplift,
+    cast(round(value_uplift - {{ z }} * value_se, 2) as decimal(18, 2)) as value_uplift_low,
+    cast(round(value_uplift + {{ z }} * value_se, 2) as decimal(18, 2)) as value_uplift_high,
+    cast(round(conversion_uplift * treated, 1) as decimal(18, 1)) as incremental_conversions,
+    cast(round(value_uplift * treated, 2) as decimal(18, 2)) as incremental_value,
+    cast(cost as decimal(18, 2)) as cost
+from uplifts

@@ -7,6 +7,7 @@ from orchestration.dbt import valuetier_dbt_evaluation, valuetier_dbt_models
 from orchestration.ingestion import ingestion_assets, new_month_sensor, quarantine_table
 from orchestration.jobs import build_months, monthly_pipeline
 from orchestration.model import quarterly_training, tiering_model, train_tiering_model
+from orchestration.monitoring import alert_checks, monitoring
 from orchestration.publishing import bi_marts
 from orchestration.quality import expectation_checks
 from orchestration.resources import build_resources
@@ -20,10 +21,11 @@ defs = dg.Definitions(
         customer_clv_monthly,
         customer_tiers,
         valuetier_dbt_evaluation,
+        monitoring,
         bi_marts,
         tiering_model,
     ],
-    asset_checks=expectation_checks,
+    asset_checks=[*expectation_checks, *alert_checks],
     jobs=[monthly_pipeline, build_months, train_tiering_model, rescore_tiers],
     schedules=[quarterly_training],
     sensors=[new_month_sensor, rescore_on_new_champion],

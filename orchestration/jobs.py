@@ -23,7 +23,7 @@ monthly_pipeline = dg.define_asset_job(
 build_months = dg.define_asset_job(
     name="build_months",
     selection=dg.AssetSelection.all()
-    - dg.AssetSelection.groups("model", "evaluation", "published")
+    - dg.AssetSelection.groups("model", "evaluation", "monitoring", "published")
     - dg.AssetSelection.assets(TIERS),
     partitions_def=month_partitions,
     executor_def=dg.in_process_executor,

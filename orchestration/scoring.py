@@ -90,14 +90,14 @@ def customer_tiers(
     )
 
 
-# The dbt evaluation group comes along: its tables are built from these tiers.
+# The dbt evaluation and the monitoring come along: they are built from these tiers.
 rescore_tiers = dg.define_asset_job(
     name="rescore_tiers",
-    selection=dg.AssetSelection.assets(TIERS) | dg.AssetSelection.groups("evaluation", "published"),
+    selection=dg.AssetSelection.assets(TIERS) | dg.AssetSelection.groups("evaluation", "monitoring", "published"),
     partitions_def=month_partitions,
     executor_def=dg.in_process_executor,
     description="Score months again with the current champion (after a promotion or a rollback) and "
-    "rebuild their tier evaluation.",
+    "rebuild their tier evaluation and monitoring.",
 )
 
 

@@ -24,7 +24,7 @@ def test_definitions_load_with_one_lineage_graph():
     stg = graph.get(dg.AssetKey(["staging", "stg_transactions"]))
     assert dg.AssetKey(["raw", "transactions"]) in stg.parent_keys
     groups = {graph.get(dg.AssetKey.from_user_string(k)).group_name for k in keys}
-    assert groups == {"raw", "staging", "intermediate", "marts", "evaluation", "published", "model"}
+    assert groups == {"raw", "staging", "intermediate", "marts", "evaluation", "monitoring", "published", "model"}
     # The evaluation reads the tiers the Python scoring writes: dbt marts -> scoring -> dbt evaluation.
     tiers = dg.AssetKey(["marts", "customer_tiers"])
     outcomes = dg.AssetKey(["evaluation", "int_tier_outcomes"])
@@ -33,11 +33,17 @@ def test_definitions_load_with_one_lineage_graph():
     # BI's published marts come last, after the tiers, the indicators and their evaluation.
     evaluation = {dg.AssetKey(m.name.split(".")) for m in PUBLISHED_MARTS if m.schema == "evaluation"}
     assert len(evaluation) >= 9 and all(graph.get(key).group_name == "evaluation" for key in evaluation)
+    alerts, drift = dg.AssetKey(["monitoring", "alerts"]), dg.AssetKey(["monitoring", "drift_monthly"])
     assert graph.get(dg.AssetKey(["published", "bi_marts"])).parent_keys == {
         tiers,
         dg.AssetKey(["marts", "customer_indicators_monthly"]),
         *evaluation,
+        alerts,
+        drift,
     }
+    # Monitoring measures the scored month's indicators and tiers.
+    assert graph.get(drift).parent_keys == {tiers, dg.AssetKey(["marts", "customer_indicators_monthly"])}
+    assert graph.get(alerts).parent_keys == {drift}
     assert graph.get(tiers).parent_keys == {
         dg.AssetKey(["marts", "customer_indicators_monthly"]),
         dg.AssetKey(["marts", "customer_clv_monthly"]),
@@ -98,8 +104,11 @@ def test_a_new_installation_builds_months_without_tiers_then_scores_them_once():
     score = defs.resolve_job_def("rescore_tiers").asset_layer.asset_graph
     published = dg.AssetKey(["published", "bi_marts"])
     assert published not in build.get_all_asset_keys()
-    assert {tiers, evaluation, published} <= set(score.get_all_asset_keys())
+    alerts = dg.AssetKey(["monitoring", "alerts"])
+    assert {tiers, evaluation, alerts, published} <= set(score.get_all_asset_keys())
+    assert alerts not in build.get_all_asset_keys()
     assert any(check.asset_key == tiers for check in score.asset_check_keys)
+    assert {c.name for c in score.asset_check_keys if c.asset_key == alerts} == {"no_error_alerts", "no_warning_alerts"}
 
 
 def test_the_dbt_resource_leaves_out_only_what_valuetier_does_not_use():

@@ -70,7 +70,7 @@ def test_make_ui_serves_the_code_location(pipeline_run):
         [repo] = _graphql(port, ASSETS)["repositoriesOrError"]["nodes"]
         assert {j["name"] for j in repo["jobs"]} >= {"monthly_pipeline", "train_tiering_model", "rescore_tiers"}
         groups = {g["groupName"] for g in repo["assetGroups"]}
-        assert groups == {"raw", "staging", "intermediate", "marts", "evaluation", "published", "model"}
+        assert groups == {"raw", "staging", "intermediate", "marts", "evaluation", "monitoring", "published", "model"}
         assert sorted(s["name"] for s in repo["sensors"]) == ["new_month_sensor", "rescore_on_new_champion"]
         # The Great Expectations suite shows as a blocking check on the asset it checks.
         node = _graphql(port, CHECKS)["assetNodeOrError"]

@@ -65,6 +65,8 @@ PUBLISHED_MARTS = (
             "eval_calibration_deciles_monthly",
         )
     ),
+    Mart("monitoring", "alerts"),
+    Mart("monitoring", "drift_monthly"),
 )
 
 

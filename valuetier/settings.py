@@ -68,6 +68,7 @@ class Settings:
     dbt_project_dir: Path
     dbt_target: str
     mapping_file: Path | None = None  # VALUETIER_MAPPING; default: mapping.yml in the landing folder
+    alert_webhook_url: str | None = None  # VALUETIER_ALERT_WEBHOOK; without it alerts go to alerts_file
     duckdb: DuckDBLimits = DuckDBLimits()
 
     @property
@@ -93,6 +94,11 @@ class Settings:
         return self.warehouse_dir / "quality"
 
     @property
+    def alerts_file(self) -> Path:
+        """The monitoring alerts of every run, one JSON line each (valuetier.notify), beside the warehouse."""
+        return self.warehouse_dir / "alerts" / "alerts.jsonl"
+
+    @property
     def published_dir(self) -> Path:
         """What BI reads while the pipeline writes (valuetier.publish), beside the warehouse file."""
         return self.warehouse_dir / "published"
@@ -112,6 +118,7 @@ class Settings:
             dbt_project_dir=REPO_ROOT / "dbt_project",
             dbt_target=env.get("VALUETIER_DBT_TARGET", "duckdb"),
             mapping_file=_path(env["VALUETIER_MAPPING"]) if env.get("VALUETIER_MAPPING") else None,
+            alert_webhook_url=env.get("VALUETIER_ALERT_WEBHOOK") or None,
             duckdb=DuckDBLimits.from_env(env, warehouse_path.parent),
         )
         if settings.uses_development_pii_key:

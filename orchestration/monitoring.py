@@ -1,0 +1,172 @@
+"""Monitoring of every scored month (valuetier/monitoring.py): drift and alerts written to the
+warehouse, two checks that turn red in Dagster when a month has warnings or errors, and the
+notifier that sends them on (a JSON-lines file, or a webhook when VALUETIER_ALERT_WEBHOOK is set)."""
+
+import dagster as dg
+
+from orchestration.dbt import INDICATORS
+from orchestration.partitions import WAREHOUSE_POOL, month_partitions, single_run
+from orchestration.resources import WarehouseResource, settings
+from orchestration.scoring import TIERS
+from valuetier.monitoring import ALERTS_TABLE, DRIFT_TABLE, SEVERITIES, MonitoringRules, monitor_month
+from valuetier.months import parse_month
+from valuetier.notify import NotifyError, notifier
+from valuetier.registry import Registry
+
+DRIFT = dg.AssetKey(DRIFT_TABLE.split("."))
+ALERTS = dg.AssetKey(ALERTS_TABLE.split("."))
+DEFAULTS = MonitoringRules()
+
+
+class MonitoringConfig(dg.Config):
+    psi_warning: float = DEFAULTS.psi_warning
+    """PSI from which an indicator or the score has shifted moderately (a warning)."""
+    psi_error: float = DEFAULTS.psi_error
+    """PSI from which the shift is major (an error)."""
+    tier_share_shift: float = DEFAULTS.tier_share_shift
+    """Absolute change of a tier's share of customers from the previous month that is a warning."""
+    late_file_hours: float = DEFAULTS.late_file_hours
+    """Hours after the month's first file from which a source's file is late."""
+    at_risk_churn_probability: float = DEFAULTS.at_risk_churn_probability
+    """Churn probability from which a high-tier customer is at risk."""
+    notify_from: str = "warning"
+    """The lowest severity sent to the notifier (info, warning or error)."""
+
+
+@dg.multi_asset(
+    specs=[
+        dg.AssetSpec(
+            DRIFT,
+            description="Population stability index of every indicator the model reads, and of predicted value, "
+            "for each scored month against the champion's training months (the previous month without a champion).",
+            group_name="monitoring",
+            kinds={"duckdb", "python"},
+            deps=[TIERS, INDICATORS],
+        ),
+        dg.AssetSpec(
+            ALERTS,
+            description="The month's alerts, each with a severity (info, warning, error) and a reason: indicator and "
+            "score drift, tier-share shifts, missing or late source files, and high-tier customers at risk of churn.",
+            group_name="monitoring",
+            kinds={"duckdb", "python"},
+            deps=[DRIFT],
+        ),
+    ],
+    partitions_def=month_partitions,
+    backfill_policy=single_run,
+    pool=WAREHOUSE_POOL,
+)
+def monitoring(context: dg.AssetExecutionContext, config: MonitoringConfig, warehouse: WarehouseResource):
+    current = settings()
+    if config.notify_from not in SEVERITIES:
+        raise dg.Failure(description=f"notify_from must be one of {', '.join(SEVERITIES)}, not {config.notify_from!r}")
+    rules = MonitoringRules(
+        psi_warning=config.psi_warning,
+        psi_error=config.psi_error,
+        tier_share_shift=config.tier_share_shift,
+        late_file_hours=config.late_file_hours,
+        at_risk_churn_probability=config.at_risk_churn_probability,
+    )
+    registry = Registry(current.models_dir)
+    champion = registry.champion_version()
+    training_months = registry.card(champion).training_months if champion else None
+    send = notifier(current.alert_webhook_url, current.alerts_file)
+    results, notified, failed = [], [], []
+    with warehouse.connect() as con:
+        for month in sorted(context.partition_keys):
+            result = monitor_month(con, month, training_months, current.landing_dir, rules)
+            results.append(result)
+            context.log.info(
+                f"monitoring {month}: "
+                + ", ".join(f"{result.count(s)} {s}" for s in reversed(SEVERITIES))
+                + f" (drift against {result.reference or 'nothing yet'})"
+            )
+            for alert in result.at_least("warning"):
+                log = context.log.error if alert.severity == "error" else context.log.warning
+                log(f"{month} {alert.kind} {alert.subject}: {alert.reason}")
+            outgoing = [a.as_dict() for a in result.at_least(config.notify_from)]
+            if outgoing:
+                try:
+                    notified.append(send.notify(month, outgoing))
+                except NotifyError as exc:
+                    context.log.error(str(exc))
+                    failed.append(str(exc))
+    latest = results[-1]
+    yield dg.MaterializeResult(
+        asset_key=DRIFT,
+        metadata={
+            "latest_month": latest.month,
+            "reference_months": latest.reference or "none",
+            "largest_psi": dg.MetadataValue.md(_largest_psi_table(latest)),
+        },
+    )
+    yield dg.MaterializeResult(
+        asset_key=ALERTS,
+        metadata={
+            "latest_month": latest.month,
+            **{f"latest_{s}s": dg.MetadataValue.int(latest.count(s)) for s in SEVERITIES},
+            "alerts_by_month": dg.MetadataValue.json({r.month: {s: r.count(s) for s in SEVERITIES} for r in results}),
+            "latest_alerts": dg.MetadataValue.md(_alerts_table(latest)),
+            "notified": dg.MetadataValue.json(sorted(set(notified))),
+            "notify_failures": dg.MetadataValue.json(failed),
+        },
+    )
+
+
+def _largest_psi_table(result) -> str:
+    rows = sorted(result.drift, key=lambda d: -d.psi)[:10]
+    return "| measure | subject | PSI |\n|---|---|---|\n" + "".join(
+        f"| {d.measure} | {d.subject} | {d.psi:.3f} |\n" for d in rows
+    )
+
+
+def _alerts_table(result) -> str:
+    shown = result.at_least("warning")[:20]
+    if not shown:
+        return f"No warnings or errors for {result.month}."
+    return "| severity | kind | subject | reason |\n|---|---|---|---|\n" + "".join(
+        f"| {a.severity} | {a.kind} | {a.subject} | {a.reason} |\n" for a in shown
+    )
+
+
+def _alerts_check(severity: str) -> dg.AssetChecksDefinition:
+    @dg.asset_check(
+        asset=ALERTS,
+        name=f"no_{severity}_alerts",
+        description=f"Fails with {severity.upper()} severity when a month of the run has {severity} alerts; the "
+        "check's metadata lists them with their reasons (the full list is the monitoring.alerts table).",
+        blocking=False,
+        partitions_def=month_partitions,
+        pool=WAREHOUSE_POOL,
+    )
+    def _check(context: dg.AssetCheckExecutionContext, warehouse: WarehouseResource) -> dg.AssetCheckResult:
+        months = context.partition_key_range
+        with warehouse.connect() as con:
+            found = con.execute(
+                f"""SELECT strftime(month_start, '%Y-%m'), kind, subject, reason FROM {ALERTS_TABLE}
+                    WHERE severity = ? AND month_start BETWEEN ? AND ? ORDER BY ALL""",
+                [severity, parse_month(months.start), parse_month(months.end)],
+            ).fetchall()
+        return dg.AssetCheckResult(
+            passed=not found,
+            severity=dg.AssetCheckSeverity.ERROR if severity == "error" else dg.AssetCheckSeverity.WARN,
+            description=f"{len(found)} {severity} alerts in {months.start}..{months.end}"
+            + (f"; first: {found[0][1]} {found[0][2]}: {found[0][3]}" if found else ""),
+            metadata={
+                "alerts": dg.MetadataValue.int(len(found)),
+                "by_kind": dg.MetadataValue.json(_by_kind(found)),
+                "first_alerts": dg.MetadataValue.json([list(r) for r in found[:20]]),
+            },
+        )
+
+    return _check
+
+
+def _by_kind(found) -> dict[str, int]:
+    kinds: dict[str, int] = {}
+    for _, kind, _, _ in found:
+        kinds[kind] = kinds.get(kind, 0) + 1
+    return kinds
+
+
+alert_checks = [_alerts_check("error"), _alerts_check("warning")]

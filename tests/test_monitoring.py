@@ -1,0 +1,289 @@
+"""Monitoring: drift, alerts and the notifier.
+
+The detectors on a stationary synthetic bank in a real DuckDB file (the generated bank's first
+year is not stationary: its 12-month indicators fill up month by month, so against a model trained
+on its first months every later month has truly drifted). A clean month stays quiet; an injected
+drift, an injected missing file, a late file and a tier shift fire. Then the pipeline's own run:
+the checks Dagster shows and what the notifier sent agree with the alerts mart."""
+
+import http.server
+import json
+import os
+import threading
+from datetime import date
+from pathlib import Path
+
+import duckdb
+import numpy as np
+import pandas as pd
+import pytest
+
+from valuetier.ingest import ensure_raw_tables
+from valuetier.monitoring import (
+    ALERTS_TABLE,
+    DRIFT_TABLE,
+    MonitoringRules,
+    monitor_month,
+    population_stability_index,
+)
+from valuetier.notify import FileNotifier, NotifyError, WebhookNotifier, notifier
+
+MONTHS = [f"2025-{m:02d}" for m in range(1, 9)]
+TRAINING = MONTHS[:3]
+LAST = MONTHS[-1]
+CUSTOMERS = 3000
+
+
+def month_frame(month: str, seed: int, monetary_scale: float = 1.0, high_share: float = 0.1) -> pd.DataFrame:
+    """One month of a bank whose customers' distributions do not change from month to month."""
+    rng = np.random.default_rng([seed, MONTHS.index(month)])
+    monetary = rng.lognormal(8, 1, CUSTOMERS) * monetary_scale
+    frame = pd.DataFrame(
+        {
+            "customer_id": [f"C{i:05d}" for i in range(CUSTOMERS)],
+            "month_start": pd.Timestamp(month + "-01"),
+            "monetary_12m": monetary,
+            "frequency_12m": rng.poisson(20, CUSTOMERS),
+            "recency_days": rng.integers(0, 90, CUSTOMERS),
+            "last_nps_score": np.where(rng.random(CUSTOMERS) < 0.7, np.nan, rng.integers(0, 11, CUSTOMERS)),
+            "churn_probability": rng.beta(1, 9, CUSTOMERS),
+        }
+    )
+    frame["predicted_value"] = monetary * 0.1 * rng.lognormal(0, 0.2, CUSTOMERS)
+    rank = frame.predicted_value.rank(ascending=False, method="first")
+    frame["value_tier"] = np.where(
+        rank <= high_share * CUSTOMERS, "high", np.where(rank <= (high_share + 0.3) * CUSTOMERS, "mid", "low")
+    )
+    return frame
+
+
+@pytest.fixture
+def bank(tmp_path):
+    """A warehouse of eight stationary months and their landing files, all delivered at one time."""
+    warehouse, landing = tmp_path / "w.duckdb", tmp_path / "landing"
+    con = duckdb.connect(str(warehouse))
+    ensure_raw_tables(con)
+    con.register("frames", pd.concat([month_frame(m, seed=1) for m in MONTHS]))
+    con.execute("CREATE SCHEMA marts")
+    con.execute(
+        "CREATE TABLE marts.customer_indicators_monthly AS SELECT customer_id, CAST(month_start AS DATE) AS "
+        "month_start, monetary_12m, frequency_12m, recency_days, last_nps_score FROM frames"
+    )
+    con.execute(
+        "CREATE TABLE marts.customer_tiers AS SELECT customer_id, CAST(month_start AS DATE) AS month_start, "
+        "value_tier, predicted_value, churn_probability FROM frames"
+    )
+    delivered = (1_767_225_600, 1_767_225_600)  # every file of every month at the same moment
+    for month in MONTHS:
+        for source in ("transactions", "digital_sessions"):
+            con.execute(
+                f"INSERT INTO raw.{source} (_delivery_month, _source_file, _source_row) VALUES (?, ?, 1)",
+                [date.fromisoformat(month + "-01"), f"{source}/{month}.parquet"],
+            )
+            file = landing / source / f"{month}.parquet"
+            file.parent.mkdir(parents=True, exist_ok=True)
+            file.write_bytes(b"")
+            os.utime(file, delivered)
+    yield con, landing
+    con.close()
+
+
+def replace_month(con, frame: pd.DataFrame) -> None:
+    month = frame.month_start.iloc[0].date()
+    for table, columns in (
+        ("customer_indicators_monthly", "monetary_12m, frequency_12m, recency_days, last_nps_score"),
+        ("customer_tiers", "value_tier, predicted_value, churn_probability"),
+    ):
+        con.execute(f"DELETE FROM marts.{table} WHERE month_start = ?", [month])
+        con.register("frame", frame)
+        con.execute(f"INSERT INTO marts.{table} SELECT customer_id, CAST(month_start AS DATE), {columns} FROM frame")
+
+
+def warnings_and_errors(result):
+    return {(a.kind, a.subject): a for a in result.at_least("warning")}
+
+
+def test_population_stability_index_by_hand():
+    # (0.25 - 0.5) ln(0.25 / 0.5) + (0.75 - 0.5) ln(0.75 / 0.5)
+    assert population_stability_index([50, 50], [25, 75]) == pytest.approx(0.25 * np.log(2) + 0.25 * np.log(1.5))
+    assert population_stability_index([10, 20, 30], [1, 2, 3]) == pytest.approx(0)
+    assert population_stability_index([10, 0], [5, 5]) > 1  # an empty reference bin: large, not infinite
+
+
+def test_a_clean_month_stays_quiet(bank):
+    con, landing = bank
+    result = monitor_month(con, LAST, TRAINING, landing)
+    assert warnings_and_errors(result) == {}
+    drift = con.execute(f"SELECT measure, subject, psi, reference FROM {DRIFT_TABLE} ORDER BY 1, 2").fetchall()
+    assert [(m, s) for m, s, _, _ in drift] == [
+        ("feature", "frequency_12m"),
+        ("feature", "last_nps_score"),
+        ("feature", "monetary_12m"),
+        ("feature", "recency_days"),
+        ("score", "predicted_value"),
+    ]
+    assert all(psi < 0.05 and ref == "2025-01..2025-03" for _, _, psi, ref in drift)
+    # High-tier customers at risk are listed for the relationship managers, as information.
+    at_risk = con.execute(f"""SELECT subject FROM {ALERTS_TABLE} WHERE kind = 'high_value_at_risk'
+                              AND severity = 'info' ORDER BY 1""").fetchall()
+    expected = con.execute(f"""SELECT customer_id FROM marts.customer_tiers WHERE month_start = DATE '{LAST}-01'
+                               AND value_tier = 'high' AND churn_probability >= 0.3 ORDER BY 1""").fetchall()
+    assert at_risk == expected and len(expected) > 0
+    assert con.execute(f"SELECT count(*) FROM {ALERTS_TABLE}").fetchone()[0] == len(result.alerts) == len(expected)
+
+
+def test_an_injected_drift_fires(bank):
+    con, landing = bank
+    # The month's amounts delivered in cents instead of yuan: the indicator and the score move.
+    replace_month(con, month_frame(LAST, seed=1, monetary_scale=100))
+    result = monitor_month(con, LAST, TRAINING, landing)
+    fired = warnings_and_errors(result)
+    assert set(fired) == {("feature_drift", "monetary_12m"), ("score_drift", "predicted_value")}
+    monetary = fired[("feature_drift", "monetary_12m")]
+    assert monetary.severity == "error" and monetary.metric >= 0.25 and "2025-01..2025-03" in monetary.reason
+    # A moderate shift (two more transactions a year each, a tenth more) is a warning, not an error.
+    frame = month_frame(LAST, seed=1)
+    frame["frequency_12m"] = frame.frequency_12m + 2
+    replace_month(con, frame)
+    fired = warnings_and_errors(monitor_month(con, LAST, TRAINING, landing))
+    assert set(fired) == {("feature_drift", "frequency_12m")}
+    assert fired[("feature_drift", "frequency_12m")].severity == "warning"
+    assert 0.1 <= fired[("feature_drift", "frequency_12m")].metric < 0.25
+
+
+def test_an_injected_missing_file_and_a_late_one_fire(bank):
+    con, landing = bank
+    (landing / "digital_sessions" / f"{LAST}.parquet").unlink()
+    con.execute(f"DELETE FROM raw.digital_sessions WHERE _delivery_month = DATE '{LAST}-01'")  # as ingestion does
+    fired = warnings_and_errors(monitor_month(con, LAST, TRAINING, landing))
+    assert set(fired) == {("missing_source_file", "digital_sessions")}
+    missing = fired[("missing_source_file", "digital_sessions")]
+    assert missing.severity == "error" and str(landing / "digital_sessions" / LAST) in missing.reason
+    # The file comes, 30 hours after the month's transactions.
+    late = landing / "digital_sessions" / f"{LAST}.parquet"
+    late.write_bytes(b"")
+    first = (landing / "transactions" / f"{LAST}.parquet").stat().st_mtime
+    os.utime(late, (first + 30 * 3600, first + 30 * 3600))
+    con.execute(
+        "INSERT INTO raw.digital_sessions (_delivery_month, _source_file, _source_row) VALUES (?, 'x', 1)",
+        [date.fromisoformat(f"{LAST}-01")],
+    )
+    fired = warnings_and_errors(monitor_month(con, LAST, TRAINING, landing))
+    assert set(fired) == {("late_source_file", "digital_sessions")}
+    assert fired[("late_source_file", "digital_sessions")].metric == pytest.approx(30)
+    # A source never delivered is not missing: the bank does not have it.
+    assert not con.execute("SELECT count(*) FROM raw.nps_responses").fetchone()[0]
+
+
+def test_a_tier_share_shift_fires_and_a_rerun_replaces_the_month(bank):
+    con, landing = bank
+    replace_month(con, month_frame(LAST, seed=1, high_share=0.2))  # a value cut that lets in twice the customers
+    result = monitor_month(con, LAST, TRAINING, landing)
+    fired = warnings_and_errors(result)
+    shifted = {k[1]: a.metric for k, a in fired.items() if k[0] == "tier_share_shift"}
+    assert shifted == {"high": pytest.approx(0.1), "low": pytest.approx(-0.1)}  # mid keeps its 30 %
+    again = monitor_month(con, LAST, TRAINING, landing)
+    assert con.execute(f"SELECT count(*) FROM {ALERTS_TABLE}").fetchone()[0] == len(again.alerts) == len(result.alerts)
+    assert con.execute(f"SELECT count(*) FROM {DRIFT_TABLE}").fetchone()[0] == len(again.drift)
+
+
+def test_without_a_champion_drift_is_measured_against_the_previous_month(bank):
+    con, landing = bank
+    result = monitor_month(con, LAST, None, landing)
+    assert result.reference == f"{MONTHS[-2]}-01..{MONTHS[-2]}-01"
+    assert warnings_and_errors(result) == {}
+    with pytest.raises(ValueError, match="psi_warning"):
+        MonitoringRules(psi_warning=0.3, psi_error=0.2)
+
+
+class _Hook(http.server.BaseHTTPRequestHandler):
+    received: list = []
+    status = 200
+
+    def do_POST(self):  # noqa: N802 (http.server's name)
+        body = self.rfile.read(int(self.headers["Content-Length"]))
+        type(self).received.append((self.headers["Content-Type"], json.loads(body)))
+        self.send_response(type(self).status)
+        self.end_headers()
+
+    def log_message(self, *args):
+        pass
+
+
+@pytest.fixture
+def webhook():
+    server = http.server.HTTPServer(("127.0.0.1", 0), _Hook)
+    _Hook.received, _Hook.status = [], 200
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    yield f"http://127.0.0.1:{server.server_port}/alerts", _Hook
+    server.shutdown()
+    server.server_close()
+
+
+ALERTS = [{"kind": "feature_drift", "subject": "monetary_12m", "severity": "error", "reason": "PSI 4.2"}]
+
+
+def test_the_webhook_receives_the_alerts_as_json(webhook, tmp_path):
+    url, hook = webhook
+    send = notifier(url, tmp_path / "alerts.jsonl")
+    assert isinstance(send, WebhookNotifier)
+    assert send.notify("2025-08", ALERTS) == url
+    assert hook.received == [("application/json", {"source": "valuetier", "month": "2025-08", "alerts": ALERTS})]
+    assert not (tmp_path / "alerts.jsonl").exists()
+
+
+def test_a_failing_webhook_loses_nothing(webhook, tmp_path):
+    url, hook = webhook
+    hook.status = 500
+    with pytest.raises(NotifyError, match="HTTP Error 500|HTTP 500"):
+        notifier(url, tmp_path / "alerts.jsonl").notify("2025-08", ALERTS)
+    kept = [json.loads(line) for line in (tmp_path / "alerts.jsonl").read_text().splitlines()]
+    assert kept == [{"month": "2025-08", **ALERTS[0]}]
+    with pytest.raises(NotifyError, match="127.0.0.1:9"):
+        WebhookNotifier("http://127.0.0.1:9/none", FileNotifier(tmp_path / "b.jsonl"), 2).notify("2025-08", ALERTS)
+    assert (tmp_path / "b.jsonl").read_text().count("\n") == 1
+
+
+def test_without_a_webhook_alerts_go_to_the_file(tmp_path):
+    send = notifier(None, tmp_path / "alerts" / "alerts.jsonl")
+    send.notify("2025-07", ALERTS)
+    send.notify("2025-08", ALERTS)
+    lines = Path(tmp_path / "alerts" / "alerts.jsonl").read_text().splitlines()
+    assert [json.loads(line)["month"] for line in lines] == ["2025-07", "2025-08"]
+
+
+@pytest.mark.integration
+def test_the_pipeline_monitors_every_month_and_dagster_shows_its_alerts(pipeline_run):
+    """The generated bank's run: every scored month measured against the champion's training months,
+    Dagster's two checks failing exactly as the mart's alerts say, and every warning and error in
+    the notifier's file (no webhook configured)."""
+    from orchestration.monitoring import ALERTS
+    from tests.conftest import WAREHOUSE
+    from valuetier.registry import Registry
+    from valuetier.settings import Settings
+
+    months = pipeline_run["months"]
+    with duckdb.connect(str(WAREHOUSE), read_only=True) as con:
+        drift_months = con.execute(f"SELECT DISTINCT strftime(month_start, '%Y-%m') FROM {DRIFT_TABLE} ORDER BY 1")
+        assert [r[0] for r in drift_months.fetchall()] == months
+        references = con.execute(f"SELECT DISTINCT reference FROM {DRIFT_TABLE}").fetchall()
+        alerts = con.execute(
+            f"SELECT strftime(month_start, '%Y-%m'), severity, kind, subject FROM {ALERTS_TABLE}"
+        ).fetchall()
+    registry = Registry(Settings.from_env().models_dir)
+    training = registry.card(registry.champion_version()).training_months
+    assert references == [(f"{training[0]}..{training[-1]}",)]
+    checks = {e.check_name: e for e in pipeline_run["scored"].get_asset_check_evaluations() if e.asset_key == ALERTS}
+    assert set(checks) == {"no_error_alerts", "no_warning_alerts"}
+    for severity in ("error", "warning"):
+        check = checks[f"no_{severity}_alerts"]
+        found = [a for a in alerts if a[1] == severity]
+        assert check.passed == (not found) and check.metadata["alerts"].value == len(found)
+        assert check.severity.value == ("ERROR" if severity == "error" else "WARN")
+    file = Settings.from_env().alerts_file
+    sent = {
+        (a["month"], a["severity"], a["kind"], a["subject"])
+        for a in map(json.loads, file.read_text().splitlines() if file.exists() else [])
+    }
+    assert {a for a in alerts if a[1] != "info"} <= sent and {a[1] for a in sent} <= {"warning", "error"}

@@ -17,7 +17,7 @@ export VALUETIER_WAREHOUSE ?= $(CURDIR)/data/warehouse/valuetier.duckdb
 DBT_FILES := $(shell find dbt_project -path dbt_project/target -prune -o -type f \( -name '*.sql' -o -name '*.yml' \) -print)
 MANIFEST := dbt_project/target/manifest.json
 
-.PHONY: setup demo run ui docs test lint bench clean
+.PHONY: setup demo run ui docs test lint bench clean chromium
 
 # The lock is installed by uv (pinned in the lock, itself installed by pip): about 30 s on a cold
 # cache where pip takes about 100 s. `make INSTALLER=pip ...` installs with pip alone, for a network
@@ -74,8 +74,14 @@ lint: $(VENV)/.installed
 
 # One pytest worker per core (tests/conftest.py says how the tests are split between them).
 TEST_WORKERS ?= 2
-test: setup lint
+test: setup lint chromium
 	$(BIN)/pytest -n $(TEST_WORKERS) --dist loadscope
+
+# The report's browser test drives Debian's Chromium through Playwright (Playwright's own browser
+# download is not reachable from a bank's network, nor from CI here).
+SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
+chromium:
+	@command -v chromium >/dev/null || { $(SUDO) apt-get update -qq && $(SUDO) apt-get install -y -qq chromium >/dev/null; }
 
 # The scale benchmark (bench/bench.py): make bench BENCH="--customers 1000000 --months 36 [--stage scoring]"
 BENCH ?= --customers 100000 --months 36

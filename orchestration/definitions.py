@@ -2,14 +2,16 @@
 
 import dagster as dg
 
+from orchestration.actions import crm_actions
 from orchestration.clv import customer_clv_monthly
 from orchestration.dbt import valuetier_dbt_evaluation, valuetier_dbt_models
 from orchestration.ingestion import ingestion_assets, new_month_sensor, quarantine_table
-from orchestration.jobs import build_months, monthly_pipeline
+from orchestration.jobs import build_months, monthly_latest_month, monthly_pipeline
 from orchestration.model import quarterly_training, tiering_model, train_tiering_model
 from orchestration.monitoring import alert_checks, monitoring
 from orchestration.publishing import bi_marts
 from orchestration.quality import expectation_checks
+from orchestration.report import monthly_report
 from orchestration.resources import build_resources
 from orchestration.scoring import customer_tiers, rescore_on_new_champion, rescore_tiers
 
@@ -20,14 +22,16 @@ defs = dg.Definitions(
         valuetier_dbt_models,
         customer_clv_monthly,
         customer_tiers,
+        crm_actions,
         valuetier_dbt_evaluation,
         monitoring,
         bi_marts,
+        monthly_report,
         tiering_model,
     ],
     asset_checks=[*expectation_checks, *alert_checks],
     jobs=[monthly_pipeline, build_months, train_tiering_model, rescore_tiers],
-    schedules=[quarterly_training],
+    schedules=[quarterly_training, monthly_latest_month],
     sensors=[new_month_sensor, rescore_on_new_champion],
     resources=build_resources(),
 )

@@ -76,14 +76,17 @@ def monitoring(context: dg.AssetExecutionContext, config: MonitoringConfig, ware
         for month in sorted(context.partition_keys):
             result = monitor_month(con, month, training_months, current.landing_dir, rules)
             results.append(result)
-            context.log.info(
+            kinds: dict[str, int] = {}
+            for alert in result.at_least("warning"):
+                kinds[alert.kind] = kinds.get(alert.kind, 0) + 1
+            # One line a month: the alerts themselves are in monitoring.alerts and the checks' metadata.
+            log = context.log.warning if kinds else context.log.info
+            log(
                 f"monitoring {month}: "
                 + ", ".join(f"{result.count(s)} {s}" for s in reversed(SEVERITIES))
-                + f" (drift against {result.reference or 'nothing yet'})"
+                + (f" ({', '.join(f'{k} {n}' for k, n in sorted(kinds.items()))})" if kinds else "")
+                + f"; drift against {result.reference or 'nothing yet'}"
             )
-            for alert in result.at_least("warning"):
-                log = context.log.error if alert.severity == "error" else context.log.warning
-                log(f"{month} {alert.kind} {alert.subject}: {alert.reason}")
             outgoing = [a.as_dict() for a in result.at_least(config.notify_from)]
             if outgoing:
                 try:

@@ -125,9 +125,29 @@ def print_summary(seconds: float) -> None:
     docs = docs_index(current.quality_dir)
     if docs.exists():
         print(f"data docs:   {docs}")
-    print(f"\nwarehouse:   {current.warehouse_path}  (schemas raw, raw_quarantine, staging, marts, evaluation)")
+    with connect(current.warehouse_path, read_only=True) as con:
+        alerts = (
+            con.execute(
+                "SELECT strftime(max(month_start), '%Y-%m'), count(*) FILTER (WHERE severity = 'error'), "
+                "count(*) FILTER (WHERE severity = 'warning') FROM monitoring.alerts "
+                "WHERE month_start = (SELECT max(month_start) FROM monitoring.alerts)"
+            ).fetchone()
+            if table_exists(con, "monitoring", "alerts")
+            else None
+        )
+    if alerts and alerts[0]:
+        print(f"\nalerts {alerts[0]}: {alerts[1]} errors, {alerts[2]} warnings (monitoring.alerts; sent to "
+              f"{current.alert_webhook_url or current.alerts_file})")  # fmt: skip
+    print(
+        f"\nwarehouse:   {current.warehouse_path}  "
+        "(schemas raw, raw_quarantine, staging, marts, evaluation, monitoring)"
+    )
+    print(f"published:   {current.published_dir / 'valuetier.duckdb'}  (read-only, for BI)")
     print(f"run history: {dg.DagsterInstance.get().root_directory}")
     print("open the UI: make ui   (then http://127.0.0.1:3000)")
+    reports = sorted(current.reports_dir.glob("valuetier-report-*.html"))
+    if reports:
+        print(f"report:      {reports[-1]}")
 
 
 def main(argv: list[str] | None = None) -> int:

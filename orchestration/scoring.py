@@ -93,7 +93,8 @@ def customer_tiers(
 # The dbt evaluation and the monitoring come along: they are built from these tiers.
 rescore_tiers = dg.define_asset_job(
     name="rescore_tiers",
-    selection=dg.AssetSelection.assets(TIERS) | dg.AssetSelection.groups("evaluation", "monitoring", "published"),
+    selection=dg.AssetSelection.assets(TIERS, dg.AssetKey(["marts", "crm_actions"]))
+    | dg.AssetSelection.groups("evaluation", "monitoring", "published"),
     partitions_def=month_partitions,
     executor_def=dg.in_process_executor,
     description="Score months again with the current champion (after a promotion or a rollback) and "

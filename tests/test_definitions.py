@@ -40,6 +40,7 @@ def test_definitions_load_with_one_lineage_graph():
         *evaluation,
         alerts,
         drift,
+        dg.AssetKey(["marts", "crm_actions"]),
     }
     # Monitoring measures the scored month's indicators and tiers.
     assert graph.get(drift).parent_keys == {tiers, dg.AssetKey(["marts", "customer_indicators_monthly"])}
@@ -95,6 +96,33 @@ def test_sensor_adds_and_runs_each_new_month_once(bank):
         assert [r.partition_key for r in again.run_requests] == months[-1:]
 
 
+def test_the_monthly_schedule_runs_the_latest_month(bank, tmp_path, monkeypatch):
+    from datetime import datetime
+
+    from orchestration.jobs import monthly_latest_month
+    from valuetier.ingest import discover_months
+
+    months = discover_months(bank)
+    schedule = defs.resolve_schedule_def("monthly_latest_month")
+    assert schedule.cron_schedule == "0 6 5 * *" and schedule.job_name == "monthly_pipeline"
+    with dg.instance_for_test() as instance:
+        when = datetime(2026, 12, 5, 6)
+        request = monthly_latest_month(dg.build_schedule_context(instance=instance, scheduled_execution_time=when))
+        assert request.partition_key == months[-1] and request.run_key == f"scheduled-2026-12-{months[-1]}"
+        assert instance.get_dynamic_partitions("month") == [months[-1]]  # registered when the sensor is off
+    from orchestration.resources import settings
+
+    monkeypatch.setenv("VALUETIER_LANDING", str(tmp_path))  # an empty landing folder
+    settings.cache_clear()
+    try:
+        with dg.instance_for_test() as instance:
+            skipped = monthly_latest_month(dg.build_schedule_context(instance=instance))
+            assert isinstance(skipped, dg.SkipReason) and str(tmp_path) in skipped.skip_message
+    finally:
+        monkeypatch.undo()
+        settings.cache_clear()
+
+
 def test_a_new_installation_builds_months_without_tiers_then_scores_them_once():
     tiers, evaluation = dg.AssetKey(["marts", "customer_tiers"]), dg.AssetKey(["evaluation", "tier_evaluation_monthly"])
     build = defs.resolve_job_def("build_months").asset_layer.asset_graph
@@ -106,7 +134,9 @@ def test_a_new_installation_builds_months_without_tiers_then_scores_them_once():
     assert published not in build.get_all_asset_keys()
     alerts = dg.AssetKey(["monitoring", "alerts"])
     assert {tiers, evaluation, alerts, published} <= set(score.get_all_asset_keys())
-    assert alerts not in build.get_all_asset_keys()
+    report = dg.AssetKey(["published", "monthly_report"])
+    assert alerts not in build.get_all_asset_keys() and report not in build.get_all_asset_keys()
+    assert report in score.get_all_asset_keys() and dg.AssetKey(["marts", "crm_actions"]) in score.get_all_asset_keys()
     assert any(check.asset_key == tiers for check in score.asset_check_keys)
     assert {c.name for c in score.asset_check_keys if c.asset_key == alerts} == {"no_error_alerts", "no_warning_alerts"}
 

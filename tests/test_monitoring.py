@@ -58,7 +58,7 @@ def month_frame(month: str, seed: int, monetary_scale: float = 1.0, high_share: 
 
 
 @pytest.fixture
-def bank(tmp_path):
+def stationary_bank(tmp_path):
     """A warehouse of eight stationary months and their landing files, all delivered at one time."""
     warehouse, landing = tmp_path / "w.duckdb", tmp_path / "landing"
     con = duckdb.connect(str(warehouse))
@@ -110,8 +110,8 @@ def test_population_stability_index_by_hand():
     assert population_stability_index([10, 0], [5, 5]) > 1  # an empty reference bin: large, not infinite
 
 
-def test_a_clean_month_stays_quiet(bank):
-    con, landing = bank
+def test_a_clean_month_stays_quiet(stationary_bank):
+    con, landing = stationary_bank
     result = monitor_month(con, LAST, TRAINING, landing)
     assert warnings_and_errors(result) == {}
     drift = con.execute(f"SELECT measure, subject, psi, reference FROM {DRIFT_TABLE} ORDER BY 1, 2").fetchall()
@@ -132,8 +132,8 @@ def test_a_clean_month_stays_quiet(bank):
     assert con.execute(f"SELECT count(*) FROM {ALERTS_TABLE}").fetchone()[0] == len(result.alerts) == len(expected)
 
 
-def test_an_injected_drift_fires(bank):
-    con, landing = bank
+def test_an_injected_drift_fires(stationary_bank):
+    con, landing = stationary_bank
     # The month's amounts delivered in cents instead of yuan: the indicator and the score move.
     replace_month(con, month_frame(LAST, seed=1, monetary_scale=100))
     result = monitor_month(con, LAST, TRAINING, landing)
@@ -151,8 +151,8 @@ def test_an_injected_drift_fires(bank):
     assert 0.1 <= fired[("feature_drift", "frequency_12m")].metric < 0.25
 
 
-def test_an_injected_missing_file_and_a_late_one_fire(bank):
-    con, landing = bank
+def test_an_injected_missing_file_and_a_late_one_fire(stationary_bank):
+    con, landing = stationary_bank
     (landing / "digital_sessions" / f"{LAST}.parquet").unlink()
     con.execute(f"DELETE FROM raw.digital_sessions WHERE _delivery_month = DATE '{LAST}-01'")  # as ingestion does
     fired = warnings_and_errors(monitor_month(con, LAST, TRAINING, landing))
@@ -175,8 +175,8 @@ def test_an_injected_missing_file_and_a_late_one_fire(bank):
     assert not con.execute("SELECT count(*) FROM raw.nps_responses").fetchone()[0]
 
 
-def test_a_tier_share_shift_fires_and_a_rerun_replaces_the_month(bank):
-    con, landing = bank
+def test_a_tier_share_shift_fires_and_a_rerun_replaces_the_month(stationary_bank):
+    con, landing = stationary_bank
     replace_month(con, month_frame(LAST, seed=1, high_share=0.2))  # a value cut that lets in twice the customers
     result = monitor_month(con, LAST, TRAINING, landing)
     fired = warnings_and_errors(result)
@@ -187,8 +187,8 @@ def test_a_tier_share_shift_fires_and_a_rerun_replaces_the_month(bank):
     assert con.execute(f"SELECT count(*) FROM {DRIFT_TABLE}").fetchone()[0] == len(again.drift)
 
 
-def test_without_a_champion_drift_is_measured_against_the_previous_month(bank):
-    con, landing = bank
+def test_without_a_champion_drift_is_measured_against_the_previous_month(stationary_bank):
+    con, landing = stationary_bank
     result = monitor_month(con, LAST, None, landing)
     assert result.reference == f"{MONTHS[-2]}-01..{MONTHS[-2]}-01"
     assert warnings_and_errors(result) == {}
@@ -255,7 +255,8 @@ def test_without_a_webhook_alerts_go_to_the_file(tmp_path):
 
 @pytest.mark.integration
 def test_the_pipeline_monitors_every_month_and_dagster_shows_its_alerts(pipeline_run):
-    """The generated bank's run: every scored month measured against the champion's training months,
+    """The generated bank's run: every scored month measured against the champion's training months
+    up to it,
     Dagster's two checks failing exactly as the mart's alerts say, and every warning and error in
     the notifier's file (no webhook configured)."""
     from orchestration.monitoring import ALERTS
@@ -265,15 +266,20 @@ def test_the_pipeline_monitors_every_month_and_dagster_shows_its_alerts(pipeline
 
     months = pipeline_run["months"]
     with duckdb.connect(str(WAREHOUSE), read_only=True) as con:
-        drift_months = con.execute(f"SELECT DISTINCT strftime(month_start, '%Y-%m') FROM {DRIFT_TABLE} ORDER BY 1")
-        assert [r[0] for r in drift_months.fetchall()] == months
-        references = con.execute(f"SELECT DISTINCT reference FROM {DRIFT_TABLE}").fetchall()
         alerts = con.execute(
             f"SELECT strftime(month_start, '%Y-%m'), severity, kind, subject FROM {ALERTS_TABLE}"
         ).fetchall()
+        references = dict(
+            con.execute(f"SELECT DISTINCT strftime(month_start, '%Y-%m'), reference FROM {DRIFT_TABLE}").fetchall()
+        )
     registry = Registry(Settings.from_env().models_dir)
     training = registry.card(registry.champion_version()).training_months
-    assert references == [(f"{training[0]}..{training[-1]}",)]
+    for month in months:  # the training months up to the month, never later ones
+        held = [m for m in training if m <= month]
+        previous = months[months.index(month) - 1] if month > months[0] else None
+        expected = f"{held[0]}..{held[-1]}" if held else previous and f"{previous}..{previous}"
+        assert references.get(month) == expected, month
+    assert set(references) == set(months)  # the first month is in the training window here
     checks = {e.check_name: e for e in pipeline_run["scored"].get_asset_check_evaluations() if e.asset_key == ALERTS}
     assert set(checks) == {"no_error_alerts", "no_warning_alerts"}
     for severity in ("error", "warning"):

@@ -312,6 +312,67 @@ def test_rerunning_a_partition_changes_nothing(pipeline_run):
         assert "UnableToPartialParse" not in log.read_text(), log
 
 
+BI_READER = """
+import json, re, sys, time
+from pathlib import Path
+sys.path.insert(0, sys.argv[2])
+from valuetier.publish import PUBLISHED_MARTS, read_published
+published, stop, out = Path(sys.argv[1]), Path(sys.argv[3]), Path(sys.argv[4])
+reads, errors = [], []
+while True:
+    last = stop.exists()  # one more read after the run ended, which must see its snapshot
+    try:
+        with read_published(published) as con:
+            views = [r[0] for r in con.execute("SELECT sql FROM duckdb_views() WHERE NOT internal").fetchall()]
+            union = " UNION ALL ".join(f"SELECT {i} AS i, count(*) AS n FROM {m.name}"
+                                       for i, m in enumerate(PUBLISHED_MARTS))
+            counts = [n for _, n in sorted(con.execute(union).fetchall())]
+        reads.append({"versions": sorted({v for sql in views for v in re.findall(r"versions/(\\d+)/", sql)}),
+                      "counts": counts})
+    except Exception as exc:
+        errors.append(repr(exc))
+    if last:
+        break
+    time.sleep(0.05)
+out.write_text(json.dumps({"reads": reads, "errors": errors}))
+"""
+
+
+def test_bi_reads_the_published_marts_while_a_real_run_writes(pipeline_run, tmp_path):
+    """A notebook in another process reads the published DuckDB file over and over while a real
+    Dagster run of the latest month writes the warehouse and publishes: no read fails, and each
+    read sees one snapshot, the previous one or the new one, never a mix."""
+    import subprocess
+
+    from orchestration.run import run_months
+    from valuetier.publish import current_version
+    from valuetier.settings import Settings
+
+    published = Settings.from_env().published_dir
+    before = current_version(published).name
+    stop, out = tmp_path / "stop", tmp_path / "reads.json"
+    reader = subprocess.Popen(
+        [sys.executable, "-c", BI_READER, str(published), str(Path(__file__).resolve().parent.parent), str(stop),
+         str(out)]
+    )  # fmt: skip
+    try:
+        with dg.DagsterInstance.get() as instance:
+            assert run_months(instance, pipeline_run["months"][-1], pipeline_run["months"][-1]).success
+    finally:
+        stop.touch()
+        assert reader.wait(timeout=120) == 0
+    after = current_version(published).name
+    result = json.loads(out.read_text())
+    assert result["errors"] == []
+    reads = result["reads"]
+    assert len(reads) >= 10 and all(len(r["versions"]) == 1 for r in reads)  # one snapshot per read
+    seen = [r["versions"][0] for r in reads]
+    assert seen[0] == before and seen[-1] == after != before
+    assert set(seen) <= {before, after} | {v for v in seen if before < v < after}  # only whole publishes
+    for version in set(seen):  # every read of a snapshot saw the same rows
+        assert len({json.dumps(r["counts"]) for r in reads if r["versions"] == [version]}) == 1, version
+
+
 def test_clv_for_every_live_customer_and_holdout_purchases_within_15_percent(pipeline_run):
     from valuetier.clv_scoring import holdout_purchases
 

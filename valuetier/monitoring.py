@@ -3,7 +3,8 @@
 Five kinds of alert, each a row of `monitoring.alerts` with a severity and a readable reason:
 
 - feature_drift: an indicator the model reads has shifted against the champion's training window
-  (population stability index over the window's deciles);
+  (population stability index over the window's deciles), or, for a month before the window,
+  against the previous month;
 - score_drift: the distribution of predicted value has shifted the same way;
 - tier_share_shift: a tier's share of the month's customers moved against the previous month;
 - missing_source_file / late_source_file: an event or snapshot source delivered in earlier months
@@ -160,8 +161,14 @@ def monitor_month(
 
 
 def _reference_months(con, start: date, training_months: list[str] | None) -> list[date]:
-    """The champion's training months the warehouse holds, else the previous scored month."""
-    scored = [r[0] for r in con.execute(f"SELECT DISTINCT month_start FROM {TIERS_TABLE} ORDER BY 1").fetchall()]
+    """The champion's training months up to the month (point in time: a month is never compared
+    with later data), else the previous scored month."""
+    scored = [
+        r[0]
+        for r in con.execute(
+            f"SELECT DISTINCT month_start FROM {TIERS_TABLE} WHERE month_start <= ? ORDER BY 1", [start]
+        ).fetchall()
+    ]
     if training_months:
         wanted = {parse_month(m) for m in training_months}
         held = [m for m in scored if m in wanted]

@@ -65,6 +65,7 @@ PUBLISHED_MARTS = (
             "eval_calibration_deciles_monthly",
         )
     ),
+    Mart("marts", "crm_actions"),
     Mart("monitoring", "alerts"),
     Mart("monitoring", "drift_monthly"),
 )

@@ -111,6 +111,17 @@ ACTION_SEGMENT_SQL = """CASE
     WHEN value_tier = 'mid' THEN 'mid-value steady'
     WHEN lifecycle_stage = 'dormant' THEN 'low-value dormant'
     ELSE 'low-value maintain' END"""
+# Every label ACTION_SEGMENT_SQL gives, with the tiers it gives it to (the playbook maps them to actions).
+ACTION_SEGMENTS: dict[str, tuple[str, ...]] = {
+    "new high potential": ("high", "mid"),
+    "high-value at risk": ("high",),
+    "high-value loyal": ("high",),
+    "mid-value with growth potential": ("mid",),
+    "mid-value at risk": ("mid",),
+    "mid-value steady": ("mid",),
+    "low-value dormant": ("low",),
+    "low-value maintain": ("low",),
+}
 TOP_DRIVERS = 3
 
 

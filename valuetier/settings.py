@@ -69,6 +69,7 @@ class Settings:
     dbt_target: str
     mapping_file: Path | None = None  # VALUETIER_MAPPING; default: mapping.yml in the landing folder
     alert_webhook_url: str | None = None  # VALUETIER_ALERT_WEBHOOK; without it alerts go to alerts_file
+    playbook_file: Path = REPO_ROOT / "playbook.yml"  # VALUETIER_PLAYBOOK: the actions per segment and tier
     duckdb: DuckDBLimits = DuckDBLimits()
 
     @property
@@ -92,6 +93,11 @@ class Settings:
     def quality_dir(self) -> Path:
         """Great Expectations' stores and Data Docs (valuetier.quality), beside the warehouse file."""
         return self.warehouse_dir / "quality"
+
+    @property
+    def reports_dir(self) -> Path:
+        """The monthly HTML reports (valuetier.report), beside the warehouse file."""
+        return self.warehouse_dir / "reports"
 
     @property
     def alerts_file(self) -> Path:
@@ -119,6 +125,7 @@ class Settings:
             dbt_target=env.get("VALUETIER_DBT_TARGET", "duckdb"),
             mapping_file=_path(env["VALUETIER_MAPPING"]) if env.get("VALUETIER_MAPPING") else None,
             alert_webhook_url=env.get("VALUETIER_ALERT_WEBHOOK") or None,
+            playbook_file=_path(env.get("VALUETIER_PLAYBOOK", str(REPO_ROOT / "playbook.yml"))),
             duckdb=DuckDBLimits.from_env(env, warehouse_path.parent),
         )
         if settings.uses_development_pii_key:

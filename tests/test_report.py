@@ -1,0 +1,86 @@
+"""The monthly report as a person opens it: the pipeline's report of the latest month in headless
+Chromium (Debian's, driven by Playwright) with every request other than the file itself refused,
+every chart drawn, and the key figures in Dagster's metadata."""
+
+import re
+
+import dagster as dg
+import pytest
+
+pytestmark = pytest.mark.integration
+CHROMIUM = "/usr/bin/chromium"
+CHARTS = 8  # tier sizes, value shares, retention, conversion, ROI, migration, model quality, drift
+
+
+@pytest.fixture(scope="module")
+def report(pipeline_run):
+    from orchestration.report import REPORT
+    from valuetier.report import report_path
+    from valuetier.settings import Settings
+
+    latest = pipeline_run["months"][-1]
+    [materialization] = [
+        e.event_specific_data.materialization
+        for e in pipeline_run["scored"].get_asset_materialization_events()
+        if e.asset_key == REPORT
+    ]
+    return {
+        "month": latest,
+        "path": report_path(Settings.from_env().reports_dir, latest),
+        "metadata": materialization.metadata,
+    }
+
+
+def test_the_report_opens_offline_with_every_chart_drawn(report, tmp_path):
+    from playwright.sync_api import sync_playwright
+
+    url = report["path"].as_uri()
+    requested = []
+    with sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=CHROMIUM, args=["--no-sandbox"])
+        page = browser.new_page(viewport={"width": 1400, "height": 1000})
+
+        def only_the_file(route):
+            requested.append(route.request.url)
+            (route.continue_() if route.request.url == url else route.abort())
+
+        page.route("**/*", only_the_file)
+        failed = []
+        page.on("requestfailed", lambda r: failed.append(r.url))
+        page.goto(url, wait_until="load")
+        charts = page.locator("svg.chart")
+        drawn = [
+            (c.get_attribute("aria-label"), c.bounding_box(), c.locator(".mark").count())
+            for c in charts.all()
+        ]  # fmt: skip
+        heading = page.locator("h1").inner_text()
+        figures = page.locator(".figure").all_inner_texts()
+        empty = page.locator(".empty").count()
+        page.screenshot(path=str(tmp_path / "report.png"), full_page=True)
+        browser.close()
+    assert requested == [url] and failed == []  # nothing but the file: no network at view time
+    assert report["month"] in heading
+    assert empty == 0 and len(drawn) == CHARTS
+    for label, box, marks in drawn:
+        assert box and box["width"] > 300 and box["height"] > 150, label
+        assert marks > 0, label
+    labels = {label for label, _, _ in drawn}
+    assert {"customers per tier", "share of realised value", "normalized Gini", "PSI by indicator"} <= labels
+    assert any(f.startswith("customers") for f in figures)
+    assert (tmp_path / "report.png").stat().st_size > 20_000
+
+
+def test_the_report_is_linked_from_dagster_with_its_key_figures(report, pipeline_run):
+    metadata = report["metadata"]
+    assert metadata["report"].value == str(report["path"])
+    assert metadata["open_report"].value == report["path"].as_uri()
+    figures = metadata["key_figures"]
+    assert isinstance(figures, dg.MarkdownMetadataValue) and "model Gini / RFM Gini" in figures.value
+    html = report["path"].read_text()
+    assert not re.search(r"(src|href)=['\"]?(https?:)?//", html)  # nothing to fetch
+    # Point in time: the value shares of a month come from the latest month whose window had ended.
+    from valuetier.months import add_months
+    from valuetier.parameters import business_parameters
+
+    shares_month = add_months(report["month"], -business_parameters().outcome_months)
+    assert f"high-tier value share ({shares_month})" in figures.value

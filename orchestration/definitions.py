@@ -3,6 +3,7 @@
 import dagster as dg
 
 from orchestration.actions import crm_actions
+from orchestration.challenger import challenger_scores
 from orchestration.clv import customer_clv_monthly
 from orchestration.dbt import valuetier_dbt_evaluation, valuetier_dbt_models
 from orchestration.ingestion import ingestion_assets, new_month_sensor, quarantine_table
@@ -23,6 +24,7 @@ defs = dg.Definitions(
         customer_clv_monthly,
         customer_tiers,
         crm_actions,
+        challenger_scores,
         valuetier_dbt_evaluation,
         monitoring,
         bi_marts,

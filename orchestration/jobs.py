@@ -5,6 +5,7 @@ before it scores."""
 import dagster as dg
 
 from orchestration.actions import CRM_ACTIONS
+from orchestration.challenger import CHALLENGER
 from orchestration.partitions import month_partitions
 from orchestration.resources import settings
 from orchestration.scoring import TIERS
@@ -27,7 +28,7 @@ build_months = dg.define_asset_job(
     name="build_months",
     selection=dg.AssetSelection.all()
     - dg.AssetSelection.groups("model", "evaluation", "monitoring", "published")
-    - dg.AssetSelection.assets(TIERS, CRM_ACTIONS),
+    - dg.AssetSelection.assets(TIERS, CRM_ACTIONS, CHALLENGER),
     partitions_def=month_partitions,
     executor_def=dg.in_process_executor,
     description="Ingest the months' deliveries and build indicators and CLV, without tiers: a new "

@@ -93,7 +93,9 @@ def customer_tiers(
 # The dbt evaluation and the monitoring come along: they are built from these tiers.
 rescore_tiers = dg.define_asset_job(
     name="rescore_tiers",
-    selection=dg.AssetSelection.assets(TIERS, dg.AssetKey(["marts", "crm_actions"]))
+    selection=dg.AssetSelection.assets(
+        TIERS, dg.AssetKey(["marts", "crm_actions"]), dg.AssetKey(["marts", "challenger_scores"])
+    )
     | dg.AssetSelection.groups("evaluation", "monitoring", "published"),
     partitions_def=month_partitions,
     executor_def=dg.in_process_executor,

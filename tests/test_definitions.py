@@ -136,7 +136,8 @@ def test_a_new_installation_builds_months_without_tiers_then_scores_them_once():
     assert {tiers, evaluation, alerts, published} <= set(score.get_all_asset_keys())
     report = dg.AssetKey(["published", "monthly_report"])
     assert alerts not in build.get_all_asset_keys() and report not in build.get_all_asset_keys()
-    assert report in score.get_all_asset_keys() and dg.AssetKey(["marts", "crm_actions"]) in score.get_all_asset_keys()
+    for key in (report, dg.AssetKey(["marts", "crm_actions"]), dg.AssetKey(["marts", "challenger_scores"])):
+        assert key in score.get_all_asset_keys() and key not in build.get_all_asset_keys()
     assert any(check.asset_key == tiers for check in score.asset_check_keys)
     assert {c.name for c in score.asset_check_keys if c.asset_key == alerts} == {"no_error_alerts", "no_warning_alerts"}
 

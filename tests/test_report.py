@@ -19,10 +19,11 @@ def report(pipeline_run):
     from valuetier.settings import Settings
 
     latest = pipeline_run["months"][-1]
+    # One materialization per month of the run: the latest month's names its report.
     [materialization] = [
         e.event_specific_data.materialization
         for e in pipeline_run["scored"].get_asset_materialization_events()
-        if e.asset_key == REPORT
+        if e.asset_key == REPORT and e.event_specific_data.materialization.partition == latest
     ]
     return {
         "month": latest,

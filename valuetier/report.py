@@ -165,6 +165,11 @@ def write_report(con: duckdb.DuckDBPyConnection, month: str, reports_dir: Path) 
                 {
                     "model": _series(backtest, backtest_months, "tiers"),
                     "RFM": _series(backtest, backtest_months, "rfm"),
+                    **(
+                        {"challenger": _series(backtest, backtest_months, "challenger")}
+                        if any(r[1] == "challenger" for r in backtest)
+                        else {}
+                    ),
                 },
             )
             if backtest

@@ -360,6 +360,27 @@ def ensure_tiers_table(con: duckdb.DuckDBPyConnection) -> None:
     con.execute(f"ALTER TABLE {TIERS_TABLE} ADD COLUMN IF NOT EXISTS value_horizon_months INTEGER")
 
 
+def stage_month(
+    con: duckdb.DuckDBPyConnection,
+    month: str,
+    champion: Champion | None,
+    rules: ScoringRules,
+    measure: ValueMeasure,
+    basis: str,
+    stage: str,
+    progress: Callable[[str], None] = lambda _: None,
+) -> int:
+    """Stage every live customer of the month in the temp table `stage`, batch by batch (bounded
+    memory at any bank size); the number staged."""
+    _create_stage(con, stage)
+    staged = 0
+    for batch in _month_batches(con, month, _batch_bounds(con, month, rules.batch_size)):
+        _append_stage(con, stage, stage_customers(batch, champion, rules, measure, basis, staged))
+        staged += len(batch)
+        progress(f"{month}: {staged:,} customers scored")
+    return staged
+
+
 def score_month_tiers(
     con: duckdb.DuckDBPyConnection,
     month: str,
@@ -375,14 +396,8 @@ def score_month_tiers(
     measure = champion_measure(champion) or resolve_value_measure(con, as_of=month)
     basis = month_basis(champion, clv_fitted(con, month))
     stage = "scoring_stage"
-    _create_stage(con, stage)
-    staged = 0
     try:
-        bounds = _batch_bounds(con, month, rules.batch_size)
-        for batch in _month_batches(con, month, bounds):
-            _append_stage(con, stage, stage_customers(batch, champion, rules, measure, basis, staged))
-            staged += len(batch)
-            progress(f"{month}: {staged:,} customers scored")
+        staged = stage_month(con, month, champion, rules, measure, basis, stage, progress)
         if not staged:
             _refuse_an_empty_month(con, month)
         ensure_tiers_table(con)
@@ -442,8 +457,11 @@ def clv_fitted(con: duckdb.DuckDBPyConnection, month: str) -> bool:
 def current_champion(registry: Registry) -> Champion | None:
     """The champion of the registry, verified on load; None while no model has been promoted."""
     version = registry.champion_version()
-    if version is None:
-        return None
+    return None if version is None else registered_model(registry, version)
+
+
+def registered_model(registry: Registry, version: str) -> Champion:
+    """A registered model version, verified on load, ready to score."""
     card = registry.card(version)
     measure = card.value_measure.split()[0]
     return Champion(version, registry.load(version), card.horizon_months, LEGACY_MEASURES.get(measure, measure))

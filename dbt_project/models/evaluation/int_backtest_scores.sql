@@ -1,8 +1,9 @@
 -- Every ranking the backtest judges, customer by customer, with the value each customer then
 -- realised over the months the predicted value stands for (value_horizon_months): the published
--- tiers ('tiers': the champion's predictions as the bank received them) and the weighted-RFM
--- baseline ('rfm', marts.customer_tiers_rfm) on the same customers and months, once the horizon
--- has passed. The RFM score ranks; it is no value, so it has no predicted value.
+-- tiers ('tiers': the champion's predictions as the bank received them), the challenger on the same
+-- customers where it predicts the same months of value ('challenger', marts.challenger_scores) and
+-- the weighted-RFM baseline ('rfm', marts.customer_tiers_rfm), once the horizon has passed. The
+-- RFM score ranks; it is no value, so it has no predicted value.
 {{ config(materialized='view') }}
 
 with outcomes as (
@@ -38,3 +39,21 @@ select
 from outcomes as o
 inner join {{ ref('customer_tiers_rfm') }} as r
     on r.customer_id = o.customer_id and r.month_start = o.month_start
+
+union all
+
+select
+    'challenger' as ranking,
+    o.customer_id,
+    o.month_start,
+    cast(c.predicted_value as double) as score,
+    cast(c.predicted_value as double) as predicted_value,
+    c.value_tier as predicted_tier,
+    o.value_horizon_months,
+    o.value_measure,
+    cast(o.value_over_horizon as double) as realised_value
+from outcomes as o
+inner join {{ source('marts', 'challenger_scores') }} as c
+    on c.customer_id = o.customer_id
+    and c.month_start = o.month_start
+    and c.value_horizon_months = o.value_horizon_months

@@ -1,0 +1,55 @@
+"""Champion against challenger in the backtest: the challenger scores the published months, and the
+dbt backtest judges it on the same customers and months as the published tiers."""
+
+import dataclasses
+import shutil
+
+import duckdb
+import pytest
+
+from tests.conftest import WAREHOUSE, run_dbt
+from valuetier.challenger import CHALLENGER_TABLE, challenger_version, score_challenger_month
+from valuetier.registry import Registry
+
+pytestmark = pytest.mark.integration
+
+
+def test_without_a_second_version_there_is_no_challenger(tmp_path):
+    assert challenger_version(Registry(tmp_path / "models")) is None
+
+
+def test_the_challenger_is_backtested_on_the_same_months(pipeline_run, tmp_path):
+    """A challenger registered with the champion's own models must score exactly as the champion:
+    the backtest's challenger rows then equal the published tiers' rows, month by month."""
+    from valuetier.settings import Settings
+
+    warehouse, models = tmp_path / "valuetier.duckdb", tmp_path / "models"
+    shutil.copy(WAREHOUSE, warehouse)
+    shutil.copytree(Settings.from_env().models_dir, models)
+    registry = Registry(models)
+    champion = registry.champion_version()
+    card = dataclasses.asdict(registry.card(champion))
+    for field in ("version", "package_versions", "artifact_sha256"):
+        card.pop(field)
+    twin = registry.register(registry.load(champion), **{**card, "status": "challenger", "decision": "test twin"})
+    assert challenger_version(registry) == twin.version != champion
+    months = pipeline_run["months"]
+    with duckdb.connect(str(warehouse)) as con:
+        for month in months:
+            assert score_challenger_month(con, month, registry).customers > 0
+        scored = con.execute(f"SELECT DISTINCT model_version FROM {CHALLENGER_TABLE}").fetchall()
+        differ = con.execute(f"""SELECT count(*) FROM {CHALLENGER_TABLE} c JOIN marts.customer_tiers t
+                                 USING (customer_id, month_start)
+                                 WHERE c.value_tier <> t.value_tier OR abs(c.predicted_value - t.predicted_value) > 0.01
+                              """).fetchone()[0]
+        tiered = con.execute("SELECT count(*) FROM marts.customer_tiers").fetchone()[0]
+        assert con.execute(f"SELECT count(*) FROM {CHALLENGER_TABLE}").fetchone()[0] == tiered
+    assert scored == [(twin.version,)] and differ == 0
+    run_dbt(["build", "--select", "path:models/evaluation"], warehouse, tmp_path / "target")
+    with duckdb.connect(str(warehouse), read_only=True) as con:
+        backtest = con.execute("""
+            SELECT month_start, ranking, customers, normalized_gini, tier_accuracy
+            FROM evaluation.eval_model_backtest_monthly WHERE ranking IN ('tiers', 'challenger')""").fetchall()
+    by = {(m, r): rest for m, r, *rest in backtest}
+    months_backtested = {m for m, _ in by}
+    assert months_backtested and all(by[(m, "challenger")] == by[(m, "tiers")] for m in months_backtested)

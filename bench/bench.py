@@ -47,7 +47,7 @@ from valuetier.months import months_between  # noqa: E402
 from valuetier.registry import Registry  # noqa: E402
 from valuetier.warehouse import connect, table_exists  # noqa: E402
 
-HISTORY_STAGES = ("ingest", "dbt", "clv", "training", "scoring", "evaluation", "checks")
+HISTORY_STAGES = ("ingest", "dbt", "clv", "training", "scoring", "evaluation", "monitoring", "checks")
 # The new month: our indicators, the pandas baseline of the same indicators, then the whole job.
 NEW_MONTH_STAGES = ("new_month_indicators", "pandas_baseline", "new_month")
 
@@ -194,6 +194,7 @@ def rows_by_stage(warehouse: Path, history: list[str], new_month: str) -> dict[s
             "clv": indicators,
             "scoring": count("marts", "customer_tiers", f"month_start {months}"),
             "evaluation": indicators,
+            "monitoring": indicators,
             "checks": delivered + (indicators or 0),
             "new_month": count("raw", "transactions", f"_delivery_month = DATE '{new_month}-01'"),
             "new_month_indicators": count("raw", "transactions", f"_delivery_month = DATE '{new_month}-01'"),

@@ -5,7 +5,9 @@ its own process (so the benchmark measures that stage's time and memory alone).
 
 Stages, in the order a first run does them: ingest (the raw assets), dbt (the dbt models up to the
 marts, with their dbt tests), clv, training (the train_tiering_model job), scoring (the tiers),
-evaluation (the evaluation dbt models), checks (every Great Expectations suite); then, for the
+evaluation (the evaluation dbt models, with the challenger's scores they read), monitoring (the
+CRM actions, drift and alerts, and the monthly reports), checks (every Great Expectations suite);
+then, for the
 new month, new_month_indicators (the raw assets and the dbt models up to the indicators and the
 customer dimension their tests read, with their dbt tests: what the pandas baseline is compared
 with) and new_month, the production monthly_pipeline job (all of it).
@@ -28,7 +30,21 @@ from valuetier.months import months_between
 CLV = dg.AssetKey(["marts", "customer_clv_monthly"])
 INDICATORS = dg.AssetKey(["marts", "customer_indicators_monthly"])
 DIM_CUSTOMER = dg.AssetKey(["marts", "dim_customer"])  # the indicators' relationship test reads it
-STAGES = ("ingest", "dbt", "clv", "training", "scoring", "evaluation", "checks", "new_month_indicators", "new_month")
+CRM_ACTIONS = dg.AssetKey(["marts", "crm_actions"])
+CHALLENGER = dg.AssetKey(["marts", "challenger_scores"])
+REPORT = dg.AssetKey(["published", "monthly_report"])
+STAGES = (
+    "ingest",
+    "dbt",
+    "clv",
+    "training",
+    "scoring",
+    "evaluation",
+    "monitoring",
+    "checks",
+    "new_month_indicators",
+    "new_month",
+)
 
 
 def selections() -> dict[str, dg.AssetSelection]:
@@ -38,11 +54,13 @@ def selections() -> dict[str, dg.AssetSelection]:
     return {
         "ingest": dg.AssetSelection.groups("raw").without_checks(),
         "dbt": dg.AssetSelection.groups("staging", "intermediate", "marts")
-        - dg.AssetSelection.assets(CLV, TIERS)
+        - dg.AssetSelection.assets(CLV, TIERS, CRM_ACTIONS, CHALLENGER)
         - expectations,
         "clv": dg.AssetSelection.assets(CLV).without_checks(),
         "scoring": dg.AssetSelection.assets(TIERS).without_checks(),
-        "evaluation": dg.AssetSelection.groups("evaluation"),
+        "evaluation": dg.AssetSelection.groups("evaluation") | dg.AssetSelection.assets(CHALLENGER),
+        "monitoring": (dg.AssetSelection.groups("monitoring") | dg.AssetSelection.assets(CRM_ACTIONS, REPORT))
+        - expectations,
         "checks": expectations,
         "new_month_indicators": dg.AssetSelection.assets(INDICATORS, DIM_CUSTOMER).upstream() - expectations,
     }

@@ -212,12 +212,15 @@ def test_earlier_months_do_not_change_when_a_later_month_arrives(pipeline_run, t
     with duckdb.connect(str(copy)) as con:
         for source in SOURCE_ORDER:
             con.execute(f"DELETE FROM raw.{source} WHERE _delivery_month = DATE '{last}-01'")
-        # Keep the published tiers of the earlier months (written by the scoring asset, not dbt).
-        con.execute(f"CREATE TABLE main.tiers AS SELECT * FROM marts.customer_tiers WHERE month_start < '{last}-01'")
+        # Keep the earlier months of the tables the scoring assets write, not dbt: the published tiers
+        # and the challenger's scores.
+        for table in ("customer_tiers", "challenger_scores"):
+            con.execute(f"CREATE TABLE main.{table} AS SELECT * FROM marts.{table} WHERE month_start < '{last}-01'")
         for schema in ("staging", "intermediate", "marts", "evaluation"):
             con.execute(f"DROP SCHEMA {schema} CASCADE")
         con.execute("CREATE SCHEMA marts")
-        con.execute("CREATE TABLE marts.customer_tiers AS SELECT * FROM main.tiers")
+        for table in ("customer_tiers", "challenger_scores"):
+            con.execute(f"CREATE TABLE marts.{table} AS SELECT * FROM main.{table}")
     run_dbt(["build", "--full-refresh"], copy, tmp_path / "target")
     tables = ("marts.customer_indicators_monthly", "marts.customer_tiers_rfm", "marts.fct_transactions")
     for table in tables:

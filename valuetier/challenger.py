@@ -16,15 +16,15 @@ import duckdb
 from valuetier.months import parse_month
 from valuetier.registry import Registry
 from valuetier.scoring import (
+    CHALLENGER_TABLE,
     TIERS_TABLE,
     ScoringRules,
     champion_measure,
+    ensure_tiers_table,
     publish_sql,
     registered_model,
     stage_month,
 )
-
-CHALLENGER_TABLE = "marts.challenger_scores"
 
 
 @dataclass(frozen=True)
@@ -41,15 +41,6 @@ def challenger_version(registry: Registry) -> str | None:
     return others[-1] if others else None
 
 
-def ensure_challenger_table(con: duckdb.DuckDBPyConnection) -> None:
-    con.execute("CREATE SCHEMA IF NOT EXISTS marts")
-    con.execute(
-        f"""CREATE TABLE IF NOT EXISTS {CHALLENGER_TABLE} (
-            customer_id VARCHAR NOT NULL, month_start DATE NOT NULL, model_version VARCHAR NOT NULL,
-            value_tier VARCHAR NOT NULL, predicted_value DOUBLE NOT NULL, value_horizon_months INTEGER NOT NULL)"""
-    )
-
-
 def score_challenger_month(
     con: duckdb.DuckDBPyConnection, month: str, registry: Registry, rules: ScoringRules | None = None
 ) -> ChallengerScored | None:
@@ -57,7 +48,7 @@ def score_challenger_month(
     rules = rules or ScoringRules()
     start = parse_month(month)
     version = challenger_version(registry)
-    ensure_challenger_table(con)
+    ensure_tiers_table(con)
     if version is None:
         con.execute(f"DELETE FROM {CHALLENGER_TABLE} WHERE month_start = ?", [start])
         return None

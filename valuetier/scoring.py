@@ -37,6 +37,9 @@ from valuetier.value_measure import ValueMeasure, resolve_value_measure
 
 MIN_HISTORY_MONTHS = 3
 TIERS_TABLE = "marts.customer_tiers"
+# The published months scored again by the challenger (valuetier/challenger.py); created with the
+# tiers, so the dbt backtest that reads both always finds it.
+CHALLENGER_TABLE = "marts.challenger_scores"
 RULE_VERSION = "rule"
 RULE_DRIVER = "rule: observed value per month x horizon"
 # What a month's tiers rank: the champion model, or without one the best ranking available.
@@ -358,6 +361,11 @@ def ensure_tiers_table(con: duckdb.DuckDBPyConnection) -> None:
     # Warehouses scored before the evaluation's backtest needed the horizon: their earlier rows keep
     # a null horizon, which the backtest leaves out, until the months are rescored.
     con.execute(f"ALTER TABLE {TIERS_TABLE} ADD COLUMN IF NOT EXISTS value_horizon_months INTEGER")
+    con.execute(
+        f"""CREATE TABLE IF NOT EXISTS {CHALLENGER_TABLE} (
+            customer_id VARCHAR NOT NULL, month_start DATE NOT NULL, model_version VARCHAR NOT NULL,
+            value_tier VARCHAR NOT NULL, predicted_value DOUBLE NOT NULL, value_horizon_months INTEGER NOT NULL)"""
+    )
 
 
 def stage_month(

@@ -9,7 +9,15 @@ from pathlib import Path
 import duckdb
 import pytest
 
-from valuetier.publish import DUCKDB_FILE, PUBLISHED_MARTS, Mart, current_version, publish, read_published
+from valuetier.publish import (
+    DUCKDB_FILE,
+    PUBLISHED_MARTS,
+    Mart,
+    PublishError,
+    current_version,
+    publish,
+    read_published,
+)
 
 MONTHS = ["2025-01", "2025-02", "2025-03"]
 
@@ -75,6 +83,21 @@ def test_a_publish_failing_between_two_marts_leaves_the_previous_one(tmp_path):
     assert sorted(p.name for p in (published / "versions").iterdir()) == [before.version]
     assert [p.name for p in published.iterdir() if p.name.startswith(".")] == []
     assert snapshot(published) == {m.name: (200, 1, 1) for m in PUBLISHED_MARTS}
+
+
+def test_a_month_without_alerts_is_published_a_month_without_tiers_is_refused(tmp_path):
+    warehouse, published = tmp_path / "w.duckdb", tmp_path / "published"
+    write_warehouse(warehouse, MONTHS, 1)
+    with duckdb.connect(str(warehouse)) as con:  # a quiet last month: no alerts, no drift measured
+        for table in ("monitoring.alerts", "monitoring.drift_monthly"):
+            con.execute(f"DELETE FROM {table} WHERE month_start = DATE '{MONTHS[-1]}-01'")
+    publish(warehouse, published, MONTHS)
+    rows = snapshot(published)
+    assert rows["monitoring.alerts"] == (200, 1, 1) and rows["marts.customer_tiers"] == (300, 1, 1)
+    with duckdb.connect(str(warehouse)) as con:
+        con.execute(f"DELETE FROM marts.customer_tiers WHERE month_start = DATE '{MONTHS[-1]}-01'")
+    with pytest.raises(PublishError, match=f"marts.customer_tiers has no rows for {MONTHS[-1]}"):
+        publish(warehouse, published, MONTHS)
 
 
 READER = textwrap.dedent(

@@ -40,6 +40,8 @@ class Mart:
     table: str
     # Small marts are rewritten whole on every publish: a month's run also re-evaluates earlier months.
     rewrite_all: bool = False
+    # A month without rows is legitimate (a quiet month has no alerts): published as no rows, not refused.
+    may_lack_months: bool = False
 
     @property
     def name(self) -> str:
@@ -66,8 +68,8 @@ PUBLISHED_MARTS = (
         )
     ),
     Mart("marts", "crm_actions"),
-    Mart("monitoring", "alerts"),
-    Mart("monitoring", "drift_monthly"),
+    Mart("monitoring", "alerts", may_lack_months=True),
+    Mart("monitoring", "drift_monthly", may_lack_months=True),  # none before a reference month exists
 )
 
 
@@ -169,7 +171,7 @@ def _snapshot_mart(
         ).fetchall()
     ]
     missing = sorted(set(months) - set(present))
-    if missing and not mart.rewrite_all:
+    if missing and not (mart.rewrite_all or mart.may_lack_months):
         raise PublishError(f"{mart.name} has no rows for {', '.join(missing)}: nothing to publish for them")
     files, written = [], []
     for month in present:

@@ -25,6 +25,7 @@ from valuetier.scoring import (
     registered_model,
     stage_month,
 )
+from valuetier.warehouse import transaction
 
 
 @dataclass(frozen=True)
@@ -56,8 +57,7 @@ def score_challenger_month(
     stage = "challenger_stage"
     try:
         staged = stage_month(con, month, challenger, rules, champion_measure(challenger), "model", stage)
-        con.execute("BEGIN TRANSACTION")
-        try:
+        with transaction(con):
             con.execute(f"DELETE FROM {CHALLENGER_TABLE} WHERE month_start = ?", [start])
             # The same tier cut as the published tiers, on the challenger's ranking, for the tiered customers.
             con.execute(
@@ -67,10 +67,6 @@ def score_challenger_month(
                     FROM ({publish_sql(stage, staged, rules)}) AS s
                     SEMI JOIN {TIERS_TABLE} AS t ON t.customer_id = s.customer_id AND t.month_start = s.month_start"""
             )
-            con.execute("COMMIT")
-        except BaseException:
-            con.execute("ROLLBACK")
-            raise
     finally:
         con.execute(f"DROP TABLE IF EXISTS {stage}")
     return ChallengerScored(month, version, staged)

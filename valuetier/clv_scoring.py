@@ -14,6 +14,7 @@ import pandas as pd
 from valuetier.clv import WEEKS_PER_YEAR, ClvFitError, customer_lifetime_value, expected_purchases, fit_bgnbd
 from valuetier.months import add_months, month_end, parse_month
 from valuetier.value_measure import ValueMeasure, resolve_value_measure
+from valuetier.warehouse import transaction
 
 CLV_TABLE = "marts.customer_clv_monthly"
 
@@ -108,8 +109,7 @@ def score_month(con: duckdb.DuckDBPyConnection, month: str, calibration_months: 
             "clv_12m": np.round(clv, 2),
         }
     )
-    con.execute("BEGIN TRANSACTION")
-    try:
+    with transaction(con):
         con.execute(f"DELETE FROM {CLV_TABLE} WHERE month_start = ?", [parse_month(month)])
         con.register("_clv", frame)
         # The month's parameters are one value: a constant of the INSERT, not a column built row by row.
@@ -117,10 +117,6 @@ def score_month(con: duckdb.DuckDBPyConnection, month: str, calibration_months: 
             f"INSERT INTO {CLV_TABLE} SELECT *, ? AS model_params FROM _clv ORDER BY customer_id", [str(params)]
         )
         con.unregister("_clv")
-        con.execute("COMMIT")
-    except BaseException:
-        con.execute("ROLLBACK")
-        raise
     total = float(np.nansum(np.round(clv, 2))) if result is not None else None
     return ClvMonth(month, n, int((data.x > 0).sum()), params, total, measure.name)
 

@@ -30,6 +30,7 @@ from valuetier.ingest import RAW_SCHEMA, find_delivery
 from valuetier.months import parse_month
 from valuetier.scoring import TIERS_TABLE, ScoringRules
 from valuetier.training import FEATURES
+from valuetier.warehouse import optional_sources_without_rows, transaction
 
 SCHEMA = "monitoring"
 ALERTS_TABLE = f"{SCHEMA}.alerts"
@@ -264,27 +265,25 @@ def _tier_share_shifts(con, start: date, rules: MonitoringRules) -> list[Alert]:
 def _source_file_alerts(con, month: str, landing: Path, rules: MonitoringRules) -> list[Alert]:
     start = parse_month(month)
     alerts = []
-    for source in SOURCES.values():
-        if source.kind is SourceKind.ENTITY:
-            continue  # customers and accounts deliver only what changed: no file can mean no change
-        loaded, before = con.execute(
-            f"""SELECT EXISTS (SELECT 1 FROM {RAW_SCHEMA}.{source.name} WHERE _delivery_month = DATE '{start}'),
-                       EXISTS (SELECT 1 FROM {RAW_SCHEMA}.{source.name} WHERE _delivery_month < DATE '{start}')"""
-        ).fetchone()
-        if before and not loaded:
-            file = find_delivery(landing, source.name, month)
-            found = (
-                f"{file} loaded no valid row" if file else f"no file {landing / source.name / month}.parquet (or .csv)"
-            )
+    # A required source cannot be missing here: ingestion refused the month.
+    for name in optional_sources_without_rows(con, month, month):
+        if SOURCES[name].kind is SourceKind.ENTITY:
+            continue  # accounts deliver only what changed: no file can mean no change
+        before = con.execute(
+            f"SELECT EXISTS (SELECT 1 FROM {RAW_SCHEMA}.{name} WHERE _delivery_month < DATE '{start}')"
+        ).fetchone()[0]
+        if before:
+            file = find_delivery(landing, name, month)
+            found = f"{file} loaded no valid row" if file else f"no file {landing / name / month}.parquet (or .csv)"
             alerts.append(
                 Alert(
                     start,
                     "missing_source_file",
-                    source.name,
+                    name,
                     "error",
                     None,
                     None,
-                    f"{source.name} was delivered in earlier months but {found}; its indicators are null this "
+                    f"{name} was delivered in earlier months but {found}; its indicators are null this "
                     "month. Deliver the file and run the month again",
                 )
             )
@@ -337,8 +336,7 @@ def _high_value_at_risk(con, start: date, rules: MonitoringRules) -> list[Alert]
 
 def _write(con, start: date, alerts: list[Alert], drift: list[Drift]) -> None:
     ensure_monitoring_tables(con)
-    con.execute("BEGIN TRANSACTION")
-    try:
+    with transaction(con):
         for table in (ALERTS_TABLE, DRIFT_TABLE):
             con.execute(f"DELETE FROM {table} WHERE month_start = ?", [start])
         if alerts:
@@ -351,7 +349,3 @@ def _write(con, start: date, alerts: list[Alert], drift: list[Drift]) -> None:
                 f"INSERT INTO {DRIFT_TABLE} VALUES (?, ?, ?, ?, ?)",
                 [(d.month_start, d.measure, d.subject, d.psi, d.reference) for d in drift],
             )
-        con.execute("COMMIT")
-    except BaseException:
-        con.execute("ROLLBACK")
-        raise

@@ -22,6 +22,7 @@ import yaml
 from valuetier.contract import PRODUCT_TYPES
 from valuetier.months import parse_month
 from valuetier.scoring import ACTION_SEGMENTS, TIERS_TABLE
+from valuetier.warehouse import transaction
 
 CRM_ACTIONS_TABLE = "marts.crm_actions"
 INDICATORS_TABLE = "marts.customer_indicators_monthly"
@@ -170,8 +171,7 @@ def build_crm_actions(con: duckdb.DuckDBPyConnection, month: str, playbook: Play
         con.executemany("INSERT INTO playbook_offers VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)", rows)
     holds = " ".join(f"WHEN '{p}' THEN i.holds_{p}" for p in PRODUCT_TYPES)
     ensure_crm_actions_table(con)
-    con.execute("BEGIN TRANSACTION")
-    try:
+    with transaction(con):
         con.execute(f"DELETE FROM {CRM_ACTIONS_TABLE} WHERE month_start = ?", [start])
         con.execute(
             f"""INSERT INTO {CRM_ACTIONS_TABLE}
@@ -201,10 +201,6 @@ def build_crm_actions(con: duckdb.DuckDBPyConnection, month: str, playbook: Play
             ORDER BY customer_id""",
             {"month": start, "sha": playbook.sha256},
         )
-        con.execute("COMMIT")
-    except BaseException:
-        con.execute("ROLLBACK")
-        raise
     customers, with_product = con.execute(
         f"SELECT count(*), count(next_best_product) FROM {CRM_ACTIONS_TABLE} WHERE month_start = ?", [start]
     ).fetchone()

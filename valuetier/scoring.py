@@ -34,6 +34,7 @@ from valuetier.registry import Registry
 from valuetier.training import FEATURES, TrainedModels, feature_columns_sql
 from valuetier.tree_ensemble import TreeEnsemble
 from valuetier.value_measure import ValueMeasure, resolve_value_measure
+from valuetier.warehouse import transaction
 
 MIN_HISTORY_MONTHS = 3
 TIERS_TABLE = "marts.customer_tiers"
@@ -409,15 +410,10 @@ def score_month_tiers(
         if not staged:
             _refuse_an_empty_month(con, month)
         ensure_tiers_table(con)
-        con.execute("BEGIN TRANSACTION")
-        try:
+        with transaction(con):
             con.execute(f"DELETE FROM {TIERS_TABLE} WHERE month_start = ?", [parse_month(month)])
             published = publish_sql(stage, staged, rules)
             con.execute(f"INSERT INTO {TIERS_TABLE} BY NAME SELECT * EXCLUDE (position) FROM ({published})")
-            con.execute("COMMIT")
-        except BaseException:
-            con.execute("ROLLBACK")
-            raise
         counts = dict(
             con.execute(
                 f"SELECT value_tier, count(*) FROM {TIERS_TABLE} WHERE month_start = ? GROUP BY 1",

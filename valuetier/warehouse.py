@@ -26,6 +26,19 @@ def connect(path: Path, read_only: bool = False, limits: DuckDBLimits | None = N
         con.close()
 
 
+@contextmanager
+def transaction(con: duckdb.DuckDBPyConnection):
+    """The statements of the block as one transaction: committed together, or rolled back on any error
+    (a month's rows are replaced whole or not at all)."""
+    con.execute("BEGIN TRANSACTION")
+    try:
+        yield con
+        con.execute("COMMIT")
+    except BaseException:
+        con.execute("ROLLBACK")
+        raise
+
+
 def table_exists(con: duckdb.DuckDBPyConnection, schema: str, table: str) -> bool:
     return bool(
         con.execute(

@@ -17,7 +17,7 @@ export VALUETIER_WAREHOUSE ?= $(CURDIR)/data/warehouse/valuetier.duckdb
 DBT_FILES := $(shell find dbt_project -path dbt_project/target -prune -o -type f \( -name '*.sql' -o -name '*.yml' \) -print)
 MANIFEST := dbt_project/target/manifest.json
 
-.PHONY: setup demo run ui docs test lint bench clean chromium
+.PHONY: setup demo run ui docs test lint audit bench clean chromium
 
 # The lock is installed by uv (pinned in the lock, itself installed by pip): about 30 s on a cold
 # cache where pip takes about 100 s. `make INSTALLER=pip ...` installs with pip alone, for a network
@@ -42,11 +42,19 @@ $(MANIFEST): $(VENV)/.installed $(DBT_FILES)
 	cd dbt_project && ../$(BIN)/dbt parse --profiles-dir . --quiet
 	touch $@
 
+# Great Expectations' Data Docs load Bootstrap, jQuery, Vega... from public CDNs; ValueTier serves
+# them from these files instead (valuetier/data_docs.py), fetched from the npm registry and checked
+# against the sha512 in the lock.
+DATA_DOCS_ASSETS := $(VENV)/share/valuetier/data_docs_assets
+$(DATA_DOCS_ASSETS)/.fetched: $(VENV)/.installed expectations/data_docs/assets.lock.json
+	$(BIN)/python -m valuetier.data_docs fetch
+	touch $@
+
 $(DAGSTER_HOME)/dagster.yaml: orchestration/dagster.yaml
 	mkdir -p $(DAGSTER_HOME)
 	cp orchestration/dagster.yaml $@
 
-setup: $(VENV)/.installed $(MANIFEST) $(DAGSTER_HOME)/dagster.yaml
+setup: $(VENV)/.installed $(MANIFEST) $(DAGSTER_HOME)/dagster.yaml $(DATA_DOCS_ASSETS)/.fetched
 
 demo: setup
 	@echo "== generating the demo bank: $(DEMO_CUSTOMERS) customers x $(DEMO_MONTHS) months (seed $(DEMO_SEED))"
@@ -74,8 +82,13 @@ lint: $(VENV)/.installed
 
 # One pytest worker per core (tests/conftest.py says how the tests are split between them).
 TEST_WORKERS ?= 2
-test: setup lint chromium
+test: setup lint audit chromium
 	$(BIN)/pytest -n $(TEST_WORKERS) --dist loadscope
+
+# The lock against a snapshot of pypa/advisory-database kept in security/ (valuetier/audit.py): no
+# network needed. README, "Security", says how to read it and refresh the snapshot.
+audit: $(VENV)/.installed
+	$(BIN)/python -m valuetier.audit
 
 # The report's browser test drives Debian's Chromium through Playwright (Playwright's own browser
 # download is not reachable from a bank's network, nor from CI here).

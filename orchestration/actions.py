@@ -1,8 +1,11 @@
 """The CRM's monthly actions: the playbook (playbook.yml) applied to every tiered customer."""
 
+import time
+
 import dagster as dg
 
 from orchestration.dbt import INDICATORS
+from orchestration.flow import flow_metadata
 from orchestration.partitions import WAREHOUSE_POOL, month_partitions, single_run
 from orchestration.resources import WarehouseResource, settings
 from orchestration.scoring import TIERS
@@ -30,7 +33,7 @@ def crm_actions(context: dg.AssetExecutionContext, warehouse: WarehouseResource)
         playbook = load_playbook(current.playbook_file)
     except (PlaybookError, OSError) as exc:
         raise dg.Failure(description=f"the playbook cannot be used: {exc}") from exc
-    results = []
+    started, results = time.perf_counter(), []
     with warehouse.connect() as con:
         for month in sorted(context.partition_keys):
             try:
@@ -42,6 +45,7 @@ def crm_actions(context: dg.AssetExecutionContext, warehouse: WarehouseResource)
                 f"product, service levels {result.by_service_level}"
             )
             results.append(result)
+        flow = flow_metadata(context, con, started)
     latest = results[-1]
     return dg.MaterializeResult(
         metadata={
@@ -52,5 +56,6 @@ def crm_actions(context: dg.AssetExecutionContext, warehouse: WarehouseResource)
             "latest_month": latest.month,
             "latest_service_levels": dg.MetadataValue.json(latest.by_service_level),
             "latest_with_next_best_product": dg.MetadataValue.int(latest.with_product),
+            **flow,
         }
     )

@@ -1,7 +1,10 @@
 """The challenger scored on the published months, for the backtest's champion-against-challenger view."""
 
+import time
+
 import dagster as dg
 
+from orchestration.flow import flow_metadata
 from orchestration.partitions import WAREHOUSE_POOL, month_partitions, single_run
 from orchestration.resources import WarehouseResource, settings
 from orchestration.scoring import TIERS
@@ -26,7 +29,7 @@ CHALLENGER = dg.AssetKey(CHALLENGER_TABLE.split("."))
 )
 def challenger_scores(context: dg.AssetExecutionContext, warehouse: WarehouseResource) -> dg.MaterializeResult:
     registry = Registry(settings().models_dir)
-    scored = []
+    started, scored = time.perf_counter(), []
     with warehouse.connect() as con:
         for month in sorted(context.partition_keys):
             try:
@@ -35,6 +38,7 @@ def challenger_scores(context: dg.AssetExecutionContext, warehouse: WarehouseRes
                 raise dg.Failure(description=f"the challenger model cannot be used: {exc}") from exc
             if result:
                 scored.append(result)
+        flow = flow_metadata(context, con, started)
     if scored:
         context.log.info(f"challenger {scored[-1].version}: {len(scored)} months scored")
     else:
@@ -44,5 +48,6 @@ def challenger_scores(context: dg.AssetExecutionContext, warehouse: WarehouseRes
             "challenger_version": scored[-1].version if scored else "none",
             "months_scored": dg.MetadataValue.int(len(scored)),
             "customers": dg.MetadataValue.int(sum(r.customers for r in scored)),
+            **flow,
         }
     )

@@ -1,7 +1,10 @@
 """Customer lifetime value per live customer and month (BG/NBD + Gamma-Gamma, valuetier.clv)."""
 
+import time
+
 import dagster as dg
 
+from orchestration.flow import flow_metadata
 from orchestration.partitions import WAREHOUSE_POOL, month_partitions, single_run
 from orchestration.resources import WarehouseResource
 from valuetier.clv_scoring import score_month
@@ -27,7 +30,7 @@ class ClvConfig(dg.Config):
 def customer_clv_monthly(
     context: dg.AssetExecutionContext, config: ClvConfig, warehouse: WarehouseResource
 ) -> dg.MaterializeResult:
-    scored = []
+    started, scored = time.perf_counter(), []
     with warehouse.connect() as con:
         for month in sorted(context.partition_keys):
             result = score_month(con, month, config.calibration_months)
@@ -36,6 +39,7 @@ def customer_clv_monthly(
             else:
                 context.log.info(f"CLV {month}: {result.customers} customers, total {result.total_clv_12m:,.2f}")
             scored.append(result)
+        flow = flow_metadata(context, con, started)
     latest = scored[-1]
     return dg.MaterializeResult(
         metadata={
@@ -45,5 +49,6 @@ def customer_clv_monthly(
             "latest_model_params": dg.MetadataValue.json(latest.params),
             "clv_12m_total_by_month": dg.MetadataValue.json({r.month: r.total_clv_12m for r in scored}),
             "months_not_fitted": dg.MetadataValue.json([r.month for r in scored if r.total_clv_12m is None]),
+            **flow,
         }
     )

@@ -12,8 +12,16 @@ from pathlib import Path
 from typing import Any
 
 import dagster as dg
-from dagster_dbt import DagsterDbtTranslator, DbtCliInvocation, DbtCliResource, DbtProject, dbt_assets
+from dagster_dbt import (
+    DagsterDbtTranslator,
+    DagsterDbtTranslatorSettings,
+    DbtCliInvocation,
+    DbtCliResource,
+    DbtProject,
+    dbt_assets,
+)
 
+from orchestration.flow import flow_metadata
 from orchestration.partitions import WAREHOUSE_POOL, month_partitions, single_run
 from orchestration.resources import WarehouseResource, settings
 from valuetier.months import dbt_month_window
@@ -32,7 +40,19 @@ dbt_project.prepare_if_dev()
 
 
 class ValueTierTranslator(DagsterDbtTranslator):
-    """Models are grouped by their folder (staging, intermediate, marts, evaluation)."""
+    """Models are grouped by their folder (staging, intermediate, marts, evaluation). The tests on
+    dbt sources (the raw tables, the tiers the scoring asset writes) are asset checks on those
+    assets, as the tests on models are: otherwise dagster-dbt logs each as an observation with a
+    warning of several lines, every run (dagster issue #33986)."""
+
+    def __init__(self):
+        super().__init__(settings=DagsterDbtTranslatorSettings(enable_source_tests_as_checks=True))
+
+    def get_asset_check_spec(self, asset_spec, manifest, unique_id, project):
+        test = manifest["nodes"].get(unique_id, {})
+        if test.get("depends_on", {}).get("nodes") == [TIERS_SOURCE_ID]:
+            return None  # excluded from Dagster's builds (TIERS_SOURCE_TESTS)
+        return super().get_asset_check_spec(asset_spec, manifest, unique_id, project)
 
     def get_group_name(self, dbt_resource_props: Mapping[str, Any]) -> str | None:
         if dbt_resource_props["resource_type"] == "model":
@@ -41,6 +61,12 @@ class ValueTierTranslator(DagsterDbtTranslator):
 
 
 EVALUATION = "path:models/evaluation"
+# The tiers' dbt source tests are not run by Dagster: the tiers' own blocking check (the
+# customer_tiers Great Expectations suite, which covers them) runs where the scoring asset writes
+# them; as checks of the evaluation's multi-asset they would split it into three dbt invocations a
+# run, since the tiers sit between its models. `dbt build` on its own still runs them.
+TIERS_SOURCE_TESTS = "source:marts.customer_tiers"
+TIERS_SOURCE_ID = "source.valuetier.marts.customer_tiers"
 # dbt's unit tests check the SQL, not the data: they run in `make test`, not in every month's run.
 BUILD_ARGS = ["build", "--exclude-resource-type", "unit_test"]
 
@@ -102,48 +128,73 @@ def dbt_build(context: dg.AssetExecutionContext, dbt: DbtCliResource) -> Iterato
 )
 def valuetier_dbt_models(context: dg.AssetExecutionContext, dbt: DbtCliResource, warehouse: WarehouseResource):
     window = context.partition_key_range
-    # Events from the first asset that needs warehouse metadata on are held (in order: Dagster
-    # wants a multi-asset's outputs in topological order) until dbt has let go of the warehouse.
-    held: list = []
-    with dbt_build(context, dbt) as invocation:
-        try:
-            for event in invocation.stream():
-                key = context.asset_key_for_output(event.output_name) if isinstance(event, dg.Output) else None
-                if held or key in (FCT_TRANSACTIONS, INDICATORS):
-                    held.append((key, event))
-                else:
-                    yield event
-        except Exception:
-            yield from (event for _, event in held)  # what dbt did build stays recorded
-            raise
+    held = yield from build_holding_events(context, dbt)
     with warehouse.connect() as con:
+        metadata = model_flows(context, con, held)
         anomalies = anomalous_transactions_by_month(con, window.start, window.end)
         absent = optional_sources_without_rows(con, window.start, window.end)
     for source, months in absent.items():
         context.log.warning(f"optional source {source} has no rows for {', '.join(months)}: its indicators stay empty")
-    extra = {
-        FCT_TRANSACTIONS: {
+    # A step may build a subset of the models (a job interleaves them with Python assets).
+    if FCT_TRANSACTIONS in metadata:
+        metadata[FCT_TRANSACTIONS] |= {
             "anomalous_transactions": dg.MetadataValue.int(
                 sum(m["amount_outlier"] + m["burst"] for m in anomalies.values())
             ),
             "anomalies_by_month": dg.MetadataValue.json(anomalies),
-        },
-        INDICATORS: {"optional_sources_without_rows": dg.MetadataValue.json(absent)},
-    }
-    for key, event in held:
-        yield event.with_metadata({**event.metadata, **extra[key]}) if key in extra else event
+        }
+    if INDICATORS in metadata:
+        metadata[INDICATORS] |= {"optional_sources_without_rows": dg.MetadataValue.json(absent)}
+    yield from with_metadata(context, held, metadata)
+
+
+def build_holding_events(context: dg.AssetExecutionContext, dbt: DbtCliResource):
+    """The run's dbt build, its events held until dbt has let go of the warehouse, so metadata read
+    from the warehouse can be added to them (Dagster wants a multi-asset's outputs in order, so
+    none is yielded before). If the build fails, what it did build is yielded, then the error."""
+    held: list = []
+    with dbt_build(context, dbt) as invocation:
+        try:
+            held.extend(invocation.stream())
+        except Exception:
+            yield from held  # what dbt did build stays recorded
+            raise
+    return held
+
+
+def model_flows(context: dg.AssetExecutionContext, con, held: list) -> dict[dg.AssetKey, dict]:
+    """Rows in (the upstreams' rows of the run's months), rows out and dbt's seconds, per model built."""
+    flows = {}
+    for event in held:
+        if isinstance(event, dg.Output):
+            key = context.asset_key_for_output(event.output_name)
+            duration = event.metadata.get("Execution Duration")
+            seconds = float(duration.value) if duration is not None else 0.0
+            flows[key] = flow_metadata(context, con, 0.0, key=key, seconds=seconds)
+    return flows
+
+
+def with_metadata(context: dg.AssetExecutionContext, held: list, metadata: dict[dg.AssetKey, dict]):
+    for event in held:
+        if isinstance(event, dg.Output):
+            extra = metadata.get(context.asset_key_for_output(event.output_name), {})
+            event = event.with_metadata({**event.metadata, **extra})
+        yield event
 
 
 @dbt_assets(
     manifest=dbt_project.manifest_path,
     project=dbt_project,
     select=EVALUATION,
+    exclude=TIERS_SOURCE_TESTS,
     name="valuetier_dbt_evaluation",
     dagster_dbt_translator=ValueTierTranslator(),
     partitions_def=month_partitions,
     backfill_policy=single_run,
     pool=WAREHOUSE_POOL,
 )
-def valuetier_dbt_evaluation(context: dg.AssetExecutionContext, dbt: DbtCliResource):
-    with dbt_build(context, dbt) as invocation:
-        yield from invocation.stream()
+def valuetier_dbt_evaluation(context: dg.AssetExecutionContext, dbt: DbtCliResource, warehouse: WarehouseResource):
+    held = yield from build_holding_events(context, dbt)
+    with warehouse.connect() as con:
+        metadata = model_flows(context, con, held)
+    yield from with_metadata(context, held, metadata)

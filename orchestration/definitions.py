@@ -8,6 +8,7 @@ from orchestration.clv import customer_clv_monthly
 from orchestration.dbt import valuetier_dbt_evaluation, valuetier_dbt_models
 from orchestration.ingestion import ingestion_assets, new_month_sensor, quarantine_table
 from orchestration.jobs import build_months, monthly_latest_month, monthly_pipeline
+from orchestration.logs import json_file_logger, progress_logger
 from orchestration.model import quarterly_training, tiering_model, train_tiering_model
 from orchestration.monitoring import alert_checks, monitoring
 from orchestration.publishing import bi_marts
@@ -36,4 +37,6 @@ defs = dg.Definitions(
     schedules=[quarterly_training, monthly_latest_month],
     sensors=[new_month_sensor, rescore_on_new_champion],
     resources=build_resources(),
+    # Only the loggers a run's config names are on; without any, Dagster's console logger.
+    loggers={"console": dg.colored_console_logger, "progress": progress_logger, "json_file": json_file_logger},
 )

@@ -1,7 +1,10 @@
 """Ingestion assets (one per raw source) and the sensor that notices new months in the landing folder."""
 
+import time
+
 import dagster as dg
 
+from orchestration.flow import flow_metadata
 from orchestration.partitions import WAREHOUSE_POOL, month_partitions, single_run
 from orchestration.resources import WarehouseResource, settings
 from valuetier.contract import SOURCES, Source
@@ -60,7 +63,7 @@ def build_ingestion_asset(source: Source) -> dg.AssetsDefinition:
         pool=WAREHOUSE_POOL,
     )
     def _ingest(context: dg.AssetExecutionContext, warehouse: WarehouseResource) -> dg.MaterializeResult:
-        results = []
+        started, results = time.perf_counter(), []
         try:
             mapping = load_mapping(settings().mapping_path)
         except MappingError as exc:
@@ -69,7 +72,13 @@ def build_ingestion_asset(source: Source) -> dg.AssetsDefinition:
             for month in sorted(context.partition_keys):
                 try:
                     result = load_month(
-                        con, settings().landing_dir, source.name, month, mapping=mapping, progress=context.log.info
+                        con,
+                        settings().landing_dir,
+                        source.name,
+                        month,
+                        mapping=mapping,
+                        progress=context.log.info,
+                        pii_key=settings().pii_key,
                     )
                 except DeliveryError as exc:
                     raise dg.Failure(description=str(exc)) from exc
@@ -79,7 +88,9 @@ def build_ingestion_asset(source: Source) -> dg.AssetsDefinition:
                     f"quarantined {result.quarantined} {result.reasons or ''}"
                 )
                 results.append(result)
-        return dg.MaterializeResult(metadata=ingestion_metadata(results, mapping))
+            delivered, loaded = sum(r.delivered for r in results), sum(r.loaded for r in results)
+            flow = flow_metadata(context, con, started, rows_in=delivered, rows_out=loaded)
+        return dg.MaterializeResult(metadata={**ingestion_metadata(results, mapping), **flow})
 
     return _ingest
 

@@ -1,7 +1,10 @@
 """The tiering model: trained and versioned on its own schedule, not per month."""
 
+import time
+
 import dagster as dg
 
+from orchestration.flow import flow_metadata
 from orchestration.partitions import WAREHOUSE_POOL
 from orchestration.resources import WarehouseResource, settings
 from valuetier.lifecycle import TrainingPlan, train_and_decide
@@ -63,12 +66,14 @@ def tiering_model(
         max_rows=config.max_training_rows,
         max_search_rows=config.max_search_rows,
     )
-    registry = Registry(settings().models_dir)
+    started, registry = time.perf_counter(), Registry(settings().models_dir)
     with warehouse.connect() as con:
         try:
             card = train_and_decide(con, registry, plan, space)
         except TrainingDataError as exc:
             raise dg.Failure(description=str(exc)) from exc
+        # In: the labelled rows the model was fitted and checked on; out: one model version.
+        flow = flow_metadata(context, con, started, rows_in=card.parameters["training_rows"]["fitted"], rows_out=1)
     context.log.info(f"{card.version}: {card.status} ({card.decision})")
     return dg.MaterializeResult(
         metadata={
@@ -83,6 +88,7 @@ def tiering_model(
             "holdout_metrics": dg.MetadataValue.json(card.metrics),
             "artifact_sha256": card.artifact_sha256,
             "model_card": dg.MetadataValue.path(str(registry.root / card.version / "card.json")),
+            **flow,
         }
     )
 

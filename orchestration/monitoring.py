@@ -2,9 +2,12 @@
 warehouse, two checks that turn red in Dagster when a month has warnings or errors, and the
 notifier that sends them on (a JSON-lines file, or a webhook when VALUETIER_ALERT_WEBHOOK is set)."""
 
+import time
+
 import dagster as dg
 
 from orchestration.dbt import INDICATORS
+from orchestration.flow import flow_metadata
 from orchestration.partitions import WAREHOUSE_POOL, month_partitions, single_run
 from orchestration.resources import WarehouseResource, settings
 from orchestration.scoring import TIERS
@@ -71,7 +74,7 @@ def monitoring(context: dg.AssetExecutionContext, config: MonitoringConfig, ware
     champion = registry.champion_version()
     training_months = registry.card(champion).training_months if champion else None
     send = notifier(current.alert_webhook_url, current.alerts_file)
-    results, notified, failed = [], [], []
+    started, results, notified, failed = time.perf_counter(), [], [], []
     with warehouse.connect() as con:
         for month in sorted(context.partition_keys):
             result = monitor_month(con, month, training_months, current.landing_dir, rules)
@@ -94,6 +97,7 @@ def monitoring(context: dg.AssetExecutionContext, config: MonitoringConfig, ware
                 except NotifyError as exc:
                     context.log.error(str(exc))
                     failed.append(str(exc))
+        flows = {key: flow_metadata(context, con, started, key=key) for key in (DRIFT, ALERTS)}
     latest = results[-1]
     yield dg.MaterializeResult(
         asset_key=DRIFT,
@@ -101,6 +105,7 @@ def monitoring(context: dg.AssetExecutionContext, config: MonitoringConfig, ware
             "latest_month": latest.month,
             "reference_months": latest.reference or "none",
             "largest_psi": dg.MetadataValue.md(_largest_psi_table(latest)),
+            **flows[DRIFT],
         },
     )
     yield dg.MaterializeResult(
@@ -112,6 +117,7 @@ def monitoring(context: dg.AssetExecutionContext, config: MonitoringConfig, ware
             "latest_alerts": dg.MetadataValue.md(_alerts_table(latest)),
             "notified": dg.MetadataValue.json(sorted(set(notified))),
             "notify_failures": dg.MetadataValue.json(failed),
+            **flows[ALERTS],
         },
     )
 

@@ -1,11 +1,15 @@
 """The marts BI reads, published after each month's run outside the warehouse (valuetier/publish.py):
 a read-only DuckDB file and Parquet by month, swapped in whole, so BI reads while the next run writes."""
 
+import time
+
 import dagster as dg
 
+from orchestration.flow import flow_metadata, rows_of
 from orchestration.partitions import WAREHOUSE_POOL, month_partitions, single_run
 from orchestration.resources import settings
 from valuetier.publish import PUBLISHED_MARTS, PublishError, publish
+from valuetier.warehouse import connect
 
 PUBLISHED = dg.AssetKey(["published", "bi_marts"])
 
@@ -25,11 +29,17 @@ PUBLISHED = dg.AssetKey(["published", "bi_marts"])
     pool=WAREHOUSE_POOL,
 )
 def bi_marts(context: dg.AssetExecutionContext) -> dg.MaterializeResult:
-    current = settings()
+    started, current = time.perf_counter(), settings()
     try:
         result = publish(current.warehouse_path, current.published_dir, context.partition_keys, limits=current.duckdb)
     except PublishError as exc:
         raise dg.Failure(description=str(exc)) from exc
+    marts = context.assets_def.asset_deps[PUBLISHED]
+    # In: the marts' rows of the run's months in the warehouse; out: the same months in the published file.
+    with connect(result.duckdb_file, read_only=True, limits=current.duckdb) as published:
+        published_rows = rows_of(published, marts, context.partition_key_range)
+    with connect(current.warehouse_path, read_only=True, limits=current.duckdb) as con:
+        flow = flow_metadata(context, con, started, rows_out=published_rows)
     context.log.info(f"published snapshot {result.version}: {result.duckdb_file}")
     return dg.MaterializeResult(
         metadata={
@@ -39,6 +49,6 @@ def bi_marts(context: dg.AssetExecutionContext) -> dg.MaterializeResult:
             "rows": dg.MetadataValue.json(result.rows),
             "months_written": dg.MetadataValue.json(result.months_written),
             "pruned_versions": dg.MetadataValue.json(result.pruned),
-            "seconds": dg.MetadataValue.float(round(result.seconds, 2)),
+            **flow,
         }
     )

@@ -1,7 +1,10 @@
 """The monthly HTML report (valuetier/report.py), written after the evaluation and the monitoring."""
 
+import time
+
 import dagster as dg
 
+from orchestration.flow import flow_metadata
 from orchestration.monitoring import ALERTS, DRIFT
 from orchestration.partitions import WAREHOUSE_POOL, month_partitions, single_run
 from orchestration.resources import WarehouseResource, settings
@@ -25,9 +28,10 @@ REPORT = dg.AssetKey(["published", "monthly_report"])
     pool=WAREHOUSE_POOL,
 )
 def monthly_report(context: dg.AssetExecutionContext, warehouse: WarehouseResource) -> dg.MaterializeResult:
-    reports_dir = settings().reports_dir
+    started, reports_dir = time.perf_counter(), settings().reports_dir
     with warehouse.connect() as con:
         results = [write_report(con, month, reports_dir) for month in sorted(context.partition_keys)]
+        flow = flow_metadata(context, con, started, rows_out=len(results))  # out: one report a month
     latest = results[-1]
     context.log.info(f"report {latest.month}: {latest.path} ({latest.charts} charts)")
     return dg.MaterializeResult(
@@ -37,5 +41,6 @@ def monthly_report(context: dg.AssetExecutionContext, warehouse: WarehouseResour
             "key_figures": dg.MetadataValue.md(latest.markdown()),
             "charts": dg.MetadataValue.int(latest.charts),
             "reports_written": dg.MetadataValue.int(len(results)),
+            **flow,
         }
     )

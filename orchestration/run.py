@@ -8,18 +8,25 @@ When there is no champion model yet (a new installation), the months are built u
 indicators and CLV (build_months), the first model is trained where the history allows it, and
 then every month is scored once (rescore_tiers): the first run ends with model tiers, and no month
 is scored twice. Runs are recorded in DAGSTER_HOME and show in the Dagster UI.
+
+The console shows progress lines and a summary; everything else (dbt's output, every Dagster
+record, library warnings) goes to a log file beside the warehouse, with the same records as JSON
+lines (run id, job, partition, step) beside it. The summary names both.
 """
 
 from __future__ import annotations
 
 import argparse
+import io
 import sys
 import time
+from contextlib import ExitStack, redirect_stderr, redirect_stdout
+from dataclasses import dataclass
+from pathlib import Path
 
 import dagster as dg
 from dagster._core.storage.tags import ASSET_PARTITION_RANGE_END_TAG, ASSET_PARTITION_RANGE_START_TAG
 
-from orchestration.definitions import defs
 from orchestration.partitions import month_partitions
 from orchestration.resources import settings
 from valuetier.acceptance import load_acceptances
@@ -27,6 +34,7 @@ from valuetier.ingest import discover_months
 from valuetier.lifecycle import TrainingPlan, adapt_plan
 from valuetier.quality import docs_index
 from valuetier.registry import Registry
+from valuetier.settings import SettingsError
 from valuetier.training import TrainingDataError
 from valuetier.value_measure import resolve_value_measure
 from valuetier.warehouse import connect, row_accounting, table_exists, tiers_of_latest_month
@@ -39,20 +47,61 @@ def register_months(instance: dg.DagsterInstance, months: list[str]) -> None:
         instance.add_dynamic_partitions(month_partitions.name, new)
 
 
+@dataclass(frozen=True)
+class RunLog:
+    """Where a console run writes: the full text log and the structured JSON lines beside it."""
+
+    text: Path
+    json_lines: Path
+
+    @classmethod
+    def new(cls, logs_dir: Path) -> RunLog:
+        stamp = time.strftime("%Y%m%dT%H%M%SZ", time.gmtime())
+        logs_dir.mkdir(parents=True, exist_ok=True)
+        return cls(logs_dir / f"run-{stamp}.log", logs_dir / f"run-{stamp}.jsonl")
+
+    def loggers(self) -> dict:
+        return {
+            "console": {"config": {"log_level": "INFO"}},  # into the text log: stdout is redirected there
+            "progress": {},
+            "json_file": {"config": {"path": str(self.json_lines)}},
+        }
+
+
+# Without a RunLog (tests, benchmarks): Dagster's console logger, as a run from the UI has it.
+CONSOLE_ONLY = {"console": {"config": {"log_level": "INFO"}}}
+
+
 def run_months(
-    instance: dg.DagsterInstance, first: str, last: str, job_name: str = "monthly_pipeline"
+    instance: dg.DagsterInstance,
+    first: str,
+    last: str,
+    job_name: str = "monthly_pipeline",
+    log: RunLog | None = None,
 ) -> dg.ExecuteInProcessResult:
     """One run over the month range: every asset processes the months in order."""
-    return run_job(instance, job_name, {ASSET_PARTITION_RANGE_START_TAG: first, ASSET_PARTITION_RANGE_END_TAG: last})
+    tags = {ASSET_PARTITION_RANGE_START_TAG: first, ASSET_PARTITION_RANGE_END_TAG: last}
+    return run_job(instance, job_name, tags, log)
 
 
-def run_job(instance: dg.DagsterInstance, job_name: str, tags: dict | None = None) -> dg.ExecuteInProcessResult:
+def run_job(
+    instance: dg.DagsterInstance, job_name: str, tags: dict | None = None, log: RunLog | None = None
+) -> dg.ExecuteInProcessResult:
+    from orchestration.definitions import defs  # here: loading it reads the settings, which main checks first
+
     return defs.resolve_job_def(job_name).execute_in_process(
         instance=instance,
-        run_config={"loggers": {"console": {"config": {"log_level": "INFO"}}}},
+        run_config={"loggers": log.loggers() if log else CONSOLE_ONLY},
         tags=tags or {},
         raise_on_error=False,
     )
+
+
+def say(text: str, error: bool = False) -> None:
+    """A line for the person at the console (the real stdout or stderr, whatever is redirected)."""
+    print(text, file=sys.__stderr__ if error else sys.__stdout__, flush=True)
+    if sys.stdout is not sys.__stdout__:
+        print(text, flush=True)  # and into the log
 
 
 def training_is_possible() -> str | None:
@@ -66,21 +115,21 @@ def training_is_possible() -> str | None:
     return None
 
 
-def train(instance: dg.DagsterInstance) -> bool | None:
+def train(instance: dg.DagsterInstance, log: RunLog | None = None) -> bool | None:
     """Train a model version: whether it was promoted champion (None: the training run failed)."""
     registry = Registry(settings().models_dir)
     before = registry.champion_version()
-    print("training the tiering model (train_tiering_model)", flush=True)
-    if not run_job(instance, "train_tiering_model").success:
+    say("training the tiering model (train_tiering_model)")
+    if not run_job(instance, "train_tiering_model", log=log).success:
         return None
-    print(f"model {registry.versions()[-1]}: {registry.card(registry.versions()[-1]).decision}", flush=True)
+    say(f"model {registry.versions()[-1]}: {registry.card(registry.versions()[-1]).decision}")
     return registry.champion_version() != before
 
 
-def score_months(instance: dg.DagsterInstance, first: str, last: str) -> bool:
+def score_months(instance: dg.DagsterInstance, first: str, last: str, log: RunLog | None = None) -> bool:
     champion = Registry(settings().models_dir).champion_version() or "rule tiers: no champion model"
-    print(f"scoring {first}..{last} ({champion}) and their tier evaluation (rescore_tiers)", flush=True)
-    return run_months(instance, first, last, "rescore_tiers").success
+    say(f"scoring {first}..{last} ({champion}) and their tier evaluation (rescore_tiers)")
+    return run_months(instance, first, last, "rescore_tiers", log).success
 
 
 def print_summary(seconds: float) -> None:
@@ -155,6 +204,11 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--months", help="FIRST:LAST (YYYY-MM:YYYY-MM); default: all landed months")
     parser.add_argument("--train", action="store_true", help="train a new model version after the pipeline")
     args = parser.parse_args(argv)
+    try:
+        settings()
+    except SettingsError as exc:
+        print(f"refusing to run: {exc}", file=sys.stderr)
+        return 2
     landed = discover_months(settings().landing_dir)
     if not landed:
         print(f"no transactions files in {settings().landing_dir}/transactions: nothing to run", file=sys.stderr)
@@ -165,30 +219,48 @@ def main(argv: list[str] | None = None) -> int:
         print(f"no transactions file for {', '.join(missing)} in {settings().landing_dir}", file=sys.stderr)
         return 2
     started = time.perf_counter()
+    log = RunLog.new(settings().logs_dir)
+    say(f"full log: {log.text}")
+    with ExitStack() as stack:
+        text = stack.enter_context(log.text.open("a", encoding="utf-8"))
+        stack.enter_context(redirect_stdout(text))
+        stack.enter_context(redirect_stderr(text))
+        failed = run_all(args, landed, first, last, log)
+    if failed:
+        say(f"{failed}; the full log: {log.text} (or the run in the Dagster UI: make ui)", error=True)
+        return 1
+    summary = io.StringIO()
+    with redirect_stdout(summary):
+        print_summary(time.perf_counter() - started)
+        print(f"full log:    {log.text}\nlog records: {log.json_lines}  (JSON lines: run id, job, partition, step)")
+    print(summary.getvalue(), end="")
+    with log.text.open("a", encoding="utf-8") as text:
+        text.write(summary.getvalue())
+    return 0
+
+
+def run_all(args: argparse.Namespace, landed: list[str], first: str, last: str, log: RunLog) -> str | None:
+    """Build, train where needed and score: None when everything succeeded, else what failed."""
     with dg.DagsterInstance.get() as instance:
         register_months(instance, landed)
         new_installation = Registry(settings().models_dir).champion_version() is None
         job = "build_months" if new_installation else "monthly_pipeline"
-        print(f"running {job} for {first}..{last} ({len(landed)} months landed)", flush=True)
-        result = run_months(instance, first, last, job)
+        say(f"running {job} for {first}..{last} ({len(landed)} months landed)")
+        result = run_months(instance, first, last, job, log)
         if not result.success:
-            print(f"run {result.run_id} failed; see the Dagster UI (make ui) or the log above", file=sys.stderr)
-            return 1
+            return f"run {result.run_id} failed"
         promoted = False
         if args.train or new_installation:
             why_not = training_is_possible()
             if why_not:
-                print(f"no model trained yet ({why_not}): tiers are by rule", flush=True)
+                say(f"no model trained yet ({why_not}): tiers are by rule")
             else:
-                promoted = train(instance)
+                promoted = train(instance, log)
                 if promoted is None:
-                    print("training failed; see the Dagster UI (make ui) or the log above", file=sys.stderr)
-                    return 1
-        if (new_installation or promoted) and not score_months(instance, first, last):
-            print("scoring failed; see the Dagster UI (make ui) or the log above", file=sys.stderr)
-            return 1
-    print_summary(time.perf_counter() - started)
-    return 0
+                    return "training failed"
+        if (new_installation or promoted) and not score_months(instance, first, last, log):
+            return "scoring failed"
+    return None
 
 
 if __name__ == "__main__":

@@ -1,7 +1,10 @@
 """Published tiers: every live customer of each month scored with the current champion model."""
 
+import time
+
 import dagster as dg
 
+from orchestration.flow import flow_metadata
 from orchestration.partitions import WAREHOUSE_POOL, month_partitions, single_run
 from orchestration.resources import WarehouseResource, settings
 from valuetier.parameters import business_parameters
@@ -59,7 +62,7 @@ def customer_tiers(
         raise dg.Failure(description=f"the champion model cannot be used: {exc}") from exc
     if champion is None:
         context.log.warning("no champion model yet: every customer is tiered by rule (train with train_tiering_model)")
-    scored = []
+    started, scored = time.perf_counter(), []
     with warehouse.connect() as con:
         for month in sorted(context.partition_keys):
             try:
@@ -72,6 +75,7 @@ def customer_tiers(
                 f"{result.seconds:.1f}s"
             )
             scored.append(result)
+        flow = flow_metadata(context, con, started)
     latest = scored[-1]
     return dg.MaterializeResult(
         metadata={
@@ -86,6 +90,7 @@ def customer_tiers(
             "customers_per_second": dg.MetadataValue.float(
                 round(sum(r.customers for r in scored) / max(sum(r.seconds for r in scored), 1e-9), 1)
             ),
+            **flow,
         }
     )
 

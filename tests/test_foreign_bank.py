@@ -9,6 +9,7 @@ import os
 import shutil
 import subprocess
 import sys
+from pathlib import Path
 
 import duckdb
 import pytest
@@ -51,6 +52,27 @@ def test_the_run_succeeds_and_says_what_it_did(foreign_run):
     assert f"delivery mapping: {foreign_run['landing'] / 'mapping.yml'}" in run.stdout
     assert "value measure:    revenue (transaction amount): auto: no fee income or net interest margin" in run.stdout
     assert "training plan: adapted to the history" in run.stdout
+
+
+def test_the_console_is_short_and_names_the_full_log(foreign_run):
+    """Progress lines and a summary on the console; dbt's output and every Dagster record in the log
+    file the console names, with the records also as JSON lines carrying run id, job and partition."""
+    run = foreign_run["run"]
+    console = run.stdout.splitlines()
+    assert len(console) < 120, run.stdout
+    assert not any(" of " in line and ("START" in line or "PASS" in line) for line in console)  # no dbt lines
+    assert any(line.startswith("[") and "build_months 2023-01..2023-12 started" in line for line in console)
+    [text_log] = {line.split()[-1] for line in console if line.startswith("full log:")}
+    text = Path(text_log).read_text(encoding="utf-8")
+    assert "Finished running" in text and "PASS=" in text  # dbt's own output is in the log
+    assert "AssetObservation" not in text  # every dbt test, sources' included, is an asset check
+    assert "ValueTier run finished" in text  # the summary too
+    [json_log] = {line.split()[2] for line in console if line.startswith("log records:")}
+    records = [json.loads(line) for line in Path(json_log).read_text(encoding="utf-8").splitlines()]
+    steps = [r for r in records if r["event"] == "STEP_SUCCESS"]
+    assert {r["job"] for r in steps} == {"build_months", "train_tiering_model", "rescore_tiers"}
+    assert all(r["run_id"] and r["step"] for r in steps)
+    assert {r["partition"] for r in steps if r["job"] != "train_tiering_model"} == {"2023-01..2023-12"}
 
 
 def test_every_row_is_accounted_for(foreign_run):

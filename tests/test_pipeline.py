@@ -51,6 +51,35 @@ def test_every_asset_materialised_for_every_month(pipeline_run):
     assert by_key["marts/customer_indicators_monthly"]["optional_sources_without_rows"].value == {}
 
 
+def test_every_asset_reports_rows_in_rows_out_and_seconds(pipeline_run):
+    """What a newcomer reads off an asset page: how many rows it read and wrote, and how long it took."""
+    events = [
+        e
+        for run in (pipeline_run["result"], pipeline_run["scored"])
+        for e in run.get_asset_materialization_events()
+    ]  # fmt: skip
+    assert len({e.asset_key for e in events}) > 50
+    by_key = {}
+    for event in events:
+        materialization = event.event_specific_data.materialization
+        metadata = materialization.metadata
+        name = materialization.asset_key.to_user_string()
+        assert {"rows_in", "rows_out", "seconds"} <= set(metadata), name
+        assert metadata["rows_in"].value >= 0 and metadata["rows_out"].value >= 0, name
+        assert metadata["seconds"].value >= 0, name
+        by_key[name] = metadata
+    with duckdb.connect(str(WAREHOUSE), read_only=True) as con:
+        indicators = con.execute("SELECT count(*) FROM marts.customer_indicators_monthly").fetchone()[0]
+        transactions = con.execute("SELECT count(*) FROM raw.transactions").fetchone()[0]
+    delivered = pq.ParquetDataset(LANDING / "transactions").read().num_rows
+    assert by_key["raw/transactions"]["rows_in"].value == delivered  # in: the delivered rows
+    assert by_key["raw/transactions"]["rows_out"].value == transactions  # out: the rows loaded
+    assert by_key["marts/customer_indicators_monthly"]["rows_out"].value == indicators
+    assert by_key["marts/customer_tiers"]["rows_out"].value == indicators  # one tier per indicator row
+    assert by_key["staging/stg_transactions"]["rows_in"].value == transactions
+    assert by_key["marts/customer_tiers"]["seconds"].value > 0
+
+
 def test_indicator_rows_are_live_customers_times_months(pipeline_run):
     """Live = relationship begun and an account open at month end, from the landing files directly."""
     with duckdb.connect(str(WAREHOUSE), read_only=True) as con:

@@ -4,12 +4,13 @@ dbt's profile alike."""
 import json
 import os
 import subprocess
+import sys
 
 import duckdb
 import pytest
 
 from tests.conftest import DBT, REPO
-from valuetier.settings import Settings
+from valuetier.settings import DEV_PII_KEY, REPO_ROOT, Settings, SettingsError
 from valuetier.warehouse import connect
 
 SETTINGS_QUERY = (
@@ -65,3 +66,48 @@ def test_dbt_takes_the_same_limits_through_its_profile(tmp_path):
         "temp_directory": row["temp_directory"],
         "order": row["preserve_insertion_order"],
     } == expected_limits(tmp_path)
+
+
+STRONG_KEY = "0123456789abcdef0123456789abcdef"
+
+
+def test_the_pii_key_comes_from_the_environment_or_a_secret_file_outside_the_repository(tmp_path):
+    assert Settings.from_env({"VALUETIER_PII_KEY": "k1"}).pii_key == "k1"
+    secret = tmp_path / "pii.key"
+    secret.write_text(STRONG_KEY + "\n")
+    assert Settings.from_env({"VALUETIER_PII_KEY_FILE": str(secret)}).pii_key == STRONG_KEY
+    with pytest.raises(SettingsError, match="not both"):
+        Settings.from_env({"VALUETIER_PII_KEY": "k1", "VALUETIER_PII_KEY_FILE": str(secret)})
+    with pytest.raises(SettingsError, match="inside the repository"):
+        Settings.from_env({"VALUETIER_PII_KEY_FILE": str(REPO_ROOT / "README.md")})
+    with pytest.raises(SettingsError, match="cannot be read"):
+        Settings.from_env({"VALUETIER_PII_KEY_FILE": str(tmp_path / "missing.key")})
+    (tmp_path / "empty.key").write_text("\n")
+    with pytest.raises(SettingsError, match="is empty"):
+        Settings.from_env({"VALUETIER_PII_KEY_FILE": str(tmp_path / "empty.key")})
+    # Development falls back to the public key (with a warning); the key is never in a repr.
+    assert Settings.from_env({}).uses_development_pii_key
+    assert STRONG_KEY not in repr(Settings.from_env({"VALUETIER_PII_KEY": STRONG_KEY}))
+
+
+def test_production_mode_refuses_to_start_without_a_strong_key(tmp_path):
+    production = {"VALUETIER_MODE": "production"}
+    for env in ({}, {"VALUETIER_PII_KEY": DEV_PII_KEY}):
+        with pytest.raises(SettingsError, match="refuses to start without a PII key"):
+            Settings.from_env({**production, **env})
+    with pytest.raises(SettingsError, match="at least 32"):
+        Settings.from_env({**production, "VALUETIER_PII_KEY": "short"})
+    assert Settings.from_env({**production, "VALUETIER_PII_KEY": STRONG_KEY}).mode == "production"
+    with pytest.raises(SettingsError, match="VALUETIER_MODE must be one of"):
+        Settings.from_env({"VALUETIER_MODE": "prod"})
+    # The run itself: a clear refusal, before anything is read or written.
+    env = {k: v for k, v in os.environ.items() if not k.startswith("VALUETIER_PII_KEY")}
+    run = subprocess.run(
+        [sys.executable, "-m", "orchestration.run"],
+        cwd=REPO,
+        env={**env, **production, "VALUETIER_WAREHOUSE": str(tmp_path / "w.duckdb")},
+        capture_output=True,
+        text=True,
+    )
+    assert run.returncode == 2 and "refusing to run: production mode" in run.stderr, run.stderr[-2000:]
+    assert not (tmp_path / "w.duckdb").exists()

@@ -26,7 +26,12 @@ class Column:
     min: float | None = None
     max: float | None = None
     allowed: tuple[str, ...] | None = None
-    pii: bool = False
+    pii: bool = False  # personal data: stored only as its keyed hash (valuetier.pii), as <name>_hash
+
+    @property
+    def stored_name(self) -> str:
+        """The raw table's column: the contract name, or <name>_hash for personal data."""
+        return f"{self.name}_hash" if self.pii else self.name
 
 
 @dataclass(frozen=True)

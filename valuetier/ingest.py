@@ -23,11 +23,14 @@ import pyarrow.parquet as pq
 from valuetier.contract import FILE_FORMATS, LOWEST_DATE, MONEY, OTHER_CODE, SOURCES, Column, Reason, Source, SourceKind
 from valuetier.mapping import CodeMap, Mapping, SourceMapping
 from valuetier.months import is_month_key, month_end, parse_month
+from valuetier.pii import install_keyed_hash
+from valuetier.settings import Settings
 
 log = logging.getLogger(__name__)
 
 RAW_SCHEMA = "raw"
 QUARANTINE_TABLE = "raw_quarantine.quarantined_rows"
+KEYED_HASH = "valuetier_keyed_hash"  # the connection's HMAC macro (valuetier.pii.install_keyed_hash)
 BATCH_ROWS = 250_000
 
 
@@ -86,19 +89,42 @@ def ensure_raw_tables(con: duckdb.DuckDBPyConnection) -> None:
     con.execute(f"CREATE SCHEMA IF NOT EXISTS {RAW_SCHEMA}")
     con.execute("CREATE SCHEMA IF NOT EXISTS raw_quarantine")
     for source in SOURCES.values():
-        columns = ", ".join(f"{c.name} {c.type}" for c in source.columns)
+        columns = ", ".join(f"{c.stored_name} {c.type}" for c in source.columns)
         con.execute(
             f"CREATE TABLE IF NOT EXISTS {RAW_SCHEMA}.{source.name} ({columns}, "
             "_delivery_month DATE NOT NULL, _source_file VARCHAR NOT NULL, _source_row BIGINT NOT NULL)"
         )
         # A warehouse from before an optional contract column was added gets it (null for earlier months).
         for column in source.columns:
-            con.execute(f"ALTER TABLE {RAW_SCHEMA}.{source.name} ADD COLUMN IF NOT EXISTS {column.name} {column.type}")
+            con.execute(
+                f"ALTER TABLE {RAW_SCHEMA}.{source.name} ADD COLUMN IF NOT EXISTS {column.stored_name} {column.type}"
+            )
+        _refuse_personal_data_in_clear(con, source)
     con.execute(
         f"CREATE TABLE IF NOT EXISTS {QUARANTINE_TABLE} (source VARCHAR NOT NULL, delivery_month DATE NOT NULL, "
         "source_file VARCHAR NOT NULL, source_row BIGINT, reason VARCHAR NOT NULL, column_name VARCHAR, "
         "detail VARCHAR, raw_record VARCHAR)"
     )
+
+
+def _refuse_personal_data_in_clear(con: duckdb.DuckDBPyConnection, source: Source) -> None:
+    """A warehouse loaded before personal data was hashed at ingestion holds it in clear: refused,
+    never read or carried forward."""
+    clear = [
+        c.name
+        for c in source.columns
+        if c.pii
+        and con.execute(
+            "SELECT count(*) FROM information_schema.columns WHERE table_schema = ? AND table_name = ? "
+            "AND column_name = ?",
+            [RAW_SCHEMA, source.name, c.name],
+        ).fetchone()[0]
+    ]
+    if clear:
+        raise DeliveryError(
+            f"{RAW_SCHEMA}.{source.name} holds personal data in clear ({', '.join(clear)}), loaded by an earlier "
+            "ValueTier: drop the warehouse's raw schema and load the months again (their keyed hashes replace it)"
+        )
 
 
 def delivered_columns(path: Path) -> list[str]:
@@ -254,7 +280,8 @@ def _validation_sql(
     for col in source.columns:
         raw = col.name if col.name in present else "NULL"
         code_map = codes.get(col.name)
-        typed.append(f"{_typed(_recoded(raw, col, code_map), col.type, mapping.timezone)} AS {_typed_name(col.name)}")
+        value = _typed(_recoded(raw, col, code_map), col.type, mapping.timezone)
+        typed.append(f"{f'{KEYED_HASH}({raw})' if col.pii else value} AS {_typed_name(col.name)}")
         if col.name not in present:
             continue
         value = _typed_name(col.name)
@@ -330,9 +357,15 @@ def _validation_sql(
     detail = "CASE _check " + " ".join(f"WHEN {i} THEN {c.detail}" for i, c in enumerate(checks, 1)) + " END"
     if not checks:
         detail = "CAST(NULL AS VARCHAR)"
-    raw_json = "to_json(struct_pack(" + ", ".join(f'"{c}" := {c}' for c in sorted(present)) + "))"
+    # A quarantined row's values as delivered, personal data as its keyed hash.
+    pii = {c.name for c in source.columns if c.pii}
+    raw_json = (
+        "to_json(struct_pack("
+        + ", ".join(f'"{c}" := {f"{KEYED_HASH}({c})" if c in pii else c}' for c in sorted(present))
+        + "))"
+    )
     other = f"list_filter([{', '.join(unmapped)}], lambda x: x IS NOT NULL)" if unmapped else "[]::VARCHAR[]"
-    contract = ", ".join(f"{_typed_name(c.name)} AS {c.name}" for c in source.columns)
+    contract = ", ".join(f"{_typed_name(c.name)} AS {c.stored_name}" for c in source.columns)
     return (
         f"SELECT {contract}, _source_row, {reasons}[_check] AS _reason, {check_columns}[_check] AS _column, "
         f"{detail} AS _detail, CASE WHEN _check IS NOT NULL THEN CAST({raw_json} AS VARCHAR) END AS _raw, "
@@ -383,12 +416,15 @@ def load_month(
     mapping: Mapping | None = None,
     batch_rows: int = BATCH_ROWS,
     progress: Callable[[str], None] | None = None,
+    pii_key: str | None = None,
 ) -> LoadResult:
-    """Check and load one source's delivery for one month, replacing whatever that month held."""
+    """Check and load one source's delivery for one month, replacing whatever that month held.
+    Personal data is hashed with `pii_key` (default: the settings' VALUETIER_PII_KEY) as it loads."""
     source = SOURCES[source_name]
     mapping = mapping or Mapping()
     progress = progress or log.info
     ensure_raw_tables(con)
+    install_keyed_hash(con, KEYED_HASH, pii_key if pii_key is not None else Settings.from_env().pii_key)
     path = find_delivery(landing, source.name, month)
     if path is None:
         return _load_nothing(con, landing, source, month)
@@ -418,7 +454,7 @@ def _check_and_load(
     present = set(names) & set(source.column_names)
     ignored = tuple(sorted(set(names) - set(source.column_names)))
     sql = _validation_sql(source, present, month, mapping, floating_columns(path, names))
-    columns = ", ".join(f"{c.name} {c.type}" for c in source.columns)
+    columns = ", ".join(f"{c.stored_name} {c.type}" for c in source.columns)
     con.execute(
         f"CREATE OR REPLACE TEMP TABLE _incoming ({columns}, _source_row BIGINT, _reason VARCHAR, _column VARCHAR, "
         "_detail VARCHAR, _raw VARCHAR, _other VARCHAR[])"
@@ -506,7 +542,9 @@ def _mark_superseded_records(con: duckdb.DuckDBPyConnection, source: Source) -> 
     the rows before it are quarantined as superseded. Exact copies of the winning version are
     re-sends: the first copy loads and the others are quarantined as repeats."""
     content = (
-        "md5(CAST(to_json(struct_pack(" + ", ".join(f'"{c}" := {c}' for c in source.column_names) + ")) AS VARCHAR))"
+        "md5(CAST(to_json(struct_pack("
+        + ", ".join(f'"{c.stored_name}" := {c.stored_name}' for c in source.columns)
+        + ")) AS VARCHAR))"
     )
     con.execute(
         f"""UPDATE _incoming SET _reason = '{Reason.DUPLICATE_KEY.value}', _column = '{source.key}',
@@ -523,8 +561,9 @@ def _mark_superseded_records(con: duckdb.DuckDBPyConnection, source: Source) -> 
 
 def _replace_month(con, source: Source, month: str, path: Path, delivered: int, ignored) -> LoadResult:
     month_start = parse_month(month)
-    columns = ", ".join(c.name for c in source.columns)
-    typed_json = "to_json(struct_pack(" + ", ".join(f'"{c.name}" := {c.name}' for c in source.columns) + "))"
+    columns = ", ".join(c.stored_name for c in source.columns)
+    pairs = ", ".join(f'"{c.stored_name}" := {c.stored_name}' for c in source.columns)
+    typed_json = f"to_json(struct_pack({pairs}))"
     con.execute("BEGIN TRANSACTION")
     try:
         con.execute(f"DELETE FROM {RAW_SCHEMA}.{source.name} WHERE _delivery_month = DATE '{month_start}'")

@@ -23,6 +23,7 @@ from typing import Any
 import duckdb
 
 from valuetier.acceptance import ACCEPTABLE_PREFIXES, accept_command, accepted_months, is_learned
+from valuetier.data_docs import localise
 from valuetier.ingest import QUARANTINE_TABLE
 from valuetier.months import parse_month
 from valuetier.settings import REPO_ROOT, DuckDBLimits
@@ -320,6 +321,8 @@ def _gx_context(quality_dir: Path):
     _persist_duckdb_connections()
     context = gx.get_context(mode="file", project_root_dir=str(quality_dir))
     context.variables.progress_bars = ProgressBarsConfig(globally=False)
+    if context.config.analytics_enabled is not False:
+        context.enable_analytics(False)  # nothing about the bank's runs leaves the machine
     return context
 
 
@@ -446,7 +449,9 @@ def validate(warehouse: Path, quality_dir: Path, suite: Suite, first_month: str,
         [validation] = run.run_results.values()
         # This validation's page and the index only: a full build re-renders every stored result,
         # a cost that grows with every run.
+        rendered = time.time()
         context.build_data_docs(resource_identifiers=list(run.run_results))
+        localise(docs_index(quality_dir).parent, since=rendered - 1)  # served offline (valuetier.data_docs)
     finally:
         _release(datasource)
     outcomes = [_outcome(r) for r in validation.results]

@@ -9,6 +9,7 @@ verified artifact, and a champion pointer that moves only when a challenger wins
 from __future__ import annotations
 
 import hashlib
+import io
 import json
 from dataclasses import asdict, dataclass, field
 from importlib import metadata
@@ -93,7 +94,9 @@ class Registry:
         """The trained models of a version, after checking the artifact's hash and package versions."""
         card = self.card(version)
         artifact = self.root / version / "model.joblib"
-        actual = _sha256(artifact)
+        # The bytes checked are the bytes loaded: read once, so the file cannot change in between.
+        content = artifact.read_bytes()
+        actual = hashlib.sha256(content).hexdigest()
         if actual != card.artifact_sha256:
             raise TamperedArtifactError(
                 f"{artifact}: sha256 {actual[:12]}... does not match {card.artifact_sha256[:12]}... in its model card; "
@@ -107,7 +110,7 @@ class Registry:
                     "retrain, or install the recorded version"
                 )
         try:
-            return joblib.load(artifact)
+            return joblib.load(io.BytesIO(content))
         except (AttributeError, ImportError) as exc:
             # Written by a ValueTier whose model classes this one no longer has.
             raise IncompatibleArtifactError(

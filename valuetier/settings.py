@@ -4,13 +4,50 @@ from __future__ import annotations
 
 import logging
 import os
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 log = logging.getLogger(__name__)
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 DEV_PII_KEY = "valuetier-development-key-do-not-use-in-production"
+MODES = ("development", "production")  # VALUETIER_MODE
+MIN_PRODUCTION_KEY_LENGTH = 32  # characters of a production PII key (HMAC-SHA256 takes up to 64 bytes whole)
+
+
+class SettingsError(ValueError):
+    """The environment does not allow a run: the message says which variable, or file, to fix."""
+
+
+def pii_key_from(env: dict[str, str], mode: str) -> str:
+    """The PII hashing key: VALUETIER_PII_KEY, or the first line of the file VALUETIER_PII_KEY_FILE
+    names (a secret mounted outside the repository). In production one of them is required and the
+    key must be long; in development the public development key stands in, with a warning."""
+    if env.get("VALUETIER_PII_KEY") and env.get("VALUETIER_PII_KEY_FILE"):
+        raise SettingsError("set VALUETIER_PII_KEY or VALUETIER_PII_KEY_FILE, not both")
+    key = env.get("VALUETIER_PII_KEY") or None
+    if env.get("VALUETIER_PII_KEY_FILE"):
+        path = Path(env["VALUETIER_PII_KEY_FILE"]).expanduser().resolve()
+        if path.is_relative_to(REPO_ROOT):
+            raise SettingsError(f"VALUETIER_PII_KEY_FILE {path} is inside the repository: keep the secret outside it")
+        try:
+            key = path.read_text(encoding="utf-8").strip() or None
+        except OSError as exc:
+            raise SettingsError(f"VALUETIER_PII_KEY_FILE {path} cannot be read: {exc.strerror}") from exc
+        if key is None:
+            raise SettingsError(f"VALUETIER_PII_KEY_FILE {path} is empty")
+    if mode == "production":
+        if key is None or key == DEV_PII_KEY:
+            raise SettingsError(
+                "production mode (VALUETIER_MODE=production) refuses to start without a PII key: set "
+                "VALUETIER_PII_KEY, or VALUETIER_PII_KEY_FILE to a secret file outside the repository"
+            )
+        if len(key) < MIN_PRODUCTION_KEY_LENGTH:
+            raise SettingsError(
+                f"the PII key has {len(key)} characters; production mode wants at least {MIN_PRODUCTION_KEY_LENGTH} "
+                "(e.g. python -c 'import secrets; print(secrets.token_hex(32))')"
+            )
+    return key or DEV_PII_KEY
 
 
 def _path(value: str) -> Path:
@@ -64,13 +101,14 @@ class Settings:
 
     landing_dir: Path
     warehouse_path: Path
-    pii_key: str
+    pii_key: str = field(repr=False)  # a secret: never in a repr, a log or an error message
     dbt_project_dir: Path
     dbt_target: str
     mapping_file: Path | None = None  # VALUETIER_MAPPING; default: mapping.yml in the landing folder
     alert_webhook_url: str | None = None  # VALUETIER_ALERT_WEBHOOK; without it alerts go to alerts_file
     playbook_file: Path = REPO_ROOT / "playbook.yml"  # VALUETIER_PLAYBOOK: the actions per segment and tier
     duckdb: DuckDBLimits = DuckDBLimits()
+    mode: str = "development"  # VALUETIER_MODE: production refuses to run without a secret PII key
 
     @property
     def mapping_path(self) -> Path | None:
@@ -105,6 +143,11 @@ class Settings:
         return self.warehouse_dir / "alerts" / "alerts.jsonl"
 
     @property
+    def logs_dir(self) -> Path:
+        """The console runs' full logs, text and JSON lines (orchestration.run), beside the warehouse."""
+        return self.warehouse_dir / "logs"
+
+    @property
     def published_dir(self) -> Path:
         """What BI reads while the pipeline writes (valuetier.publish), beside the warehouse file."""
         return self.warehouse_dir / "published"
@@ -116,32 +159,33 @@ class Settings:
     @classmethod
     def from_env(cls, env: dict[str, str] | None = None) -> Settings:
         env = dict(os.environ if env is None else env)
+        mode = env.get("VALUETIER_MODE", "development")
+        if mode not in MODES:
+            raise SettingsError(f"VALUETIER_MODE must be one of {', '.join(MODES)}, not {mode!r}")
         warehouse_path = _path(env.get("VALUETIER_WAREHOUSE", "data/warehouse/valuetier.duckdb"))
         settings = cls(
             landing_dir=_path(env.get("VALUETIER_LANDING", "data/landing")),
             warehouse_path=warehouse_path,
-            pii_key=env.get("VALUETIER_PII_KEY", DEV_PII_KEY),
+            pii_key=pii_key_from(env, mode),
             dbt_project_dir=REPO_ROOT / "dbt_project",
             dbt_target=env.get("VALUETIER_DBT_TARGET", "duckdb"),
             mapping_file=_path(env["VALUETIER_MAPPING"]) if env.get("VALUETIER_MAPPING") else None,
             alert_webhook_url=env.get("VALUETIER_ALERT_WEBHOOK") or None,
             playbook_file=_path(env.get("VALUETIER_PLAYBOOK", str(REPO_ROOT / "playbook.yml"))),
             duckdb=DuckDBLimits.from_env(env, warehouse_path.parent),
+            mode=mode,
         )
         if settings.uses_development_pii_key:
             log.warning(
                 "VALUETIER_PII_KEY is not set: personal data is hashed with the public development key. "
-                "Set a secret key before loading real customer data."
+                "Set a secret key (and VALUETIER_MODE=production) before loading real customer data."
             )
         return settings
 
     def dbt_environment(self) -> dict[str, str]:
-        """What the dbt subprocess must see: absolute paths, so dbt and Python open the same file."""
-        return {
-            "VALUETIER_WAREHOUSE": str(self.warehouse_path),
-            "VALUETIER_PII_KEY": self.pii_key,
-            **self.duckdb.environment(),
-        }
+        """What the dbt subprocess must see: absolute paths, so dbt and Python open the same file.
+        Not the PII key: personal data is hashed at ingestion, and dbt never needs it."""
+        return {"VALUETIER_WAREHOUSE": str(self.warehouse_path), **self.duckdb.environment()}
 
     def export_for_dbt(self) -> None:
         # dagster-dbt starts dbt as a child process that inherits this process's environment.

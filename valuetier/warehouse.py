@@ -148,3 +148,29 @@ def quarantine_by_month(con: duckdb.DuckDBPyConnection, source: str, first: str,
     for month, reason, count in rows:
         found.setdefault(month, {})[reason] = count
     return found
+
+
+# The columns that place a row in a month, in the order they are looked for.
+MONTH_COLUMNS = ("month_start", "delivery_month", "_delivery_month")
+
+
+def rows_in_months(con: duckdb.DuckDBPyConnection, relation: str, first: str | None, last: str | None) -> int:
+    """Rows of a table or view in the months first..last, by its month column; every row of one
+    without (dim_customer, int_months) or without months given; 0 for one that does not exist (yet)."""
+    schema, name = relation.split(".")
+    columns = {
+        c
+        for (c,) in con.execute(
+            "SELECT column_name FROM information_schema.columns WHERE table_schema = ? AND table_name = ?",
+            [schema, name],
+        ).fetchall()
+    }
+    if not columns:
+        return 0
+    column = next((c for c in MONTH_COLUMNS if c in columns), None)
+    if column is None or first is None:
+        return con.execute(f'SELECT count(*) FROM "{schema}"."{name}"').fetchone()[0]
+    return con.execute(
+        f'SELECT count(*) FROM "{schema}"."{name}" WHERE CAST("{column}" AS DATE) BETWEEN ? AND ?',
+        [parse_month(first), parse_month(last)],
+    ).fetchone()[0]

@@ -1,3 +1,4 @@
+{{ config(meta={'dagster': {'ref': {'name': 'customer_indicators_monthly'}}}) }}
 -- One indicator row per live customer per month, counted independently from the raw deliveries.
 -- Live = the customer, as last delivered on or before the month, has opened_at by month end and no
 -- closed_at by then, and: where accounts have been delivered by the month, some account (as last

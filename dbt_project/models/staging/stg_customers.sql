@@ -4,8 +4,8 @@
     unique_key='delivery_month',
     on_schema_change='append_new_columns'
 ) }}
-{#- A table, not a view: a view's SQL would carry the hashing key into the warehouse.
-    Incremental by delivery month, so a run hashes only its own months' deliveries. A contract
+{#- Personal data arrives hashed: ingestion stores only the keyed hashes (HMAC-SHA256, valuetier/pii.py),
+    so neither the names nor the key ever reach dbt. Incremental by delivery month; a contract
     column added later (closed_at) is appended to an existing table. -#}
 select
     customer_id,
@@ -16,9 +16,9 @@ select
     city,
     income_band,
     risk_profile,
-    {{ hash_pii('full_name') }} as full_name_hash,
-    {{ hash_pii('national_id') }} as national_id_hash,
-    {{ hash_pii('phone') }} as phone_hash,
-    {{ hash_pii('email') }} as email_hash
+    full_name_hash,
+    national_id_hash,
+    phone_hash,
+    email_hash
 from {{ source('raw', 'customers') }}
 where {{ in_month_window('cast(_delivery_month as date)') }}

@@ -16,22 +16,26 @@ from orchestration.quality import expectation_checks
 from orchestration.report import monthly_report
 from orchestration.resources import build_resources
 from orchestration.scoring import customer_tiers, rescore_on_new_champion, rescore_tiers
+from orchestration.versions import described
 
 defs = dg.Definitions(
-    assets=[
-        *ingestion_assets,
-        quarantine_table,
-        valuetier_dbt_models,
-        customer_clv_monthly,
-        customer_tiers,
-        crm_actions,
-        challenger_scores,
-        valuetier_dbt_evaluation,
-        monitoring,
-        bi_marts,
-        monthly_report,
-        tiering_model,
-    ],
+    assets=dg.map_asset_specs(
+        described,
+        [
+            *ingestion_assets,
+            quarantine_table,
+            valuetier_dbt_models,
+            customer_clv_monthly,
+            customer_tiers,
+            crm_actions,
+            challenger_scores,
+            valuetier_dbt_evaluation,
+            monitoring,
+            bi_marts,
+            monthly_report,
+            tiering_model,
+        ],
+    ),
     asset_checks=[*expectation_checks, *alert_checks],
     jobs=[monthly_pipeline, build_months, train_tiering_model, rescore_tiers],
     schedules=[quarterly_training, monthly_latest_month],

@@ -37,7 +37,14 @@ from valuetier.registry import Registry
 from valuetier.settings import SettingsError
 from valuetier.training import TrainingDataError
 from valuetier.value_measure import resolve_value_measure
-from valuetier.warehouse import connect, row_accounting, table_exists, tiers_of_latest_month
+from valuetier.warehouse import (
+    WarehouseBusy,
+    connect,
+    exclusive_run,
+    row_accounting,
+    table_exists,
+    tiers_of_latest_month,
+)
 
 
 def register_months(instance: dg.DagsterInstance, months: list[str]) -> None:
@@ -203,6 +210,9 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m orchestration.run", description=__doc__.splitlines()[0])
     parser.add_argument("--months", help="FIRST:LAST (YYYY-MM:YYYY-MM); default: all landed months")
     parser.add_argument("--train", action="store_true", help="train a new model version after the pipeline")
+    parser.add_argument(
+        "--wait", type=float, default=0, metavar="SECONDS", help="wait this long for another run to finish (default 0)"
+    )
     args = parser.parse_args(argv)
     try:
         settings()
@@ -222,6 +232,11 @@ def main(argv: list[str] | None = None) -> int:
     log = RunLog.new(settings().logs_dir)
     say(f"full log: {log.text}")
     with ExitStack() as stack:
+        try:  # one run at a time on a warehouse; runs from the UI share the duckdb pool instead
+            stack.enter_context(exclusive_run(settings().warehouse_path, wait_seconds=args.wait))
+        except WarehouseBusy as exc:
+            say(f"refusing to run: {exc}", error=True)
+            return 3
         text = stack.enter_context(log.text.open("a", encoding="utf-8"))
         stack.enter_context(redirect_stdout(text))
         stack.enter_context(redirect_stderr(text))

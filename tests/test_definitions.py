@@ -52,6 +52,27 @@ def test_definitions_load_with_one_lineage_graph():
     }
 
 
+def test_every_asset_says_what_it_is_who_owns_it_and_which_code_made_it():
+    from orchestration.versions import OWNERS, code_version
+
+    graph = defs.resolve_asset_graph()
+    materialised = [graph.get(k) for k in graph.get_all_asset_keys() if graph.get(k).is_materializable]
+    assert len(materialised) > 50
+    for node in materialised:
+        name = node.key.to_user_string()
+        assert node.description and len(node.description) > 30, name
+        assert node.owners == OWNERS and node.group_name and node.kinds, name
+        assert node.code_version, name
+    # A Python asset's code version is its domain modules' source: it changes when they do.
+    tiers = graph.get(dg.AssetKey(["marts", "customer_tiers"]))
+    assert tiers.code_version == code_version(("scoring", "training", "tree_ensemble", "value_measure"))
+    assert tiers.code_version != code_version(("scoring",))
+    # The dbt steps stay one build each per run: checks on the tiers would split the evaluation.
+    for job, steps in (("monthly_pipeline", 2), ("rescore_tiers", 1), ("build_months", 1)):
+        nodes = defs.resolve_job_def(job).graph.node_dict
+        assert len([n for n in nodes if n.startswith("valuetier_dbt")]) == steps, job
+
+
 def test_warehouse_writers_share_one_pool():
     for spec in defs.resolve_all_asset_specs():
         if spec.group_name == "model":  # trained on its own schedule, not per month

@@ -40,10 +40,25 @@ def foreign_run(tmp_path_factory):
         "VALUETIER_PII_KEY": "foreign-test-key",
     }
     env.pop("VALUETIER_MAPPING", None)  # the mapping is found in the landing folder
-    run = subprocess.run(
-        [sys.executable, "-m", "orchestration.run"], cwd=REPO, env=env, capture_output=True, text=True, timeout=1500
-    )
-    return {"root": root, "landing": landing, "run": run, "warehouse": root / "warehouse" / "valuetier.duckdb"}
+    command = [sys.executable, "-m", "orchestration.run"]
+    first = subprocess.Popen(command, cwd=REPO, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    # A second run started while the first holds the warehouse (its lock is taken before the
+    # first progress line), as a cron job and a person at the console might.
+    lines = []
+    while not any(line.startswith("running ") for line in lines):
+        line = first.stdout.readline()
+        assert line, first.stderr.read()[-3000:]
+        lines.append(line)
+    second = subprocess.run(command, cwd=REPO, env=env, capture_output=True, text=True, timeout=300)
+    stdout, stderr = first.communicate(timeout=1500)
+    run = subprocess.CompletedProcess(command, first.returncode, "".join(lines) + stdout, stderr)
+    return {
+        "root": root,
+        "landing": landing,
+        "run": run,
+        "second": second,
+        "warehouse": root / "warehouse" / "valuetier.duckdb",
+    }
 
 
 def test_the_run_succeeds_and_says_what_it_did(foreign_run):
@@ -52,6 +67,13 @@ def test_the_run_succeeds_and_says_what_it_did(foreign_run):
     assert f"delivery mapping: {foreign_run['landing'] / 'mapping.yml'}" in run.stdout
     assert "value measure:    revenue (transaction amount): auto: no fee income or net interest margin" in run.stdout
     assert "training plan: adapted to the history" in run.stdout
+
+
+def test_a_second_run_started_meanwhile_stops_clearly_and_changes_nothing(foreign_run):
+    second = foreign_run["second"]
+    assert second.returncode == 3, second.stdout[-2000:] + second.stderr[-2000:]
+    assert "is held by another ValueTier run (pid " in second.stderr and "nothing was read or written" in second.stderr
+    assert foreign_run["run"].returncode == 0  # the first ran to its end undisturbed
 
 
 def test_the_console_is_short_and_names_the_full_log(foreign_run):

@@ -444,3 +444,31 @@ def test_a_month_with_customers_but_no_live_one_fails_instead_of_publishing_noth
             score_month_tiers(con, month, None, ScoringRules())
         after = con.execute(f"SELECT count(*) FROM marts.customer_tiers WHERE month_start = '{month}-01'").fetchone()
     assert after == before  # the published month is kept, not emptied
+
+
+def test_a_version_is_written_whole_or_not_at_all(tmp_path):
+    """A training run killed while it writes a version leaves no version behind (its staging
+    folder, or a folder without a card from an older ValueTier, is not one), and the next run
+    writes the same version number."""
+    from valuetier.registry import Registry
+
+    registry = Registry(tmp_path / "models")
+    (registry.root / ".v0001.4242").mkdir(parents=True)  # staged by a run killed before its rename
+    (registry.root / ".v0001.4242" / "card.json").write_text("{}")
+    (registry.root / "v0001").mkdir()  # an older writer's folder, killed before its card
+    (registry.root / "v0001" / "model.joblib").write_bytes(b"half")
+    assert registry.versions() == []
+    card = registry.register(
+        {"model": 1},
+        training_months=["2024-01"],
+        holdout_month="2024-02",
+        horizon_months=6,
+        value_measure="revenue",
+        features=["x"],
+        parameters={},
+        metrics={},
+        data_fingerprint="f",
+    )
+    assert card.version == "v0001" and registry.versions() == ["v0001"]
+    assert registry.load("v0001") == {"model": 1}
+    assert not [p for p in registry.root.iterdir() if p.name.startswith(".v0001.") and p.name != ".v0001.4242"]

@@ -7,8 +7,9 @@ import re
 import dagster as dg
 import pytest
 
+from tests.conftest import CHROMIUM, SCREENSHOTS
+
 pytestmark = pytest.mark.integration
-CHROMIUM = "/usr/bin/chromium"
 CHARTS = 8  # tier sizes, value shares, retention, conversion, ROI, migration, model quality, drift
 
 
@@ -32,7 +33,7 @@ def report(pipeline_run):
     }
 
 
-def test_the_report_opens_offline_with_every_chart_drawn(report, tmp_path):
+def test_the_report_opens_offline_with_every_chart_drawn(report):
     from playwright.sync_api import sync_playwright
 
     url = report["path"].as_uri()
@@ -57,7 +58,8 @@ def test_the_report_opens_offline_with_every_chart_drawn(report, tmp_path):
         heading = page.locator("h1").inner_text()
         figures = page.locator(".figure").all_inner_texts()
         empty = page.locator(".empty").count()
-        page.screenshot(path=str(tmp_path / "report.png"), full_page=True)
+        SCREENSHOTS.mkdir(parents=True, exist_ok=True)
+        page.screenshot(path=str(SCREENSHOTS / "report.png"), full_page=True)
         browser.close()
     assert requested == [url] and failed == []  # nothing but the file: no network at view time
     assert report["month"] in heading
@@ -68,7 +70,7 @@ def test_the_report_opens_offline_with_every_chart_drawn(report, tmp_path):
     labels = {label for label, _, _ in drawn}
     assert {"customers per tier", "share of realised value", "normalized Gini", "PSI by indicator"} <= labels
     assert any(f.startswith("customers") for f in figures)
-    assert (tmp_path / "report.png").stat().st_size > 20_000
+    assert (SCREENSHOTS / "report.png").stat().st_size > 20_000
 
 
 def test_the_report_is_linked_from_dagster_with_its_key_figures(report, pipeline_run):

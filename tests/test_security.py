@@ -12,13 +12,12 @@ import duckdb
 import pandas as pd
 import pytest
 
-from tests.conftest import LANDING, SESSION_DIR, WAREHOUSE
+from tests.conftest import CHROMIUM, LANDING, SCREENSHOTS, SESSION_DIR, WAREHOUSE
 from valuetier.generator import GIVEN, SURNAMES, GeneratorConfig, generate
 from valuetier.ingest import KEYED_HASH, QUARANTINE_TABLE, DeliveryError, ensure_raw_tables, load_month
 from valuetier.pii import install_keyed_hash, keyed_hash, keyed_hash_sql
 
 KEY = "test-secret-key"  # the session's VALUETIER_PII_KEY (tests/conftest.py)
-CHROMIUM = "/usr/bin/chromium"
 
 
 def test_the_keyed_hash_is_hmac_sha256():
@@ -157,7 +156,7 @@ def test_no_personal_data_or_key_in_clear_in_any_output_of_a_run(pipeline_run):
     assert leaks == [], "\n".join(leaks[:30])
 
 
-def test_the_data_docs_open_offline_with_their_tables(pipeline_run, tmp_path):
+def test_the_data_docs_open_offline_with_their_tables(pipeline_run):
     from playwright.sync_api import sync_playwright
 
     from valuetier.data_docs import external_references
@@ -191,7 +190,8 @@ def test_the_data_docs_open_offline_with_their_tables(pipeline_run, tmp_path):
                 assert page.locator("table tbody tr").count() > 0
             # Bootstrap's stylesheet is applied (unstyled, the body is in the browser's serif).
             assert "Segoe UI" in page.evaluate("getComputedStyle(document.body).fontFamily")
-            page.screenshot(path=str(tmp_path / f"data-docs-{name}.png"), full_page=True)
+            SCREENSHOTS.mkdir(parents=True, exist_ok=True)
+            page.screenshot(path=str(SCREENSHOTS / f"data-docs-{name}.png"), full_page=True)
         browser.close()
     assert outside == [] and failed == []
 

@@ -11,6 +11,8 @@ from __future__ import annotations
 import hashlib
 import io
 import json
+import os
+import shutil
 from dataclasses import asdict, dataclass, field
 from importlib import metadata
 from pathlib import Path
@@ -54,6 +56,22 @@ def package_versions() -> dict[str, str]:
     return {name: metadata.version(name) for name in PACKAGES}
 
 
+def _replace_file(path: Path, text: str) -> None:
+    """The file's new content, or its old one if the process dies meanwhile: never half of it."""
+    staged = path.with_name(f".{path.name}.{os.getpid()}")
+    with staged.open("w", encoding="utf-8") as f:
+        f.write(text)
+        f.flush()
+        os.fsync(f.fileno())
+    os.replace(staged, path)
+
+
+def _fsync_tree(folder: Path) -> None:
+    for path in folder.iterdir():
+        with path.open("rb") as f:
+            os.fsync(f.fileno())
+
+
 def _sha256(path: Path) -> str:
     digest = hashlib.sha256()
     with path.open("rb") as f:
@@ -69,7 +87,9 @@ class Registry:
     def versions(self) -> list[str]:
         if not self.root.is_dir():
             return []
-        return sorted(p.name for p in self.root.iterdir() if p.is_dir() and (p / "card.json").exists())
+        return sorted(
+            p.name for p in self.root.iterdir() if p.is_dir() and p.name.startswith("v") and (p / "card.json").exists()
+        )
 
     def card(self, version: str) -> ModelCard:
         path = self.root / version / "card.json"
@@ -81,13 +101,20 @@ class Registry:
         """Write a new version: the artifact, then its card with the artifact's sha256."""
         version = f"v{len(self.versions()) + 1:04d}"
         folder = self.root / version
-        folder.mkdir(parents=True)
-        artifact = folder / "model.joblib"
+        # Written in a staging folder and renamed whole: a run killed meanwhile leaves no version
+        # (a folder without its card, from before, is not a version and is replaced).
+        staged = self.root / f".{version}.{os.getpid()}"
+        shutil.rmtree(staged, ignore_errors=True)
+        staged.mkdir(parents=True)
+        artifact = staged / "model.joblib"
         joblib.dump(models, artifact, compress=3)
         card = ModelCard(
             version=version, package_versions=package_versions(), artifact_sha256=_sha256(artifact), **card_fields
         )
-        self._write_card(card)
+        (staged / "card.json").write_text(json.dumps(asdict(card), indent=1, sort_keys=True) + "\n")
+        _fsync_tree(staged)
+        shutil.rmtree(folder, ignore_errors=True)
+        os.replace(staged, folder)
         return card
 
     def load(self, version: str):
@@ -165,7 +192,7 @@ class Registry:
         return card
 
     def _write_card(self, card: ModelCard) -> None:
-        (self.root / card.version / "card.json").write_text(json.dumps(asdict(card), indent=1, sort_keys=True) + "\n")
+        _replace_file(self.root / card.version / "card.json", json.dumps(asdict(card), indent=1, sort_keys=True) + "\n")
 
     def _point_champion_at(self, version: str) -> None:
-        (self.root / "champion.json").write_text(json.dumps({"version": version}) + "\n")
+        _replace_file(self.root / "champion.json", json.dumps({"version": version}) + "\n")

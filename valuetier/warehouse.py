@@ -174,3 +174,44 @@ def rows_in_months(con: duckdb.DuckDBPyConnection, relation: str, first: str | N
         f'SELECT count(*) FROM "{schema}"."{name}" WHERE CAST("{column}" AS DATE) BETWEEN ? AND ?',
         [parse_month(first), parse_month(last)],
     ).fetchone()[0]
+
+
+class WarehouseBusy(RuntimeError):
+    """Another run holds the warehouse: the message says which process, since when."""
+
+
+@contextmanager
+def exclusive_run(warehouse_path: Path, wait_seconds: float = 0.0, poll_seconds: float = 1.0):
+    """Hold the warehouse for one run: a second run started meanwhile waits up to `wait_seconds`,
+    then stops with WarehouseBusy naming the holder, before it reads or writes anything. An
+    advisory lock (flock) on a file beside the warehouse: the kernel releases it when the holder
+    exits, killed or not, so a crashed run never leaves the warehouse locked."""
+    import fcntl
+    import os
+    import time
+
+    lock_path = warehouse_path.parent / f".{warehouse_path.name}.run-lock"
+    lock_path.parent.mkdir(parents=True, exist_ok=True)
+    handle = lock_path.open("a+", encoding="utf-8")
+    deadline = time.monotonic() + wait_seconds
+    try:
+        while True:
+            try:
+                fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                break
+            except BlockingIOError:
+                if time.monotonic() >= deadline:
+                    handle.seek(0)
+                    holder = handle.read().strip() or "another process"
+                    raise WarehouseBusy(
+                        f"{warehouse_path} is held by another ValueTier run ({holder}); nothing was read or "
+                        "written. Wait for it to finish, or start this run with --wait SECONDS"
+                    ) from None
+                time.sleep(poll_seconds)
+        handle.seek(0)
+        handle.truncate()
+        handle.write(f"pid {os.getpid()}, started {time.strftime('%Y-%m-%d %H:%M:%S %Z')}")
+        handle.flush()
+        yield
+    finally:
+        handle.close()  # releases the lock

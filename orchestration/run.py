@@ -18,6 +18,8 @@ from __future__ import annotations
 
 import argparse
 import io
+import os
+import socket
 import sys
 import time
 from contextlib import ExitStack, redirect_stderr, redirect_stdout
@@ -91,17 +93,47 @@ def run_months(
     return run_job(instance, job_name, tags, log)
 
 
+# Which process runs a console run: a run whose process was killed stays STARTED in the run history.
+PROCESS_TAGS = ("valuetier/host", "valuetier/pid")
+
+
 def run_job(
     instance: dg.DagsterInstance, job_name: str, tags: dict | None = None, log: RunLog | None = None
 ) -> dg.ExecuteInProcessResult:
     from orchestration.definitions import defs  # here: loading it reads the settings, which main checks first
 
+    process = dict(zip(PROCESS_TAGS, (socket.gethostname(), str(os.getpid())), strict=True))
     return defs.resolve_job_def(job_name).execute_in_process(
         instance=instance,
         run_config={"loggers": log.loggers() if log else CONSOLE_ONLY},
-        tags=tags or {},
+        tags={**(tags or {}), **process},
         raise_on_error=False,
     )
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+def release_killed_runs(instance: dg.DagsterInstance) -> list[str]:
+    """Console runs of this machine whose process is gone (killed, or the machine went down) are
+    still STARTED in the run history and hold the duckdb pool's slot, which would block every later
+    run's warehouse steps: each is marked failed and its slot freed. Runs launched from the UI are
+    not touched (Dagster's own run monitoring is theirs)."""
+    released = []
+    for run in instance.get_runs(filters=dg.RunsFilter(statuses=[dg.DagsterRunStatus.STARTED])):
+        host, pid = (run.tags.get(t) for t in PROCESS_TAGS)
+        if host == socket.gethostname() and pid and pid.isdigit() and not _alive(int(pid)):
+            instance.report_run_failed(run, f"its process {pid} ended without finishing the run (killed?)")
+            instance.event_log_storage.free_concurrency_slots_for_run(run.run_id)
+            released.append(run.run_id)
+    return released
 
 
 def say(text: str, error: bool = False) -> None:
@@ -257,6 +289,8 @@ def main(argv: list[str] | None = None) -> int:
 def run_all(args: argparse.Namespace, landed: list[str], first: str, last: str, log: RunLog) -> str | None:
     """Build, train where needed and score: None when everything succeeded, else what failed."""
     with dg.DagsterInstance.get() as instance:
+        for run_id in release_killed_runs(instance):
+            say(f"run {run_id} was killed before it finished: marked failed; this run does its months again")
         register_months(instance, landed)
         new_installation = Registry(settings().models_dir).champion_version() is None
         job = "build_months" if new_installation else "monthly_pipeline"

@@ -17,6 +17,7 @@ lines (run id, job, partition, step) beside it. The summary names both.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import io
 import os
 import socket
@@ -46,6 +47,7 @@ from valuetier.warehouse import (
     row_accounting,
     table_exists,
     tiers_of_latest_month,
+    unwritable,
 )
 
 
@@ -140,7 +142,8 @@ def say(text: str, error: bool = False) -> None:
     """A line for the person at the console (the real stdout or stderr, whatever is redirected)."""
     print(text, file=sys.__stderr__ if error else sys.__stdout__, flush=True)
     if sys.stdout is not sys.__stdout__:
-        print(text, flush=True)  # and into the log
+        with contextlib.suppress(OSError):  # a full disk must not hide the message from the console
+            print(text, flush=True)  # and into the log
 
 
 def training_is_possible() -> str | None:
@@ -251,6 +254,10 @@ def main(argv: list[str] | None = None) -> int:
     except SettingsError as exc:
         print(f"refusing to run: {exc}", file=sys.stderr)
         return 2
+    problem = unwritable(settings().warehouse_dir)
+    if problem:
+        print(f"refusing to run: {problem}", file=sys.stderr)
+        return 2
     landed = discover_months(settings().landing_dir)
     if not landed:
         print(f"no transactions files in {settings().landing_dir}/transactions: nothing to run", file=sys.stderr)
@@ -263,16 +270,20 @@ def main(argv: list[str] | None = None) -> int:
     started = time.perf_counter()
     log = RunLog.new(settings().logs_dir)
     say(f"full log: {log.text}")
-    with ExitStack() as stack:
-        try:  # one run at a time on a warehouse; runs from the UI share the duckdb pool instead
-            stack.enter_context(exclusive_run(settings().warehouse_path, wait_seconds=args.wait))
-        except WarehouseBusy as exc:
-            say(f"refusing to run: {exc}", error=True)
-            return 3
-        text = stack.enter_context(log.text.open("a", encoding="utf-8"))
-        stack.enter_context(redirect_stdout(text))
-        stack.enter_context(redirect_stderr(text))
-        failed = run_all(args, landed, first, last, log)
+    failed = None
+    try:
+        with ExitStack() as stack:
+            try:  # one run at a time on a warehouse; runs from the UI share the duckdb pool instead
+                stack.enter_context(exclusive_run(settings().warehouse_path, wait_seconds=args.wait))
+            except WarehouseBusy as exc:
+                say(f"refusing to run: {exc}", error=True)
+                return 3
+            text = stack.enter_context(log.text.open("a", encoding="utf-8"))
+            stack.enter_context(redirect_stdout(text))
+            stack.enter_context(redirect_stderr(text))
+            failed = run_all(args, landed, first, last, log)
+    except OSError as exc:  # the log itself could not be written: a disk that filled up during the run
+        failed = f"{failed or 'the run failed'} ({exc.strerror}: {exc.filename or log.text})"
     if failed:
         say(f"{failed}; the full log: {log.text} (or the run in the Dagster UI: make ui)", error=True)
         return 1

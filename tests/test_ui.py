@@ -166,14 +166,20 @@ def _launch(page, ui, job: str, month: str) -> str:
     return page.url.rstrip("/").split("/runs/")[1].split("?")[0]
 
 
-def _finished(ui, run_id: str, timeout: float = 600) -> str:
+def _finished(ui, run_id: str, timeout: float = 900) -> str:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         status = _graphql(ui["port"], RUN % run_id)["runOrError"]["status"]
         if status in ("SUCCESS", "FAILURE", "CANCELED"):
             return status
         time.sleep(3)
-    raise AssertionError(f"run {run_id} still {status} after {timeout:.0f}s")
+    # What the run was doing, and who holds the warehouse's pool slot, for whoever reads the failure.
+    with dg.DagsterInstance.get() as instance:
+        last = [r.message for r in instance.all_logs(run_id)[-5:]]
+        pool = instance.event_log_storage.get_concurrency_info("duckdb")
+        holders = [(s.run_id, s.step_key) for s in pool.claimed_slots]
+        statuses = {r: instance.get_run_by_id(r).status for r, _ in holders if instance.get_run_by_id(r)}
+    raise AssertionError(f"run {run_id} still {status} after {timeout:.0f}s; last: {last}; slot: {holders} {statuses}")
 
 
 def test_a_month_launched_from_the_ui_stops_at_its_check_and_then_succeeds(ui, browser, tmp_path):

@@ -215,3 +215,28 @@ def exclusive_run(warehouse_path: Path, wait_seconds: float = 0.0, poll_seconds:
         yield
     finally:
         handle.close()  # releases the lock
+
+
+MIN_FREE_BYTES = 64 << 20  # below this a run would stop partway, at whatever write the disk refused
+
+
+def unwritable(folder: Path, min_free_bytes: int = MIN_FREE_BYTES) -> str | None:
+    """Why a run cannot write in the warehouse folder (read-only, not permitted, nearly full), or
+    None: asked before a run starts, so it stops before it reads or writes anything."""
+    import os
+    import shutil
+
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+        probe = folder / f".write-probe.{os.getpid()}"
+        probe.write_bytes(b"x")
+        probe.unlink()
+    except OSError as exc:
+        return f"cannot write in the warehouse folder {folder}: {exc.strerror}"
+    free = shutil.disk_usage(folder).free
+    if free < min_free_bytes:
+        return (
+            f"the warehouse folder {folder} has {free / 2**20:.0f} MB free; a run needs at least "
+            f"{min_free_bytes / 2**20:.0f} MB (and about twice the warehouse file's size to rebuild it)"
+        )
+    return None

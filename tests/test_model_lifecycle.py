@@ -458,17 +458,7 @@ def test_a_version_is_written_whole_or_not_at_all(tmp_path):
     (registry.root / "v0001").mkdir()  # an older writer's folder, killed before its card
     (registry.root / "v0001" / "model.joblib").write_bytes(b"half")
     assert registry.versions() == []
-    card = registry.register(
-        {"model": 1},
-        training_months=["2024-01"],
-        holdout_month="2024-02",
-        horizon_months=6,
-        value_measure="revenue",
-        features=["x"],
-        parameters={},
-        metrics={},
-        data_fingerprint="f",
-    )
+    card = registry.register({"model": 1}, **card_fields())
     assert card.version == "v0001" and registry.versions() == ["v0001"]
     assert registry.load("v0001") == {"model": 1}
     assert not [p for p in registry.root.iterdir() if p.name.startswith(".v0001.") and p.name != ".v0001.4242"]

@@ -15,7 +15,7 @@ import pytest
 from tests.conftest import CHROMIUM, LANDING, SCREENSHOTS, SESSION_DIR, WAREHOUSE
 from valuetier.generator import GIVEN, SURNAMES, GeneratorConfig, generate
 from valuetier.ingest import KEYED_HASH, QUARANTINE_TABLE, DeliveryError, ensure_raw_tables, load_month
-from valuetier.pii import install_keyed_hash, keyed_hash, keyed_hash_sql
+from valuetier.pii import install_keyed_hash, keyed_hash, keyed_hash_sql, padded_key_blocks
 
 KEY = "test-secret-key"  # the session's VALUETIER_PII_KEY (tests/conftest.py)
 
@@ -99,8 +99,7 @@ PATTERNS = [NAMES, r"\+86 1[0-9]{2} [0-9]{4} [0-9]{4}", r"[a-z]+\.[a-z]+\.[0-9]+
 
 def _secrets() -> list[str]:
     # The key as written, and HMAC's padded blocks of it as they appear in the SQL (valuetier.pii).
-    padded = KEY.encode().ljust(64, b"\0")
-    return [KEY, bytes(b ^ 0x36 for b in padded).hex(), bytes(b ^ 0x5C for b in padded).hex()]
+    return [KEY, *(block.hex() for block in padded_key_blocks(KEY))]
 
 
 def _in_clear(text: str, national_ids: set[str]) -> list[str]:

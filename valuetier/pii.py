@@ -23,15 +23,20 @@ def keyed_hash(value: str | None, key: str) -> str | None:
     return hmac.new(key.encode(), normalised(value).encode(), hashlib.sha256).hexdigest()
 
 
+def padded_key_blocks(key: str) -> tuple[bytes, bytes]:
+    """HMAC's inner and outer blocks of the key (RFC 2104): what the SQL carries instead of the key,
+    and what a leak of it would look like."""
+    raw = key.encode()
+    raw = hashlib.sha256(raw).digest() if len(raw) > BLOCK else raw
+    raw = raw.ljust(BLOCK, b"\0")
+    return bytes(b ^ 0x36 for b in raw), bytes(b ^ 0x5C for b in raw)
+
+
 def keyed_hash_sql(expression: str, key: str) -> str:
     """The same HMAC as a DuckDB expression over a VARCHAR expression: sha256 of the outer padded key
     and of the inner digest (DuckDB has sha256 over bytes, not HMAC). The key enters the SQL only as
     the two padded blocks; use it through install_keyed_hash, so no query text carries it."""
-    raw = key.encode()
-    raw = hashlib.sha256(raw).digest() if len(raw) > BLOCK else raw
-    raw = raw.ljust(BLOCK, b"\0")
-    inner = bytes(b ^ 0x36 for b in raw).hex()
-    outer = bytes(b ^ 0x5C for b in raw).hex()
+    inner, outer = (block.hex() for block in padded_key_blocks(key))
     value = f"lower(trim(CAST({expression} AS VARCHAR)))"
     return (
         f"CASE WHEN {expression} IS NULL THEN NULL ELSE sha256(unhex('{outer}') || "

@@ -17,7 +17,7 @@ export VALUETIER_WAREHOUSE ?= $(CURDIR)/data/warehouse/valuetier.duckdb
 DBT_FILES := $(shell find dbt_project -path dbt_project/target -prune -o -type f \( -name '*.sql' -o -name '*.yml' \) -print)
 MANIFEST := dbt_project/target/manifest.json
 
-.PHONY: setup demo run ui docs test lint audit bench clean chromium
+.PHONY: setup spark demo run ui docs test lint audit bench clean chromium
 
 # The lock is installed by uv (pinned in the lock, itself installed by pip): about 30 s on a cold
 # cache where pip takes about 100 s. `make INSTALLER=pip ...` installs with pip alone, for a network
@@ -36,6 +36,20 @@ else
 	$(BIN)/uv pip install --quiet --native-tls --compile-bytecode --python $(BIN)/python --no-deps -e .
 endif
 	touch $@
+
+# The optional Spark stack (dbt-spark's session method and pyspark, about 490 MB; README, "Spark"), on
+# top of the main lock. pyspark comes as a source download built locally: about 75 s on a cold cache.
+$(VENV)/.spark-installed: $(VENV)/.installed requirements-spark.lock
+ifeq ($(INSTALLER),pip)
+	$(BIN)/pip install --quiet --disable-pip-version-check -r requirements-spark.lock
+else
+	$(BIN)/uv pip install --quiet --native-tls --compile-bytecode --python $(BIN)/python -r requirements-spark.lock
+endif
+	touch $@
+
+# Spark runs on a Java 17 or 21 runtime; Debian's default one is installed when there is none.
+spark: $(VENV)/.spark-installed
+	@command -v java >/dev/null || { $(SUDO) apt-get update -qq && $(SUDO) apt-get install -y -qq default-jre-headless >/dev/null; }
 
 # Dagster loads dbt models from the manifest; build it whenever the dbt project changes.
 $(MANIFEST): $(VENV)/.installed $(DBT_FILES)
@@ -82,7 +96,7 @@ lint: $(VENV)/.installed
 
 # One pytest worker per core (tests/conftest.py says how the tests are split between them).
 TEST_WORKERS ?= 2
-test: setup lint audit chromium
+test: setup spark lint audit chromium
 	$(BIN)/pytest -n $(TEST_WORKERS) --dist loadscope
 
 # The lock against a snapshot of pypa/advisory-database kept in security/ (valuetier/audit.py): no

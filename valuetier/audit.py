@@ -27,19 +27,21 @@ from packaging.version import InvalidVersion, Version
 
 from valuetier.settings import REPO_ROOT
 
-LOCK = REPO_ROOT / "requirements.lock"
+# The main lock and the optional Spark stack's (`make spark`): both are installed by `make test`.
+LOCKS = (REPO_ROOT / "requirements.lock", REPO_ROOT / "requirements-spark.lock")
 SNAPSHOT = REPO_ROOT / "security" / "advisories.json"
 ACCEPTED = REPO_ROOT / "security" / "accepted.json"
 
 
-def pinned(lock: Path = LOCK) -> dict[str, str]:
-    """name -> version of every `name==version` line of the lock."""
+def pinned(locks: tuple[Path, ...] = LOCKS) -> dict[str, str]:
+    """name -> version of every `name==version` line of the locks."""
     pins = {}
-    for line in lock.read_text(encoding="utf-8").splitlines():
-        line = line.split("#", 1)[0].strip()
-        if "==" in line:
-            name, version = line.split("==", 1)
-            pins[canonicalize_name(name.split("[")[0])] = version.split(";")[0].strip()
+    for lock in locks:
+        for line in lock.read_text(encoding="utf-8").splitlines():
+            line = line.split("#", 1)[0].strip()
+            if "==" in line:
+                name, version = line.split("==", 1)
+                pins[canonicalize_name(name.split("[")[0])] = version.split(";")[0].strip()
     return pins
 
 
@@ -157,7 +159,7 @@ def main(argv: list[str] | None = None) -> int:
     accepted = json.loads(ACCEPTED.read_text(encoding="utf-8")) if ACCEPTED.exists() else {}
     findings = audit(pins, snapshot["advisories"], accepted)
     print(
-        f"audit of {LOCK.name}: {len(pins)} pinned packages against {len(snapshot['advisories'])} advisories of "
+        f"audit of {' + '.join(lock.name for lock in LOCKS)}: {len(pins)} pinned packages against {len(snapshot['advisories'])} advisories of "
         f"pypa/advisory-database {snapshot['commit'][:10]} ({snapshot['date'][:10]}; newer advisories are not known)"
     )
     for f in findings:

@@ -12,6 +12,7 @@ log = logging.getLogger(__name__)
 REPO_ROOT = Path(__file__).resolve().parent.parent
 DEV_PII_KEY = "valuetier-development-key-do-not-use-in-production"
 MODES = ("development", "production")  # VALUETIER_MODE
+DBT_TARGETS = ("duckdb", "spark")  # VALUETIER_DBT_TARGET: the outputs of dbt_project/profiles.yml
 MIN_PRODUCTION_KEY_LENGTH = 32  # characters of a production PII key (HMAC-SHA256 takes up to 64 bytes whole)
 
 
@@ -109,6 +110,7 @@ class Settings:
     playbook_file: Path = REPO_ROOT / "playbook.yml"  # VALUETIER_PLAYBOOK: the actions per segment and tier
     duckdb: DuckDBLimits = DuckDBLimits()
     mode: str = "development"  # VALUETIER_MODE: production refuses to run without a secret PII key
+    exchange_dir: Path | None = None  # VALUETIER_EXCHANGE_DIR; default: "exchange" beside the warehouse file
 
     @property
     def mapping_path(self) -> Path | None:
@@ -153,6 +155,12 @@ class Settings:
         return self.warehouse_dir / "published"
 
     @property
+    def exchange_path(self) -> Path:
+        """Where Python steps and a dbt engine other than DuckDB (VALUETIER_DBT_TARGET=spark) exchange
+        tables as Parquet (valuetier.exchange)."""
+        return self.exchange_dir or self.warehouse_dir / "exchange"
+
+    @property
     def uses_development_pii_key(self) -> bool:
         return self.pii_key == DEV_PII_KEY
 
@@ -174,7 +182,13 @@ class Settings:
             playbook_file=_path(env.get("VALUETIER_PLAYBOOK", str(REPO_ROOT / "playbook.yml"))),
             duckdb=DuckDBLimits.from_env(env, warehouse_path.parent),
             mode=mode,
+            exchange_dir=_path(env["VALUETIER_EXCHANGE_DIR"]) if env.get("VALUETIER_EXCHANGE_DIR") else None,
         )
+        if settings.dbt_target not in DBT_TARGETS:
+            raise SettingsError(
+                f"VALUETIER_DBT_TARGET must be one of {', '.join(DBT_TARGETS)} (dbt_project/profiles.yml), "
+                f"not {settings.dbt_target!r}"
+            )
         if settings.uses_development_pii_key:
             log.warning(
                 "VALUETIER_PII_KEY is not set: personal data is hashed with the public development key. "
@@ -185,7 +199,11 @@ class Settings:
     def dbt_environment(self) -> dict[str, str]:
         """What the dbt subprocess must see: absolute paths, so dbt and Python open the same file.
         Not the PII key: personal data is hashed at ingestion, and dbt never needs it."""
-        return {"VALUETIER_WAREHOUSE": str(self.warehouse_path), **self.duckdb.environment()}
+        return {
+            "VALUETIER_WAREHOUSE": str(self.warehouse_path),
+            "VALUETIER_EXCHANGE_DIR": str(self.exchange_path),
+            **self.duckdb.environment(),
+        }
 
     def export_for_dbt(self) -> None:
         # dagster-dbt starts dbt as a child process that inherits this process's environment.

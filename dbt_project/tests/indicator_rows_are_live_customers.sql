@@ -82,8 +82,8 @@ live as (
       and (c.closed_at is null or c.closed_at > c.month_end)
       and case
           when fa.month_start <= c.month_start then o.customer_id is not null
-          else {{ dbt.datediff(dbt.date_trunc('month', 'greatest(c.opened_at, coalesce(l.last_day, c.opened_at))'),
-                               'c.month_start', 'month') }} < {{ var('inactivity_months') }}
+          else {{ months_between_dates(dbt.date_trunc('month', 'greatest(c.opened_at, coalesce(l.last_day, c.opened_at))'),
+                               'c.month_start') }} < {{ var('inactivity_months') }}
       end
 ),
 

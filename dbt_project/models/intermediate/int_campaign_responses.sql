@@ -5,7 +5,7 @@ select
     campaign_id,
     cast({{ dbt.date_trunc('month', 'responded_at') }} as date) as response_month,
     responded_at,
-    round({{ dbt.datediff('sent_at', 'responded_at', 'second') }} / 3600.0, 2) as response_hours,
+    {{ hours_between('sent_at', 'responded_at') }} as response_hours,
     converted_at is not null as converted
 from {{ ref('stg_campaign_contacts') }}
 where responded_at is not null

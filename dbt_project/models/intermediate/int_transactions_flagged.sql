@@ -18,7 +18,7 @@
 with quartiles as (
     select
         customer_id,
-        quantile_cont(ln(amount), [0.25, 0.5, 0.75]) as quartiles,
+        {{ quartiles('ln(amount)') }} as quartiles,
         count(*) as history_transactions
     from {{ ref('stg_transactions') }}
     where month_start >= {{ dbt.dateadd('month', -12, window_first) }} and month_start < {{ window_first }}
@@ -29,8 +29,8 @@ baselines as (
     select
         customer_id,
         {{ window_first }} as month_start,
-        quartiles[2] as baseline_median,
-        quartiles[3] - quartiles[1] as baseline_iqr,
+        {{ list_item('quartiles', 2) }} as baseline_median,
+        {{ list_item('quartiles', 3) }} - {{ list_item('quartiles', 1) }} as baseline_iqr,
         history_transactions
     from quartiles
 ),
@@ -39,7 +39,7 @@ baselines as (
 -- customer-month: each month's log amounts as a list, the lists of the 12 earlier months gathered by
 -- a window over customer-months (not over transactions), and their quantiles taken from the list.
 with months_of_transactions as (
-    select customer_id, month_start, list(ln(amount)) as log_amounts
+    select customer_id, month_start, {{ list_of('ln(amount)') }} as log_amounts
     from {{ ref('stg_transactions') }}
     where month_start >= {{ dbt.dateadd('month', -12, window_first) }}
       and month_start <= cast('{{ run_end_month() }}' as date)
@@ -47,7 +47,7 @@ with months_of_transactions as (
 ),
 
 histories as (
-    select customer_id, month_start, flatten(list(log_amounts) over earlier_12) as history
+    select customer_id, month_start, flatten({{ list_of('log_amounts') }} over earlier_12) as history
     from months_of_transactions
     window earlier_12 as (
         partition by customer_id order by month_start
@@ -56,7 +56,7 @@ histories as (
 ),
 
 quartiles as (
-    select customer_id, month_start, list_aggr(history, 'quantile_cont', [0.25, 0.5, 0.75]) as quartiles, history
+    select customer_id, month_start, {{ list_quartiles('history') }} as quartiles, history
     from histories
     where {{ in_month_window('month_start') }}
 ),
@@ -65,9 +65,9 @@ baselines as (
     select
         customer_id,
         month_start,
-        quartiles[2] as baseline_median,
-        quartiles[3] - quartiles[1] as baseline_iqr,
-        coalesce(len(history), 0) as history_transactions
+        {{ list_item('quartiles', 2) }} as baseline_median,
+        {{ list_item('quartiles', 3) }} - {{ list_item('quartiles', 1) }} as baseline_iqr,
+        coalesce({{ list_length('history') }}, 0) as history_transactions
     from quartiles
 ),
 {% endif %}

@@ -141,7 +141,7 @@ trailing_values as (
         {% if one_month -%}
         {{ arg_min('last_nps_score', 'case when last_nps_score is not null then months_back end') }}
         {%- else -%}
-        last_value(last_nps_score ignore nulls) over (
+        {{ last_non_null('last_nps_score') }} over (
             partition by customer_id order by month_start rows between unbounded preceding and current row)
         {%- endif %} as grid_last_nps_score,
         {{ trailing('count', 'month_start', one_month=one_month) }} as grid_months_to_date,
@@ -194,13 +194,13 @@ candidates as (
         -- inactive month; with none in the run's window, the streak carried from the month before it.
         case
             when w.last_inactive_month >= {{ window_first }}
-                then {{ dbt.datediff('w.last_inactive_month', 'w.month_start', 'month') }}
+                then {{ months_between_dates('w.last_inactive_month', 'w.month_start') }}
             {% if is_incremental() %}
             when p.retention_streak_months is not null
-                then p.retention_streak_months + {{ dbt.datediff(window_first, 'w.month_start', 'month') }} + 1
+                then p.retention_streak_months + {{ months_between_dates(window_first, 'w.month_start') }} + 1
             {% endif %}
             when w.last_inactive_before_window is not null
-                then {{ dbt.datediff('w.last_inactive_before_window', 'w.month_start', 'month') }}
+                then {{ months_between_dates('w.last_inactive_before_window', 'w.month_start') }}
             else w.grid_months_to_date
         end as retention_streak_raw
     from windowed as w
@@ -223,9 +223,9 @@ live as (
     from candidates
     where case
         when accounts_delivered then has_open_account
-        else {{ dbt.datediff(
+        else {{ months_between_dates(
             dbt.date_trunc('month', 'greatest(opened_at, coalesce(cast(last_transaction_at as date), opened_at))'),
-            'month_start', 'month') }} < {{ var('inactivity_months') }}
+            'month_start') }} < {{ var('inactivity_months') }}
     end
 ),
 
@@ -271,11 +271,11 @@ scored as (
         l.*,
         r.median_response_hours_12m,
         rs.recency_days,
-        {{ dbt.datediff('l.opened_at', 'l.month_end', 'month') }} as tenure_months,
+        {{ months_between_dates('l.opened_at', 'l.month_end') }} as tenure_months,
         -- Months since joining, counted from the first month the bank's data covers.
-        {{ dbt.datediff(
+        {{ months_between_dates(
             'greatest(cast(' ~ dbt.date_trunc('month', 'l.opened_at') ~ ' as date), f.month_start)',
-            'l.month_start', 'month') }} + 1 as months_observed,
+            'l.month_start') }} + 1 as months_observed,
         rs.recency_score,
         rs.frequency_score,
         rs.monetary_score
@@ -328,13 +328,14 @@ select
     end as nps_class,
     tenure_months,
     retention_streak_raw as retention_streak_months,
-    {{ dbt.datediff(dbt.date_trunc('month', 'last_activity_at'), 'month_start', 'month') }} as months_since_last_activity,
+    {{ months_between_dates(dbt.date_trunc('month', 'last_activity_at'), 'month_start') }} as months_since_last_activity,
     -- RFM
     recency_days,
     cast(frequency_12m as integer) as frequency_12m,
     recency_score,
     frequency_score,
     monetary_score,
-    cast(recency_score as varchar) || cast(frequency_score as varchar) || cast(monetary_score as varchar) as rfm_cell,
+    cast(recency_score as {{ dbt.type_string() }}) || cast(frequency_score as {{ dbt.type_string() }})
+        || cast(monetary_score as {{ dbt.type_string() }}) as rfm_cell,
     {{ rfm_segment('recency_score', 'frequency_score') }} as rfm_segment
 from scored

@@ -1,9 +1,4 @@
-{{ config(
-    materialized='incremental',
-    incremental_strategy='delete+insert',
-    unique_key='delivery_month',
-    on_schema_change='append_new_columns'
-) }}
+{{ incremental_by_month('delivery_month', on_schema_change='append_new_columns') }}
 {#- Personal data arrives hashed: ingestion stores only the keyed hashes (HMAC-SHA256, valuetier/pii.py),
     so neither the names nor the key ever reach dbt. Incremental by delivery month; a contract
     column added later (closed_at) is appended to an existing table. -#}

@@ -2,7 +2,7 @@ select
     session_id,
     customer_id,
     cast(_delivery_month as date) as month_start,
-    started_at,
+    cast(started_at as timestamp) as started_at,
     channel,
     duration_s,
     features_used

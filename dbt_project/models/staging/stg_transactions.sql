@@ -1,9 +1,10 @@
+-- Timestamps are cast: Parquet written by DuckDB reaches Spark as timestamp_ntz (a no-op on DuckDB).
 select
     transaction_id,
     customer_id,
     account_id,
     cast(_delivery_month as date) as month_start,
-    booked_at,
+    cast(booked_at as timestamp) as booked_at,
     cast(amount as decimal(18, 2)) as amount,
     currency,
     txn_type,

@@ -158,8 +158,9 @@ def main(argv: list[str] | None = None) -> int:
     snapshot = json.loads(SNAPSHOT.read_text(encoding="utf-8"))
     accepted = json.loads(ACCEPTED.read_text(encoding="utf-8")) if ACCEPTED.exists() else {}
     findings = audit(pins, snapshot["advisories"], accepted)
+    locks = " + ".join(lock.name for lock in LOCKS)
     print(
-        f"audit of {' + '.join(lock.name for lock in LOCKS)}: {len(pins)} pinned packages against {len(snapshot['advisories'])} advisories of "
+        f"audit of {locks}: {len(pins)} pinned packages against {len(snapshot['advisories'])} advisories of "
         f"pypa/advisory-database {snapshot['commit'][:10]} ({snapshot['date'][:10]}; newer advisories are not known)"
     )
     for f in findings:

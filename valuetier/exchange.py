@@ -76,6 +76,4 @@ def spark_table_sql(root: Path, schema: str, table: str) -> str:
     folder = spark_table_folder(root, schema, table)
     if not folder.is_dir():
         raise LookupError(f"{schema}.{table}: Spark has not built it (no folder {folder})")
-    return (
-        f"read_parquet('{_quoted(folder)}/**/*.parquet', hive_partitioning = true, hive_types_autocast = true)"
-    )
+    return f"read_parquet('{_quoted(folder)}/**/*.parquet', hive_partitioning = true, hive_types_autocast = true)"

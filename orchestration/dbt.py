@@ -6,6 +6,7 @@ reads the tiers the Python scoring asset writes (a dbt source mapped to marts/cu
 
 import os
 import shutil
+import time
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from pathlib import Path
@@ -24,6 +25,7 @@ from dagster_dbt import (
 from orchestration.flow import flow_metadata
 from orchestration.partitions import WAREHOUSE_POOL, month_partitions, single_run
 from orchestration.resources import WarehouseResource, settings
+from valuetier.exchange import export_sources, mirror_spark_models
 from valuetier.months import dbt_month_window
 from valuetier.warehouse import anomalous_transactions_by_month, optional_sources_without_rows
 
@@ -128,7 +130,7 @@ def dbt_build(context: dg.AssetExecutionContext, dbt: DbtCliResource) -> Iterato
 )
 def valuetier_dbt_models(context: dg.AssetExecutionContext, dbt: DbtCliResource, warehouse: WarehouseResource):
     window = context.partition_key_range
-    held = yield from build_holding_events(context, dbt)
+    held = yield from build_holding_events(context, dbt, warehouse)
     with warehouse.connect() as con:
         metadata = model_flows(context, con, held)
         anomalies = anomalous_transactions_by_month(con, window.start, window.end)
@@ -148,18 +150,45 @@ def valuetier_dbt_models(context: dg.AssetExecutionContext, dbt: DbtCliResource,
     yield from with_metadata(context, held, metadata)
 
 
-def build_holding_events(context: dg.AssetExecutionContext, dbt: DbtCliResource):
+def build_holding_events(context: dg.AssetExecutionContext, dbt: DbtCliResource, warehouse: WarehouseResource):
     """The run's dbt build, its events held until dbt has let go of the warehouse, so metadata read
     from the warehouse can be added to them (Dagster wants a multi-asset's outputs in order, so
     none is yielded before). If the build fails, what it did build is yielded, then the error."""
     held: list = []
-    with dbt_build(context, dbt) as invocation:
-        try:
-            held.extend(invocation.stream())
-        except Exception:
-            yield from held  # what dbt did build stays recorded
-            raise
+    exchanging = settings().dbt_target != "duckdb"
+    if exchanging:
+        share_sources(context, warehouse)
+    try:
+        with dbt_build(context, dbt) as invocation:
+            try:
+                held.extend(invocation.stream())
+            except Exception:
+                yield from held  # what dbt did build stays recorded
+                raise
+    finally:
+        if exchanging:
+            read_back_models(context, warehouse)
     return held
+
+
+def share_sources(context: dg.AssetExecutionContext, warehouse: WarehouseResource) -> None:
+    """On an engine that cannot open the DuckDB file: what Python wrote for dbt (its sources), as
+    Parquet in the exchange folder (valuetier.exchange)."""
+    started = time.perf_counter()
+    with warehouse.connect() as con:
+        exported = export_sources(con, dbt_project.manifest_path, settings().exchange_path)
+    context.log.info(
+        f"exported {len(exported)} dbt sources ({sum(exported.values())} rows) to {settings().exchange_path} "
+        f"for dbt on {settings().dbt_target} in {time.perf_counter() - started:.1f} s"
+    )
+
+
+def read_back_models(context: dg.AssetExecutionContext, warehouse: WarehouseResource) -> None:
+    """What dbt stored on that engine, as warehouse views over its Parquet files, for every Python
+    step after (and the flow metadata of this one) to read as it reads a DuckDB build."""
+    with warehouse.connect() as con:
+        mirrored = mirror_spark_models(con, dbt_project.manifest_path, settings().exchange_path)
+    context.log.info(f"{len(mirrored)} models dbt stored on {settings().dbt_target} are readable in the warehouse")
 
 
 def model_flows(context: dg.AssetExecutionContext, con, held: list) -> dict[dg.AssetKey, dict]:
@@ -194,7 +223,7 @@ def with_metadata(context: dg.AssetExecutionContext, held: list, metadata: dict[
     pool=WAREHOUSE_POOL,
 )
 def valuetier_dbt_evaluation(context: dg.AssetExecutionContext, dbt: DbtCliResource, warehouse: WarehouseResource):
-    held = yield from build_holding_events(context, dbt)
+    held = yield from build_holding_events(context, dbt, warehouse)
     with warehouse.connect() as con:
         metadata = model_flows(context, con, held)
     yield from with_metadata(context, held, metadata)

@@ -111,3 +111,22 @@ def test_production_mode_refuses_to_start_without_a_strong_key(tmp_path):
     )
     assert run.returncode == 2 and "refusing to run: production mode" in run.stderr, run.stderr[-2000:]
     assert not (tmp_path / "w.duckdb").exists()
+
+
+def test_the_dbt_target_is_one_of_the_profiles_and_spark_exchanges_beside_the_warehouse(tmp_path, monkeypatch):
+    with pytest.raises(SettingsError, match="VALUETIER_DBT_TARGET must be one of duckdb, spark"):
+        Settings.from_env({"VALUETIER_DBT_TARGET": "postgres"})
+    warehouse = tmp_path / "w" / "valuetier.duckdb"
+    spark = Settings.from_env({"VALUETIER_DBT_TARGET": "spark", "VALUETIER_WAREHOUSE": str(warehouse)})
+    assert spark.exchange_path == warehouse.parent / "exchange"
+    assert spark.dbt_environment()["VALUETIER_EXCHANGE_DIR"] == str(warehouse.parent / "exchange")
+    elsewhere = {"VALUETIER_DBT_TARGET": "spark", "VALUETIER_EXCHANGE_DIR": str(tmp_path / "lake")}
+    assert Settings.from_env(elsewhere).exchange_path == tmp_path / "lake"
+    # Without `make spark`: said before any step starts, not as dbt's missing adapter midway.
+    import importlib.util
+
+    real = importlib.util.find_spec
+    monkeypatch.setattr(importlib.util, "find_spec", lambda name: None if "spark" in name else real(name))
+    with pytest.raises(SettingsError, match="make spark"):
+        Settings.from_env({"VALUETIER_DBT_TARGET": "spark"})
+    assert Settings.from_env({}).dbt_target == "duckdb"

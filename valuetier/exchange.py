@@ -30,6 +30,12 @@ def dbt_sources(manifest: Path) -> list[tuple[str, str]]:
     return sorted({(node["schema"], node["identifier"]) for node in nodes})
 
 
+def dbt_models(manifest: Path) -> list[tuple[str, str]]:
+    """(schema, table) of every dbt model, from the project's manifest."""
+    nodes = json.loads(manifest.read_text(encoding="utf-8"))["nodes"].values()
+    return sorted({(node["schema"], node["alias"]) for node in nodes if node["resource_type"] == "model"})
+
+
 def table_folder(root: Path, schema: str, table: str) -> Path:
     return root / schema / table
 
@@ -65,6 +71,21 @@ def export_tables(con: duckdb.DuckDBPyConnection, tables: list[tuple[str, str]],
     return {f"{schema}.{table}": export_table(con, schema, table, root) for schema, table in tables}
 
 
+def _relation_type(con: duckdb.DuckDBPyConnection, schema: str, table: str) -> str | None:
+    found = con.execute(
+        "SELECT table_type FROM information_schema.tables WHERE table_schema = ? AND table_name = ?", [schema, table]
+    ).fetchone()
+    return found[0] if found else None
+
+
+def export_sources(con: duckdb.DuckDBPyConnection, manifest: Path, root: Path) -> dict[str, int]:
+    """Every dbt source the warehouse holds, exported for the dbt engine to read; rows by table. A
+    source not written yet (the tiers, before the first scoring) is left out: dbt registers only
+    the sources the run's models read (macros/exchange_tables.sql)."""
+    present = [(s, t) for s, t in dbt_sources(manifest) if _relation_type(con, s, t) is not None]
+    return export_tables(con, present, root)
+
+
 def spark_table_folder(root: Path, schema: str, table: str) -> Path:
     """Where Spark keeps a table dbt built (its warehouse folder, VALUETIER_EXCHANGE_DIR/spark-warehouse)."""
     return root / "spark-warehouse" / f"{schema}.db" / table
@@ -77,3 +98,42 @@ def spark_table_sql(root: Path, schema: str, table: str) -> str:
     if not folder.is_dir():
         raise LookupError(f"{schema}.{table}: Spark has not built it (no folder {folder})")
     return f"read_parquet('{_quoted(folder)}/**/*.parquet', hive_partitioning = true, hive_types_autocast = true)"
+
+
+def _has_parquet(folder: Path) -> bool:
+    return folder.is_dir() and any(p for p in folder.rglob("*.parquet") if not p.name.startswith((".", "_")))
+
+
+def mirror_spark_models(con: duckdb.DuckDBPyConnection, manifest: Path, root: Path) -> list[str]:
+    """Make every model Spark stores readable in the warehouse under its own name, as a view over
+    its Parquet files, so the Python steps (quality suites, training, scoring, reports, publishing)
+    read dbt's output the same way on either engine. Spark writes timestamps as UTC instants: the
+    view gives them back as the UTC wall time the marts hold on DuckDB. A model Spark keeps as a
+    view has no files and is left out; one with no rows has only its schema file (written by
+    macros/exchange_tables.sql at the end of the run). Returns the `schema.table` names mirrored."""
+    mirrored = []
+    for schema, table in dbt_models(manifest):
+        folder = spark_table_folder(root, schema, table)
+        if _has_parquet(folder):
+            source = spark_table_sql(root, schema, table)
+        elif _has_parquet(schema_file_folder(root, schema, table)):
+            source = f"read_parquet('{_quoted(schema_file_folder(root, schema, table))}/*.parquet')"
+        else:
+            continue
+        columns = con.execute(f"DESCRIBE SELECT * FROM {source}").fetchall()
+        select = ", ".join(
+            f"timezone('UTC', {name}) AS {name}" if kind == "TIMESTAMP WITH TIME ZONE" else name
+            for name, kind, *_ in columns
+        )
+        con.execute(f"CREATE SCHEMA IF NOT EXISTS {schema}")
+        if _relation_type(con, schema, table) == "BASE TABLE":
+            con.execute(f"DROP TABLE {schema}.{table}")  # a DuckDB build's copy, now Spark's
+        con.execute(f"CREATE OR REPLACE VIEW {schema}.{table} AS SELECT {select} FROM {source}")
+        mirrored.append(f"{schema}.{table}")
+    return mirrored
+
+
+def schema_file_folder(root: Path, schema: str, table: str) -> Path:
+    """Where the end of a Spark run leaves an empty Parquet file with each stored model's columns:
+    Spark writes no file for a partitioned table without rows, and a view needs the columns."""
+    return root / "schemas" / schema / table

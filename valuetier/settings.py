@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import importlib.util
 import logging
 import os
 from dataclasses import dataclass, field
@@ -189,6 +190,8 @@ class Settings:
                 f"VALUETIER_DBT_TARGET must be one of {', '.join(DBT_TARGETS)} (dbt_project/profiles.yml), "
                 f"not {settings.dbt_target!r}"
             )
+        if settings.dbt_target == "spark" and importlib.util.find_spec("dbt.adapters.spark") is None:
+            raise SettingsError("VALUETIER_DBT_TARGET=spark needs dbt-spark and pyspark: run `make spark` first")
         if settings.uses_development_pii_key:
             log.warning(
                 "VALUETIER_PII_KEY is not set: personal data is hashed with the public development key. "

@@ -128,3 +128,15 @@
 {% macro hours_between(first, second) -%}
     round({{ dbt.datediff(first, second, 'second') }} / 36) / 100
 {%- endmacro %}
+
+{#- numerator / denominator as decimal(precision, scale), rounded half up, with the same digits on
+    every engine: in double precision (IEEE division and multiplication give the same bits on
+    DuckDB and Spark) and rounded by floor(x + 0.5), not by the cast. A plain decimal division
+    differs in its last place: DuckDB divides decimals in double precision and its cast rounds
+    that, Spark divides them exactly, so 8167.95 / 14 = 583.425 became 583.42 on one and 583.43 on
+    the other, and a tree split between those two values tiered the customer differently. The
+    caller guards a zero denominator. -#}
+{% macro rounded_ratio(numerator, denominator, precision, scale) -%}
+    cast(floor(cast({{ numerator }} as double) / cast({{ denominator }} as double) * {{ 10 ** scale }} + 0.5)
+        / {{ 10 ** scale }} as decimal({{ precision }}, {{ scale }}))
+{%- endmacro %}

@@ -13,13 +13,45 @@
 {% macro spark__register_exchange_tables() -%}
     {%- if execute -%}
         {%- set root = env_var('VALUETIER_EXCHANGE_DIR', '../data/exchange') -%}
-        {%- for source in graph.sources.values() | sort(attribute='unique_id') -%}
+        {#- Only the sources the selected nodes read: the others may not be written yet (the
+            tiers before the first scoring), and Spark cannot register a folder without files. -#}
+        {%- set read = [] -%}
+        {%- for id in selected_resources if id in graph.nodes -%}
+            {%- do read.extend(graph.nodes[id].depends_on.nodes | select('in', graph.sources) | list) -%}
+        {%- endfor -%}
+        {%- for id in read | unique | sort -%}
+            {%- set source = graph.sources[id] -%}
             {%- set relation = source.schema ~ '.' ~ source.identifier -%}
             {#- One statement per call: the session method runs one statement at a time. -#}
             {%- do run_query('create database if not exists ' ~ source.schema) -%}
             {%- do run_query('drop table if exists ' ~ relation) -%}
             {%- do run_query("create table " ~ relation ~ " using parquet location '"
                 ~ root ~ "/" ~ source.schema ~ "/" ~ source.identifier ~ "'") -%}
+        {%- endfor -%}
+    {%- endif -%}
+{%- endmacro %}
+
+{#- The columns of every stored model this run built, as an empty Parquet file under
+    VALUETIER_EXCHANGE_DIR/schemas/<schema>/<table>/: Spark writes no file for a partitioned table
+    without rows, and Python reads each model through its files (valuetier/exchange.py,
+    mirror_spark_models). Runs as on-run-end (dbt_project.yml). -#}
+{% macro write_exchange_schemas() -%}
+    {{ return(adapter.dispatch('write_exchange_schemas', 'valuetier')()) }}
+{%- endmacro %}
+
+{% macro default__write_exchange_schemas() -%}
+{%- endmacro %}
+
+{% macro spark__write_exchange_schemas() -%}
+    {%- if execute -%}
+        {%- set root = env_var('VALUETIER_EXCHANGE_DIR', '../data/exchange') -%}
+        {%- for result in results | sort(attribute='node.unique_id') -%}
+            {%- set node = result.node -%}
+            {%- if node.resource_type == 'model' and node.config.materialized != 'view'
+                and result.status == 'success' -%}
+                {%- do run_query("insert overwrite directory '" ~ root ~ "/schemas/" ~ node.schema ~ "/"
+                    ~ node.alias ~ "' using parquet select * from " ~ node.schema ~ "." ~ node.alias ~ " limit 0") -%}
+            {%- endif -%}
         {%- endfor -%}
     {%- endif -%}
 {%- endmacro %}

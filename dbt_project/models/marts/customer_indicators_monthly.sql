@@ -298,28 +298,31 @@ select
     amount_in_month,
     cast(monetary_12m as decimal(18, 2)) as monetary_12m,
     cast(profit_contribution_12m as decimal(18, 2)) as profit_contribution_12m,
-    cast(case when frequency_12m > 0 then monetary_12m / frequency_12m end as decimal(18, 2)) as average_ticket_12m,
+    case when frequency_12m > 0 then {{ rounded_ratio('monetary_12m', 'frequency_12m', 18, 2) }} end as average_ticket_12m,
     largest_transaction_12m,
-    cast(case when purchase_months_12m > 0
-        then 1.0 * repeat_purchase_months_12m / purchase_months_12m end as decimal(5, 4)) as repeat_purchase_month_share_12m,
-    cast(1.0 * purchase_months_to_date / months_observed as decimal(5, 4)) as purchase_month_ratio,
+    case when purchase_months_12m > 0
+        then {{ rounded_ratio('repeat_purchase_months_12m', 'purchase_months_12m', 5, 4) }} end
+        as repeat_purchase_month_share_12m,
+    {{ rounded_ratio('purchase_months_to_date', 'months_observed', 5, 4) }} as purchase_month_ratio,
     assets_under_management,
     product_count,
     holds_savings, holds_term_deposit, holds_fund, holds_insurance, holds_credit_card, holds_loan, holds_wealth,
-    cast(case when amount_previous_month > 0
-        then amount_in_month / amount_previous_month - 1 end as decimal(12, 4)) as spend_change_mom,
-    cast(case when amount_prior_3m > 0 then amount_3m / amount_prior_3m - 1 end as decimal(12, 4)) as spend_trend_3m,
+    case when amount_previous_month > 0
+        then {{ rounded_ratio('amount_in_month - amount_previous_month', 'amount_previous_month', 12, 4) }} end
+        as spend_change_mom,
+    case when amount_prior_3m > 0
+        then {{ rounded_ratio('amount_3m - amount_prior_3m', 'amount_prior_3m', 12, 4) }} end as spend_trend_3m,
     anomalous_transactions_in_month,
     -- activity
     logins_in_month,
     cast(logins_3m as integer) as logins_3m,
-    cast(coalesce(most_features_3m, 0) / {{ features_available }} as decimal(5, 4)) as feature_usage_rate_3m,
+    {{ rounded_ratio('coalesce(most_features_3m, 0)', features_available, 5, 4) }} as feature_usage_rate_3m,
     cast(interactions_3m as integer) as interactions_3m,
     median_response_hours_12m,
     -- loyalty
     cast(complaints_12m as integer) as complaints_12m,
-    cast(case when rated_resolutions_12m > 0
-        then 1.0 * satisfaction_total_12m / rated_resolutions_12m end as decimal(4, 2)) as complaint_satisfaction_12m,
+    case when rated_resolutions_12m > 0
+        then {{ rounded_ratio('satisfaction_total_12m', 'rated_resolutions_12m', 4, 2) }} end as complaint_satisfaction_12m,
     last_nps_score_to_date as last_nps_score,
     case
         when last_nps_score_to_date >= 9 then 'promoter'

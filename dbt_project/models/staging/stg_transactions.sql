@@ -1,3 +1,4 @@
+{{ view_read_by_python('month_start') }}
 -- Timestamps are cast: Parquet written by DuckDB reaches Spark as timestamp_ntz (a no-op on DuckDB).
 select
     transaction_id,
@@ -13,3 +14,4 @@ select
     cast(coalesce(net_interest_margin, 0) as decimal(18, 2)) as net_interest_margin,
     cast(coalesce(fee_income, 0) + coalesce(net_interest_margin, 0) as decimal(18, 2)) as profit_contribution
 from {{ source('raw', 'transactions') }}
+{% if is_incremental() %}where {{ in_month_window('cast(_delivery_month as date)') }}{% endif %}

@@ -5,7 +5,9 @@ deliveries, the quarantine, the published tiers) is written here as Parquet, one
 under the exchange folder (`<root>/<schema>/<table>/`), which dbt registers as external tables
 before every run (dbt_project/macros/exchange_tables.sql). What dbt builds on Spark is read back from
 Spark's warehouse folder (`<root>/spark-warehouse/<schema>.db/<table>/`, Parquet, partitioned by
-month for the monthly models). One folder, two engines, no second copy of any logic.
+month for the monthly models) through a warehouse view of the model's own name, so every Python
+reader works unchanged. One folder, two engines, no second copy of any logic. Dagster calls both
+around each dbt step (orchestration/dbt.py).
 """
 
 from __future__ import annotations

@@ -129,6 +129,13 @@
     round({{ dbt.datediff(first, second, 'second') }} / 36) / 100
 {%- endmacro %}
 
+{#- Hours from `first` to `second` counted in whole minutes as DuckDB's date_diff('minute') counts
+    them (the minute boundaries crossed), in double precision on both engines: dbt-spark's minute
+    datediff rounds the seconds up instead, and a decimal 60.0 divides exactly on Spark. -#}
+{% macro hours_between_in_minutes(first, second) -%}
+    cast({{ dbt.datediff(dbt.date_trunc('minute', first), dbt.date_trunc('minute', second), 'second') }} as double) / 3600
+{%- endmacro %}
+
 {#- numerator / denominator as decimal(precision, scale), rounded half up, with the same digits on
     every engine: in double precision (IEEE division and multiplication give the same bits on
     DuckDB and Spark) and rounded by floor(x + 0.5), not by the cast. A plain decimal division

@@ -26,7 +26,7 @@ contacts as (
         cost,
         responded_at is not null as responded,
         converted_at is not null as converted,
-        {{ hours_between('sent_at', 'responded_at') }} as response_hours,
+        {{ hours_between_in_minutes('sent_at', 'responded_at') }} as response_hours,
         value_tier
     from {{ ref('int_campaign_contacts_by_tier') }}
     where {{ in_evaluated_months('month_start') }}

@@ -18,6 +18,8 @@ from pathlib import Path
 
 import duckdb
 
+from valuetier.warehouse import relation_type, table_exists
+
 # The one file of a table's folder. Spark skips names that start with "." or "_", so the file
 # being written is invisible to it until the rename that replaces the previous one.
 DATA_FILE = "part-00000.parquet"
@@ -73,18 +75,11 @@ def export_tables(con: duckdb.DuckDBPyConnection, tables: list[tuple[str, str]],
     return {f"{schema}.{table}": export_table(con, schema, table, root) for schema, table in tables}
 
 
-def _relation_type(con: duckdb.DuckDBPyConnection, schema: str, table: str) -> str | None:
-    found = con.execute(
-        "SELECT table_type FROM information_schema.tables WHERE table_schema = ? AND table_name = ?", [schema, table]
-    ).fetchone()
-    return found[0] if found else None
-
-
 def export_sources(con: duckdb.DuckDBPyConnection, manifest: Path, root: Path) -> dict[str, int]:
     """Every dbt source the warehouse holds, exported for the dbt engine to read; rows by table. A
     source not written yet (the tiers, before the first scoring) is left out: dbt registers only
     the sources the run's models read (macros/exchange_tables.sql)."""
-    present = [(s, t) for s, t in dbt_sources(manifest) if _relation_type(con, s, t) is not None]
+    present = [(s, t) for s, t in dbt_sources(manifest) if table_exists(con, s, t)]
     return export_tables(con, present, root)
 
 
@@ -115,11 +110,11 @@ def mirror_spark_models(con: duckdb.DuckDBPyConnection, manifest: Path, root: Pa
     macros/exchange_tables.sql at the end of the run). Returns the `schema.table` names mirrored."""
     mirrored = []
     for schema, table in dbt_models(manifest):
-        folder = spark_table_folder(root, schema, table)
-        if _has_parquet(folder):
+        schema_file = schema_file_folder(root, schema, table)
+        if _has_parquet(spark_table_folder(root, schema, table)):
             source = spark_table_sql(root, schema, table)
-        elif _has_parquet(schema_file_folder(root, schema, table)):
-            source = f"read_parquet('{_quoted(schema_file_folder(root, schema, table))}/*.parquet')"
+        elif _has_parquet(schema_file):
+            source = f"read_parquet('{_quoted(schema_file)}/*.parquet')"
         else:
             continue
         columns = con.execute(f"DESCRIBE SELECT * FROM {source}").fetchall()
@@ -128,7 +123,7 @@ def mirror_spark_models(con: duckdb.DuckDBPyConnection, manifest: Path, root: Pa
             for name, kind, *_ in columns
         )
         con.execute(f"CREATE SCHEMA IF NOT EXISTS {schema}")
-        if _relation_type(con, schema, table) == "BASE TABLE":
+        if relation_type(con, schema, table) == "BASE TABLE":
             con.execute(f"DROP TABLE {schema}.{table}")  # a DuckDB build's copy, now Spark's
         con.execute(f"CREATE OR REPLACE VIEW {schema}.{table} AS SELECT {select} FROM {source}")
         mirrored.append(f"{schema}.{table}")

@@ -39,13 +39,16 @@ def transaction(con: duckdb.DuckDBPyConnection):
         raise
 
 
+def relation_type(con: duckdb.DuckDBPyConnection, schema: str, table: str) -> str | None:
+    """'BASE TABLE', 'VIEW' or None when there is no such relation."""
+    found = con.execute(
+        "SELECT table_type FROM information_schema.tables WHERE table_schema = ? AND table_name = ?", [schema, table]
+    ).fetchone()
+    return found[0] if found else None
+
+
 def table_exists(con: duckdb.DuckDBPyConnection, schema: str, table: str) -> bool:
-    return bool(
-        con.execute(
-            "SELECT count(*) FROM information_schema.tables WHERE table_schema = ? AND table_name = ?",
-            [schema, table],
-        ).fetchone()[0]
-    )
+    return relation_type(con, schema, table) is not None
 
 
 def tiers_of_latest_month(con: duckdb.DuckDBPyConnection) -> list[tuple[str, str, int, float]]:

@@ -1,3 +1,9 @@
+{#- The exchange folder, as profiles.yml's spark target names it (VALUETIER_EXCHANGE_DIR, which the
+    settings export with an absolute path). -#}
+{% macro exchange_root() -%}
+    {{- return(env_var('VALUETIER_EXCHANGE_DIR', '../data/exchange')) -}}
+{%- endmacro %}
+
 {#- The tables Python steps write (dbt's sources: raw deliveries, quarantine, published tiers) as
     the engine reads them. On DuckDB they are in the warehouse file already. On Spark each is
     Parquet under VALUETIER_EXCHANGE_DIR/<schema>/<table>/ (valuetier/exchange.py writes them) and
@@ -12,7 +18,7 @@
 
 {% macro spark__register_exchange_tables() -%}
     {%- if execute -%}
-        {%- set root = env_var('VALUETIER_EXCHANGE_DIR', '../data/exchange') -%}
+        {%- set root = exchange_root() -%}
         {#- Only the sources the selected nodes read: the others may not be written yet (the
             tiers before the first scoring), and Spark cannot register a folder without files. -#}
         {%- set read = [] -%}
@@ -44,7 +50,7 @@
 
 {% macro spark__write_exchange_schemas() -%}
     {%- if execute -%}
-        {%- set root = env_var('VALUETIER_EXCHANGE_DIR', '../data/exchange') -%}
+        {%- set root = exchange_root() -%}
         {%- for result in results | sort(attribute='node.unique_id') -%}
             {%- set node = result.node -%}
             {%- if node.resource_type == 'model' and node.config.materialized != 'view'

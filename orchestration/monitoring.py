@@ -1,6 +1,9 @@
 """Monitoring of every scored month (valuetier/monitoring.py): drift and alerts written to the
-warehouse, two checks that turn red in Dagster when a month has warnings or errors, and the
-notifier that sends them on (a JSON-lines file, or a webhook when VALUETIER_ALERT_WEBHOOK is set)."""
+warehouse, two checks that turn red in Dagster when a month's delivery looks broken (an error, or a
+delivery warning), and the notifier that sends the alerts on (a JSON-lines file, or a webhook when
+VALUETIER_ALERT_WEBHOOK is set). A population that moved away from the champion's training window
+is a warning that asks for a retraining: in the alerts, the report and the run's summary, not a
+failed check."""
 
 import time
 
@@ -11,7 +14,14 @@ from orchestration.flow import flow_metadata
 from orchestration.partitions import WAREHOUSE_POOL, month_partitions, single_run
 from orchestration.resources import WarehouseResource, settings
 from orchestration.scoring import TIERS
-from valuetier.monitoring import ALERTS_TABLE, DRIFT_TABLE, SEVERITIES, MonitoringRules, monitor_month
+from valuetier.monitoring import (
+    ALERTS_TABLE,
+    DELIVERY_KINDS,
+    DRIFT_TABLE,
+    SEVERITIES,
+    MonitoringRules,
+    monitor_month,
+)
 from valuetier.months import parse_month
 from valuetier.notify import NotifyError, notifier
 from valuetier.registry import Registry
@@ -23,9 +33,14 @@ DEFAULTS = MonitoringRules()
 
 class MonitoringConfig(dg.Config):
     psi_warning: float = DEFAULTS.psi_warning
-    """PSI from which an indicator or the score has shifted moderately (a warning)."""
+    """PSI against the recent months from which a delivered column or steady indicator has shifted
+    moderately (a delivery warning)."""
     psi_error: float = DEFAULTS.psi_error
-    """PSI from which the shift is major (an error)."""
+    """PSI against the recent months from which the shift is major (a delivery error)."""
+    recent_months: int = DEFAULTS.recent_months
+    """Months delivered just before a month that its delivery is compared with."""
+    population_psi: float = DEFAULTS.population_psi
+    """PSI against the champion's training months from which the population has moved (a warning: retrain)."""
     tier_share_shift: float = DEFAULTS.tier_share_shift
     """Absolute change of a tier's share of customers from the previous month that is a warning."""
     late_file_hours: float = DEFAULTS.late_file_hours
@@ -40,16 +55,18 @@ class MonitoringConfig(dg.Config):
     specs=[
         dg.AssetSpec(
             DRIFT,
-            description="Population stability index of every indicator the model reads, and of predicted value, "
-            "for each scored month against the champion's training months (the previous month without a champion).",
+            description="Population stability index of each scored month: every watched delivered column and steady "
+            "indicator against the recent months (measure delivery), every indicator the model reads and predicted "
+            "value against the champion's training months (measure population).",
             group_name="monitoring",
             kinds={"duckdb", "python"},
             deps=[TIERS, INDICATORS],
         ),
         dg.AssetSpec(
             ALERTS,
-            description="The month's alerts, each with a severity (info, warning, error) and a reason: indicator and "
-            "score drift, tier-share shifts, missing or late source files, and high-tier customers at risk of churn.",
+            description="The month's alerts, each with a severity (info, warning, error) and a reason: a delivery that "
+            "looks broken (a sudden shift, a missing or late file), a population that moved away from the champion's "
+            "training window (retrain), tier-share shifts, and high-tier customers at risk of churn.",
             group_name="monitoring",
             kinds={"duckdb", "python"},
             deps=[DRIFT],
@@ -66,6 +83,8 @@ def monitoring(context: dg.AssetExecutionContext, config: MonitoringConfig, ware
     rules = MonitoringRules(
         psi_warning=config.psi_warning,
         psi_error=config.psi_error,
+        recent_months=config.recent_months,
+        population_psi=config.population_psi,
         tier_share_shift=config.tier_share_shift,
         late_file_hours=config.late_file_hours,
         at_risk_churn_probability=config.at_risk_churn_probability,
@@ -85,10 +104,11 @@ def monitoring(context: dg.AssetExecutionContext, config: MonitoringConfig, ware
             # One line a month: the alerts themselves are in monitoring.alerts and the checks' metadata.
             log = context.log.warning if kinds else context.log.info
             log(
-                f"monitoring {month}: "
-                + ", ".join(f"{result.count(s)} {s}" for s in reversed(SEVERITIES))
+                f"monitoring {month}: delivery {result.count('error', 'delivery')} errors, "
+                f"{result.count('warning', 'delivery')} warnings; population {result.count('warning', 'population')} "
+                "warnings"
                 + (f" ({', '.join(f'{k} {n}' for k, n in sorted(kinds.items()))})" if kinds else "")
-                + f"; drift against {result.reference or 'nothing yet'}"
+                + f"; population against {result.reference or 'no champion yet'}"
             )
             outgoing = [a.as_dict() for a in result.at_least(config.notify_from)]
             if outgoing:
@@ -103,7 +123,7 @@ def monitoring(context: dg.AssetExecutionContext, config: MonitoringConfig, ware
         asset_key=DRIFT,
         metadata={
             "latest_month": latest.month,
-            "reference_months": latest.reference or "none",
+            "training_months_reference": latest.reference or "none (no champion)",
             "largest_psi": dg.MetadataValue.md(_largest_psi_table(latest)),
             **flows[DRIFT],
         },
@@ -138,11 +158,11 @@ def _alerts_table(result) -> str:
     )
 
 
-def _alerts_check(severity: str) -> dg.AssetChecksDefinition:
+def _alerts_check(severity: str, kinds: tuple[str, ...] | None, name: str, what: str) -> dg.AssetChecksDefinition:
     @dg.asset_check(
         asset=ALERTS,
-        name=f"no_{severity}_alerts",
-        description=f"Fails with {severity.upper()} severity when a month of the run has {severity} alerts; the "
+        name=name,
+        description=f"Fails with {severity.upper()} severity when a month of the run has {what}; the "
         "check's metadata lists them with their reasons (the full list is the monitoring.alerts table).",
         blocking=False,
         partitions_def=month_partitions,
@@ -153,13 +173,14 @@ def _alerts_check(severity: str) -> dg.AssetChecksDefinition:
         with warehouse.connect() as con:
             found = con.execute(
                 f"""SELECT strftime(month_start, '%Y-%m'), kind, subject, reason FROM {ALERTS_TABLE}
-                    WHERE severity = ? AND month_start BETWEEN ? AND ? ORDER BY ALL""",
-                [severity, parse_month(months.start), parse_month(months.end)],
+                    WHERE severity = ? AND month_start BETWEEN ? AND ? AND (? OR list_contains(?, kind))
+                    ORDER BY ALL""",
+                [severity, parse_month(months.start), parse_month(months.end), kinds is None, list(kinds or ())],
             ).fetchall()
         return dg.AssetCheckResult(
             passed=not found,
             severity=dg.AssetCheckSeverity.ERROR if severity == "error" else dg.AssetCheckSeverity.WARN,
-            description=f"{len(found)} {severity} alerts in {months.start}..{months.end}"
+            description=f"{len(found)} {what} in {months.start}..{months.end}"
             + (f"; first: {found[0][1]} {found[0][2]}: {found[0][3]}" if found else ""),
             metadata={
                 "alerts": dg.MetadataValue.int(len(found)),
@@ -178,4 +199,9 @@ def _by_kind(found) -> dict[str, int]:
     return kinds
 
 
-alert_checks = [_alerts_check("error"), _alerts_check("warning")]
+alert_checks = [
+    _alerts_check("error", None, "no_error_alerts", "error alerts (only a broken delivery raises one)"),
+    _alerts_check(
+        "warning", DELIVERY_KINDS, "no_delivery_warnings", "delivery warnings (a moderate shift, a late file)"
+    ),
+]

@@ -35,6 +35,7 @@ from orchestration.resources import settings
 from valuetier.acceptance import load_acceptances
 from valuetier.ingest import discover_months
 from valuetier.lifecycle import TrainingPlan, adapt_plan
+from valuetier.monitoring import monitoring_summary
 from valuetier.quality import docs_index
 from valuetier.registry import Registry
 from valuetier.settings import SettingsError
@@ -217,17 +218,9 @@ def print_summary(seconds: float) -> None:
     if docs.exists():
         print(f"data docs:   {docs}")
     with connect(current.warehouse_path, read_only=True) as con:
-        alerts = (
-            con.execute(
-                "SELECT strftime(max(month_start), '%Y-%m'), count(*) FILTER (WHERE severity = 'error'), "
-                "count(*) FILTER (WHERE severity = 'warning') FROM monitoring.alerts "
-                "WHERE month_start = (SELECT max(month_start) FROM monitoring.alerts)"
-            ).fetchone()
-            if table_exists(con, "monitoring", "alerts")
-            else None
-        )
-    if alerts and alerts[0]:
-        print(f"\nalerts {alerts[0]}: {alerts[1]} errors, {alerts[2]} warnings (monitoring.alerts; sent to "
+        alerts = monitoring_summary(con) if table_exists(con, "monitoring", "alerts") else None
+    if alerts:
+        print(f"\n{alerts}\n(monitoring.alerts; warnings and errors sent to "
               f"{current.alert_webhook_url or current.alerts_file})")  # fmt: skip
     print(
         f"\nwarehouse:   {current.warehouse_path}  "

@@ -160,7 +160,10 @@ def test_a_new_installation_builds_months_without_tiers_then_scores_them_once():
     for key in (report, dg.AssetKey(["marts", "crm_actions"]), dg.AssetKey(["marts", "challenger_scores"])):
         assert key in score.get_all_asset_keys() and key not in build.get_all_asset_keys()
     assert any(check.asset_key == tiers for check in score.asset_check_keys)
-    assert {c.name for c in score.asset_check_keys if c.asset_key == alerts} == {"no_error_alerts", "no_warning_alerts"}
+    assert {c.name for c in score.asset_check_keys if c.asset_key == alerts} == {
+        "no_error_alerts",
+        "no_delivery_warnings",
+    }
 
 
 def test_the_dbt_resource_leaves_out_only_what_valuetier_does_not_use():

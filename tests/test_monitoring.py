@@ -1,10 +1,12 @@
 """Monitoring: drift, alerts and the notifier.
 
 The detectors on a stationary synthetic bank in a real DuckDB file (the generated bank's first
-year is not stationary: its 12-month indicators fill up month by month, so against a model trained
-on its first months every later month has truly drifted). A clean month stays quiet; an injected
-drift, an injected missing file, a late file and a tier shift fire. Then the pipeline's own run:
-the checks Dagster shows and what the notifier sent agree with the alerts mart."""
+year is not stationary: its 12-month indicators fill up month by month). A clean month stays quiet,
+and so do a steady trend and a seasonal month that came a year before too; an injected unit change
+is a delivery error, a moderate shift a delivery warning; a population that moved away from the
+training window is a warning that asks for a retraining; a missing file, a late file and a tier
+shift fire. Then the pipeline's own run: the checks Dagster shows and what the notifier sent agree
+with the alerts mart. tests/test_alert_precision.py measures all of it through the real pipeline."""
 
 import http.server
 import json
@@ -22,16 +24,21 @@ from valuetier.ingest import ensure_raw_tables
 from valuetier.monitoring import (
     ALERTS_TABLE,
     DRIFT_TABLE,
+    INDICATOR_WATCH,
+    PSEUDO_COUNT,
     MonitoringRules,
     monitor_month,
     population_stability_index,
+    sampling_noise,
 )
 from valuetier.notify import FileNotifier, NotifyError, WebhookNotifier, notifier
+from valuetier.training import FEATURES
 
-MONTHS = [f"2025-{m:02d}" for m in range(1, 9)]
+MONTHS = [f"{2024 + (m - 1) // 12}-{(m - 1) % 12 + 1:02d}" for m in range(6, 21)]  # 2024-06..2025-08
 TRAINING = MONTHS[:3]
 LAST = MONTHS[-1]
 CUSTOMERS = 3000
+INDICATORS = "monetary_12m, frequency_12m, recency_days, last_nps_score, amount_in_month"
 
 
 def month_frame(month: str, seed: int, monetary_scale: float = 1.0, high_share: float = 0.1) -> pd.DataFrame:
@@ -46,6 +53,7 @@ def month_frame(month: str, seed: int, monetary_scale: float = 1.0, high_share: 
             "frequency_12m": rng.poisson(20, CUSTOMERS),
             "recency_days": rng.integers(0, 90, CUSTOMERS),
             "last_nps_score": np.where(rng.random(CUSTOMERS) < 0.7, np.nan, rng.integers(0, 11, CUSTOMERS)),
+            "amount_in_month": rng.lognormal(6, 1, CUSTOMERS) * monetary_scale,
             "churn_probability": rng.beta(1, 9, CUSTOMERS),
         }
     )
@@ -59,7 +67,7 @@ def month_frame(month: str, seed: int, monetary_scale: float = 1.0, high_share: 
 
 @pytest.fixture
 def stationary_bank(tmp_path):
-    """A warehouse of eight stationary months and their landing files, all delivered at one time."""
+    """A warehouse of fifteen stationary months and their landing files, all delivered at one time."""
     warehouse, landing = tmp_path / "w.duckdb", tmp_path / "landing"
     con = duckdb.connect(str(warehouse))
     ensure_raw_tables(con)
@@ -67,7 +75,7 @@ def stationary_bank(tmp_path):
     con.execute("CREATE SCHEMA marts")
     con.execute(
         "CREATE TABLE marts.customer_indicators_monthly AS SELECT customer_id, CAST(month_start AS DATE) AS "
-        "month_start, monetary_12m, frequency_12m, recency_days, last_nps_score FROM frames"
+        f"month_start, {INDICATORS} FROM frames"
     )
     con.execute(
         "CREATE TABLE marts.customer_tiers AS SELECT customer_id, CAST(month_start AS DATE) AS month_start, "
@@ -91,7 +99,7 @@ def stationary_bank(tmp_path):
 def replace_month(con, frame: pd.DataFrame) -> None:
     month = frame.month_start.iloc[0].date()
     for table, columns in (
-        ("customer_indicators_monthly", "monetary_12m, frequency_12m, recency_days, last_nps_score"),
+        ("customer_indicators_monthly", INDICATORS),
         ("customer_tiers", "value_tier, predicted_value, churn_probability"),
     ):
         con.execute(f"DELETE FROM marts.{table} WHERE month_start = ?", [month])
@@ -110,19 +118,47 @@ def test_population_stability_index_by_hand():
     assert population_stability_index([10, 0], [5, 5]) > 1  # an empty reference bin: large, not infinite
 
 
+def test_sampling_noise_bounds_what_chance_shows():
+    """Two samples of one distribution: their PSI stays under the noise bound (999 draws of 70
+    scores against 210), while the bound vanishes for large months."""
+    rng = np.random.default_rng(3)
+    shares = np.full(11, 1 / 11)
+    bound = sampling_noise(11, 210, 70)
+    psis = [
+        population_stability_index(list(rng.multinomial(210, shares)), list(rng.multinomial(70, shares)), PSEUDO_COUNT)
+        for _ in range(999)
+    ]
+    assert np.mean(psis) < bound / 2 and np.quantile(psis, 0.99) < bound
+    assert sampling_noise(10, 300_000, 100_000) < 0.001
+
+
+def test_every_indicator_the_model_reads_is_placed_with_a_reason():
+    assert set(INDICATOR_WATCH) == set(FEATURES)
+    assert all(why for _, why in INDICATOR_WATCH.values())
+    watched = {name for name, (delivery, _) in INDICATOR_WATCH.items() if delivery}
+    # What grows with the history or the tenure is never asked whether the delivery broke.
+    assert not watched & {"tenure_months", "retention_streak_months", "cumulative_amount", "purchase_month_ratio"}
+    assert watched == {"transactions_in_month", "amount_in_month", "logins_in_month"}
+
+
 def test_a_clean_month_stays_quiet(stationary_bank):
     con, landing = stationary_bank
     result = monitor_month(con, LAST, TRAINING, landing)
     assert warnings_and_errors(result) == {}
     drift = con.execute(f"SELECT measure, subject, psi, reference FROM {DRIFT_TABLE} ORDER BY 1, 2").fetchall()
     assert [(m, s) for m, s, _, _ in drift] == [
-        ("feature", "frequency_12m"),
-        ("feature", "last_nps_score"),
-        ("feature", "monetary_12m"),
-        ("feature", "recency_days"),
-        ("score", "predicted_value"),
+        ("delivery", "amount_in_month"),
+        ("population", "amount_in_month"),
+        ("population", "frequency_12m"),
+        ("population", "last_nps_score"),
+        ("population", "monetary_12m"),
+        ("population", "predicted_value"),
+        ("population", "recency_days"),
     ]
-    assert all(psi < 0.05 and ref == "2025-01..2025-03" for _, _, psi, ref in drift)
+    assert all(psi < 0.05 for _, _, psi, _ in drift)
+    # The delivery against the three months before, and the same months a year earlier.
+    assert drift[0][3] == "2025-05..2025-07; 2024-08..2024-08"
+    assert {ref for m, _, _, ref in drift if m == "population"} == {"2024-06..2024-08"}
     # High-tier customers at risk are listed for the relationship managers, as information.
     at_risk = con.execute(f"""SELECT subject FROM {ALERTS_TABLE} WHERE kind = 'high_value_at_risk'
                               AND severity = 'info' ORDER BY 1""").fetchall()
@@ -132,23 +168,47 @@ def test_a_clean_month_stays_quiet(stationary_bank):
     assert con.execute(f"SELECT count(*) FROM {ALERTS_TABLE}").fetchone()[0] == len(result.alerts) == len(expected)
 
 
-def test_an_injected_drift_fires(stationary_bank):
+def test_a_unit_change_is_a_delivery_error_and_a_moved_population_a_warning(stationary_bank):
     con, landing = stationary_bank
-    # The month's amounts delivered in cents instead of yuan: the indicator and the score move.
+    # The month's amounts delivered in cents instead of yuan.
     replace_month(con, month_frame(LAST, seed=1, monetary_scale=100))
-    result = monitor_month(con, LAST, TRAINING, landing)
-    fired = warnings_and_errors(result)
-    assert set(fired) == {("feature_drift", "monetary_12m"), ("score_drift", "predicted_value")}
-    monetary = fired[("feature_drift", "monetary_12m")]
-    assert monetary.severity == "error" and monetary.metric >= 0.25 and "2025-01..2025-03" in monetary.reason
-    # A moderate shift (two more transactions a year each, a tenth more) is a warning, not an error.
-    frame = month_frame(LAST, seed=1)
-    frame["frequency_12m"] = frame.frequency_12m + 2
-    replace_month(con, frame)
     fired = warnings_and_errors(monitor_month(con, LAST, TRAINING, landing))
-    assert set(fired) == {("feature_drift", "frequency_12m")}
-    assert fired[("feature_drift", "frequency_12m")].severity == "warning"
-    assert 0.1 <= fired[("feature_drift", "frequency_12m")].metric < 0.25
+    assert set(fired) == {
+        ("delivery_shift", "amount_in_month"),
+        ("population_drift", "amount_in_month"),  # one alert, named for the indicator that moved most
+        ("score_drift", "predicted_value"),
+    }
+    unit = fired[("delivery_shift", "amount_in_month")]
+    assert unit.severity == "error" and unit.metric >= 0.25 and "Check the delivery" in unit.reason
+    assert "2025-05..2025-07" in unit.reason
+    moved = fired[("population_drift", "amount_in_month")]
+    assert moved.severity == "warning" and "train_tiering_model" in moved.reason
+    assert "2 indicators" in moved.reason and "monetary_12m" in moved.reason and "2024-06..2024-08" in moved.reason
+    # A moderate shift of a delivered measure (amounts up by half) is a delivery warning.
+    replace_month(con, month_frame(LAST, seed=1, monetary_scale=1.5))
+    fired = warnings_and_errors(monitor_month(con, LAST, TRAINING, landing))
+    assert fired[("delivery_shift", "amount_in_month")].severity == "warning"
+    assert {a.severity for (kind, _), a in fired.items() if kind != "delivery_shift"} <= {"warning"}
+
+
+def test_a_steady_trend_and_a_seasonal_month_stay_quiet(stationary_bank):
+    con, landing = stationary_bank
+    # Amounts growing 3 % a month for the whole history: each month a little above the ones before.
+    for i, month in enumerate(MONTHS):
+        replace_month(con, month_frame(month, seed=1, monetary_scale=1.03**i))
+    result = monitor_month(con, LAST, TRAINING, landing)
+    assert [k for k in warnings_and_errors(result) if k[0] == "delivery_shift"] == []
+    # A month whose amounts are half again as large, as they were the same month a year before:
+    # seasonal, not a broken delivery. The same jump without the year before is a warning.
+    seasonal, a_year_before = MONTHS[-1], MONTHS[-13]
+    for month in MONTHS:
+        replace_month(con, month_frame(month, seed=1, monetary_scale=1.5 if month in (seasonal, a_year_before) else 1))
+    assert [
+        k for k in warnings_and_errors(monitor_month(con, seasonal, TRAINING, landing)) if k[0] == "delivery_shift"
+    ] == []
+    replace_month(con, month_frame(a_year_before, seed=1))
+    fired = warnings_and_errors(monitor_month(con, seasonal, TRAINING, landing))
+    assert fired[("delivery_shift", "amount_in_month")].severity == "warning"
 
 
 def test_an_injected_missing_file_and_a_late_one_fire(stationary_bank):
@@ -187,10 +247,11 @@ def test_a_tier_share_shift_fires_and_a_rerun_replaces_the_month(stationary_bank
     assert con.execute(f"SELECT count(*) FROM {DRIFT_TABLE}").fetchone()[0] == len(again.drift)
 
 
-def test_without_a_champion_drift_is_measured_against_the_previous_month(stationary_bank):
+def test_without_a_champion_only_the_delivery_is_judged(stationary_bank):
     con, landing = stationary_bank
     result = monitor_month(con, LAST, None, landing)
-    assert result.reference == f"{MONTHS[-2]}-01..{MONTHS[-2]}-01"
+    assert result.reference is None
+    assert {d.measure for d in result.drift} == {"delivery"}
     assert warnings_and_errors(result) == {}
     with pytest.raises(ValueError, match="psi_warning"):
         MonitoringRules(psi_warning=0.3, psi_error=0.2)
@@ -255,12 +316,14 @@ def test_without_a_webhook_alerts_go_to_the_file(tmp_path):
 
 @pytest.mark.integration
 def test_the_pipeline_monitors_every_month_and_dagster_shows_its_alerts(pipeline_run):
-    """The generated bank's run: every scored month measured against the champion's training months
-    up to it,
-    Dagster's two checks failing exactly as the mart's alerts say, and every warning and error in
-    the notifier's file (no webhook configured)."""
+    """The generated bank's run: every scored month's population measured against the champion's
+    training months up to it and its delivery against the three months before; Dagster's two
+    checks passing or failing exactly as the mart's alerts say (green on this healthy bank), and
+    every warning and error in the notifier's file (no webhook configured)."""
     from orchestration.monitoring import ALERTS
     from tests.conftest import WAREHOUSE
+    from valuetier.monitoring import DELIVERY_KINDS
+    from valuetier.months import add_months
     from valuetier.registry import Registry
     from valuetier.settings import Settings
 
@@ -269,24 +332,31 @@ def test_the_pipeline_monitors_every_month_and_dagster_shows_its_alerts(pipeline
         alerts = con.execute(
             f"SELECT strftime(month_start, '%Y-%m'), severity, kind, subject FROM {ALERTS_TABLE}"
         ).fetchall()
-        references = dict(
-            con.execute(f"SELECT DISTINCT strftime(month_start, '%Y-%m'), reference FROM {DRIFT_TABLE}").fetchall()
-        )
+        references = {
+            (m, measure): refs
+            for m, measure, refs in con.execute(
+                f"SELECT DISTINCT strftime(month_start, '%Y-%m'), measure, list(DISTINCT reference) "
+                f"FROM {DRIFT_TABLE} GROUP BY ALL"
+            ).fetchall()
+        }
     registry = Registry(Settings.from_env().models_dir)
     training = registry.card(registry.champion_version()).training_months
     for month in months:  # the training months up to the month, never later ones
         held = [m for m in training if m <= month]
-        previous = months[months.index(month) - 1] if month > months[0] else None
-        expected = f"{held[0]}..{held[-1]}" if held else previous and f"{previous}..{previous}"
-        assert references.get(month) == expected, month
-    assert set(references) == set(months)  # the first month is in the training window here
+        assert references.get((month, "population")) == ([f"{held[0]}..{held[-1]}"] if held else None), month
+        before = [m for m in months if m < month][-3:]
+        if before and month < add_months(months[0], 12):
+            assert references[(month, "delivery")] == [f"{before[0]}..{before[-1]}"], month
     checks = {e.check_name: e for e in pipeline_run["scored"].get_asset_check_evaluations() if e.asset_key == ALERTS}
-    assert set(checks) == {"no_error_alerts", "no_warning_alerts"}
-    for severity in ("error", "warning"):
-        check = checks[f"no_{severity}_alerts"]
-        found = [a for a in alerts if a[1] == severity]
-        assert check.passed == (not found) and check.metadata["alerts"].value == len(found)
-        assert check.severity.value == ("ERROR" if severity == "error" else "WARN")
+    assert set(checks) == {"no_error_alerts", "no_delivery_warnings"}
+    for name, severity, kinds in (
+        ("no_error_alerts", "error", None),
+        ("no_delivery_warnings", "warning", DELIVERY_KINDS),
+    ):
+        found = [a for a in alerts if a[1] == severity and (kinds is None or a[2] in kinds)]
+        assert checks[name].passed == (not found) and checks[name].metadata["alerts"].value == len(found)
+        assert checks[name].severity.value == ("ERROR" if severity == "error" else "WARN")
+        assert not found, found  # a healthy bank: nothing wrong with any delivery
     file = Settings.from_env().alerts_file
     sent = {
         (a["month"], a["severity"], a["kind"], a["subject"])

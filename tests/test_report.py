@@ -2,6 +2,7 @@
 Chromium (Debian's, driven by Playwright) with every request other than the file itself refused,
 every chart drawn, and the key figures in Dagster's metadata."""
 
+import itertools
 import re
 
 import dagster as dg
@@ -10,7 +11,9 @@ import pytest
 from tests.conftest import CHROMIUM, SCREENSHOTS
 
 pytestmark = pytest.mark.integration
-CHARTS = 8  # tier sizes, value shares, retention, conversion, ROI, migration, model quality, drift
+# tier sizes, value shares, retention, conversion, ROI, migration, model quality, delivery and population drift
+CHARTS = 9
+DRIFT_CHARTS = ("PSI against the recent months", "PSI against the training months")
 
 
 @pytest.fixture(scope="module")
@@ -55,6 +58,12 @@ def test_the_report_opens_offline_with_every_chart_drawn(report):
             (c.get_attribute("aria-label"), c.bounding_box(), c.locator(".mark").count())
             for c in charts.all()
         ]  # fmt: skip
+        # Each drift chart's bar names, as drawn: every name whole, inside its chart, none on another.
+        names = {
+            title: [t.bounding_box() for t in page.locator(f'svg.chart[aria-label="{title}"] text.label').all()]
+            for title in DRIFT_CHARTS
+        }
+        boxes = {title: page.locator(f'svg.chart[aria-label="{title}"]').bounding_box() for title in DRIFT_CHARTS}
         heading = page.locator("h1").inner_text()
         figures = page.locator(".figure").all_inner_texts()
         empty = page.locator(".empty").count()
@@ -68,7 +77,15 @@ def test_the_report_opens_offline_with_every_chart_drawn(report):
         assert box and box["width"] > 300 and box["height"] > 150, label
         assert marks > 0, label
     labels = {label for label, _, _ in drawn}
-    assert {"customers per tier", "share of realised value", "normalized Gini", "PSI by indicator"} <= labels
+    assert {"customers per tier", "share of realised value", "normalized Gini", *DRIFT_CHARTS} <= labels
+    for title, drawn_names in names.items():
+        assert len(drawn_names) >= 3, title
+        for box in drawn_names:
+            assert (
+                boxes[title]["x"] <= box["x"] and box["x"] + box["width"] <= boxes[title]["x"] + boxes[title]["width"]
+            )
+        for above, below in itertools.pairwise(drawn_names):
+            assert above["y"] + above["height"] <= below["y"] + 0.5, title
     assert any(f.startswith("customers") for f in figures)
     assert (SCREENSHOTS / "report.png").stat().st_size > 20_000
 

@@ -37,6 +37,28 @@ def test_the_keyed_hash_is_hmac_sha256():
     assert KEY not in keyed_hash_sql("v", KEY) and KEY.encode().hex() not in keyed_hash_sql("v", KEY)
 
 
+# Spellings of one identifier an extract may deliver: each hashes as its plain form, in Python and in SQL.
+SPELLINGS = {
+    "zhang wei": (" Zhang Wei ", "Zhang\tWei", "Zhang\nWei", "ZHANG\u3000WEI", "\u3000Zhang  Wei\u3000"),
+    "13000000000": ("１３０００００００００", " 13000000000\t"),
+    "josé": ("Jose\u0301", "JOSÉ", "jos\u00e9"),
+    "ann@bank.cn": ("Ann@Bank.cn\n", "ＡＮＮ＠ＢＡＮＫ．ＣＮ"),
+}
+
+
+def test_python_and_sql_normalise_an_identifier_the_same_way():
+    with duckdb.connect() as con:
+        install_keyed_hash(con, "h", KEY)
+        for plain, spellings in SPELLINGS.items():
+            expected = hmac.new(KEY.encode(), plain.encode(), hashlib.sha256).hexdigest()
+            for spelling in (plain, *spellings):
+                assert keyed_hash(spelling, KEY) == expected, spelling
+                assert con.execute("SELECT h(?::VARCHAR)", [spelling]).fetchone()[0] == expected, spelling
+        # Different identifiers stay different: inner spaces are kept (one), letters are not folded away.
+        assert keyed_hash("zhangwei", KEY) != keyed_hash("zhang wei", KEY)
+        assert keyed_hash("jose", KEY) != keyed_hash("josé", KEY)
+
+
 def test_ingestion_stores_personal_data_only_as_keyed_hashes(pipeline_run):
     delivered = pd.read_parquet(LANDING / "customers" / f"{pipeline_run['months'][0]}.parquet")
     with duckdb.connect(str(WAREHOUSE), read_only=True) as con:

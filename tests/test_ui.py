@@ -18,9 +18,13 @@ import pyarrow.parquet as pq
 import pytest
 
 from tests.conftest import CHROMIUM, LANDING, REPO, SCREENSHOTS, SESSION_DIR
+from tests.test_offline import attempts, guarded_env
 
 pytestmark = pytest.mark.integration
 GROUPS = {"raw", "staging", "intermediate", "marts", "evaluation", "monitoring", "published", "model"}
+# The webserver, the daemon and the runs they launch run under the outbound guard (tests/test_offline.py).
+OUTBOUND = SESSION_DIR / "ui-outbound.jsonl"
+ASKED_OUTSIDE: list[str] = []  # what the pages asked of any host but the webserver
 
 
 def _free_port() -> int:
@@ -61,7 +65,7 @@ def ui(pipeline_run):
         server = subprocess.Popen(
             ["make", "--no-print-directory", "ui", f"UI_PORT={port}"],
             cwd=REPO,
-            env={**os.environ, "PATH": path},
+            env={**guarded_env(OUTBOUND), "PATH": path},
             start_new_session=True,
             stdout=out,
             stderr=subprocess.STDOUT,
@@ -98,8 +102,13 @@ def browser(ui):
         chromium = p.chromium.launch(executable_path=CHROMIUM, args=["--no-sandbox"])
         page = chromium.new_page(viewport={"width": 1600, "height": 1000})
         page.set_default_timeout(30_000)
+        page.on("request", lambda r: _local(r.url) or ASKED_OUTSIDE.append(r.url))
         yield page
         chromium.close()
+
+
+def _local(url: str) -> bool:
+    return url.startswith(("http://127.0.0.1:", "data:", "blob:", "about:"))
 
 
 def _open(page, ui, path: str) -> None:
@@ -219,3 +228,10 @@ def test_a_month_launched_from_the_ui_stops_at_its_check_and_then_succeeds(ui, b
     with dg.DagsterInstance.get() as instance:
         run = instance.get_run_by_id(again)
         assert run.tags["dagster/partition"] == month
+
+
+def test_the_ui_and_its_runs_call_nothing_outside(ui, browser):
+    """Last of the module: the webserver, the daemon, the runs launched above and the pages shown
+    attempted no connection to another host."""
+    assert attempts(OUTBOUND) == []
+    assert ASKED_OUTSIDE == []

@@ -7,13 +7,21 @@ from __future__ import annotations
 
 import hashlib
 import hmac
+import unicodedata
+
+from duckdb.sqltypes import VARCHAR
 
 BLOCK = 64  # SHA-256's block size in bytes
+NORMALISE_FUNCTION = "valuetier_pii_normalised"  # `normalised` as the SQL sees it (install_keyed_hash)
 
 
 def normalised(value: str) -> str:
-    """What is hashed: the value trimmed and lower-cased, so ' Ann@Bank.com' and 'ann@bank.com' agree."""
-    return value.strip().lower()
+    """What is hashed, the one normalisation of Python and SQL (the SQL calls this very function):
+    Unicode NFKC, so full-width digits and letters and the ideographic space U+3000 of Chinese-
+    language extracts become their plain forms and a letter with a combining accent one character;
+    every run of whitespace (tab, newline, any Unicode space) one space and none at either end; lower
+    case. ' Ann\tLee ', 'ann lee' and 'ＡＮＮ\u3000LEE' hash alike."""
+    return " ".join(unicodedata.normalize("NFKC", value).split()).lower()
 
 
 def keyed_hash(value: str | None, key: str) -> str | None:
@@ -37,7 +45,7 @@ def keyed_hash_sql(expression: str, key: str) -> str:
     and of the inner digest (DuckDB has sha256 over bytes, not HMAC). The key enters the SQL only as
     the two padded blocks; use it through install_keyed_hash, so no query text carries it."""
     inner, outer = (block.hex() for block in padded_key_blocks(key))
-    value = f"lower(trim(CAST({expression} AS VARCHAR)))"
+    value = f"{NORMALISE_FUNCTION}(CAST({expression} AS VARCHAR))"
     return (
         f"CASE WHEN {expression} IS NULL THEN NULL ELSE sha256(unhex('{outer}') || "
         f"unhex(sha256(unhex('{inner}') || encode({value})))) END"
@@ -48,4 +56,9 @@ def install_keyed_hash(con, name: str, key: str) -> None:
     """A connection-local macro `name(value)` computing keyed_hash: the queries that hash personal
     data name the macro, so an error message quoting a query never shows the key's padded blocks.
     A TEMP macro is never stored in the warehouse file."""
+    registered = con.execute(
+        "SELECT count(*) FROM duckdb_functions() WHERE function_name = ?", [NORMALISE_FUNCTION]
+    ).fetchall()[0][0]
+    if not registered:  # the same function whatever the key: registered once per connection
+        con.create_function(NORMALISE_FUNCTION, normalised, [VARCHAR], VARCHAR, side_effects=False)
     con.execute(f"CREATE OR REPLACE TEMP MACRO {name}(v) AS ({keyed_hash_sql('v', key)})")

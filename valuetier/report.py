@@ -19,7 +19,7 @@ from valuetier.monitoring import ALERTS_TABLE, DRIFT_TABLE, MonitoringRules
 from valuetier.months import add_months, parse_month
 from valuetier.parameters import business_parameters
 from valuetier.scoring import TIERS_TABLE
-from valuetier.svg_charts import bar_chart, heatmap, line_chart
+from valuetier.svg_charts import bar_chart, heatmap, line_chart, ranked_bars
 
 TIERS = ("high", "mid", "low")
 MOVES_TO = ("high", "mid", "low", "churned")
@@ -92,10 +92,14 @@ def write_report(con: duckdb.DuckDBPyConnection, month: str, reports_dir: Path) 
         ).fetchall()
         if s is not None
     }
-    drift = con.execute(
-        f"SELECT subject, psi, reference FROM {DRIFT_TABLE} WHERE month_start = ? ORDER BY psi DESC, subject LIMIT 12",
-        [m],
-    ).fetchall()
+    drift = {
+        measure: con.execute(
+            f"""SELECT subject, psi, reference FROM {DRIFT_TABLE} WHERE month_start = ? AND measure = ?
+                ORDER BY psi DESC, subject LIMIT 8""",
+            [m, measure],
+        ).fetchall()
+        for measure in ("delivery", "population")
+    }
     alerts = con.execute(
         f"""SELECT severity, kind, subject, reason FROM {ALERTS_TABLE} WHERE month_start = ? AND severity <> 'info'
             ORDER BY severity = 'error' DESC, kind, subject""",
@@ -176,16 +180,33 @@ def write_report(con: duckdb.DuckDBPyConnection, month: str, reports_dir: Path) 
             else None,
         ),  # fmt: skip
         _section(
-            "Drift",
-            f"Population stability index of the indicators that moved most, against {drift[0][2] if drift else '-'}.",
-            bar_chart(
-                "PSI by indicator",
-                [d[0] for d in drift][:8],
-                {"PSI": [float(d[1]) for d in drift][:8]},
+            "Is the delivery whole?",
+            "Population stability index of the delivered columns and steady indicators that moved most, against "
+            f"the recent months ({drift['delivery'][0][2] if drift['delivery'] else '-'}): a sudden shift is a "
+            "broken delivery (check the source and column).",
+            ranked_bars(
+                "PSI against the recent months",
+                [d[0] for d in drift["delivery"]],
+                [float(d[1]) for d in drift["delivery"]],
                 ".2f",
                 {"warning": rules.psi_warning, "error": rules.psi_error},
             )
-            if drift
+            if drift["delivery"]
+            else None,
+        ),
+        _section(
+            "Has the population moved?",
+            "Population stability index of the indicators the model reads that moved most, against the champion's "
+            f"training months ({drift['population'][0][2] if drift['population'] else 'no champion yet'}): a large "
+            "one asks for a retraining, not a new delivery.",
+            ranked_bars(
+                "PSI against the training months",
+                [d[0] for d in drift["population"]],
+                [float(d[1]) for d in drift["population"]],
+                ".2f",
+                {"retrain": rules.population_psi},
+            )
+            if drift["population"]
             else None,
         ),
     ]

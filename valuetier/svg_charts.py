@@ -86,6 +86,45 @@ def bar_chart(
     return _frame(title, "".join(body), list(series))
 
 
+def ranked_bars(
+    title: str, labels: list[str], values: list[float], fmt: str = ".2f", references: dict[str, float] | None = None
+) -> str:
+    """Horizontal bars, one row per label, the label written in full to the left of its bar (long
+    names, such as indicators, stay legible where a column's label would run into its neighbours);
+    reference lines by label."""
+    label_w = 8 + 7 * max((len(label) for label in labels), default=0)  # about 7 px a character at 12 px
+    left, row_h = 12 + label_w, 22
+    height = TOP + 22 + row_h * len(labels)
+    low, high = _scale(list(values) + list((references or {}).values()))
+    plot_w = WIDTH - left - RIGHT
+
+    def x(value: float) -> float:
+        return left + plot_w * (value - low) / (high - low)
+
+    body = []
+    for i, (label, value) in enumerate(zip(labels, values, strict=True)):
+        y = TOP + 18 + i * row_h
+        body.append(
+            f'<text x="{left - 6}" y="{y + row_h * 0.55:.1f}" class="tick label" text-anchor="end">'
+            f"{escape(label)}</text>"
+            f'<rect class="mark" x="{x(0):.1f}" y="{y + 3:.1f}" width="{max(x(value) - x(0), 0.5):.1f}" '
+            f'height="{row_h - 8}" fill="{PALETTE[0]}"><title>{escape(label)}: {format(value, fmt)}</title></rect>'
+            f'<text x="{x(value) + 4:.1f}" y="{y + row_h * 0.55:.1f}" class="tick">{format(value, fmt)}</text>'
+        )
+    for i, (label, value) in enumerate((references or {}).items()):
+        body.append(
+            f'<line x1="{x(value):.1f}" x2="{x(value):.1f}" y1="{TOP + 14}" y2="{height - 4}" class="reference"/>'
+            f'<text x="{x(value) - 3:.1f}" y="{TOP + 10 + 10 * i}" class="tick" text-anchor="end">'
+            f"{escape(label)}</text>"
+        )
+    return (
+        f'<svg class="chart" role="img" aria-label="{escape(title)}" viewBox="0 0 {WIDTH} {height}" '
+        f'width="{WIDTH}" height="{height}" xmlns="http://www.w3.org/2000/svg">'
+        f'<title>{escape(title)}</title><text x="{LEFT}" y="15" class="legend">{escape(title)}</text>'
+        f"{''.join(body)}</svg>"
+    )
+
+
 def line_chart(title: str, labels: list[str], series: dict[str, list[float | None]], fmt: str = ".2f") -> str:
     """One line per series over the labels (months); a missing value breaks the line."""
     low, high = _scale([v for vs in series.values() for v in vs], zero=False)

@@ -10,6 +10,9 @@ DEMO_SEED ?= 42
 DEMO_DIRTY_RATE ?= 0
 UI_PORT ?= 3000
 DEMO_DIR := $(CURDIR)/data/demo
+# Only the demo hashes personal data with the public development key; `make run` on a bank's own
+# landing without a key uses one generated for the account (~/.config/valuetier/pii.key).
+DEMO_PII_KEY := $(if $(VALUETIER_PII_KEY)$(VALUETIER_PII_KEY_FILE),,VALUETIER_PII_KEY=development)
 
 export DAGSTER_HOME ?= $(CURDIR)/data/dagster_home
 export VALUETIER_WAREHOUSE ?= $(CURDIR)/data/warehouse/valuetier.duckdb
@@ -75,7 +78,7 @@ demo: setup
 	$(BIN)/valuetier generate --customers $(DEMO_CUSTOMERS) --months $(DEMO_MONTHS) --seed $(DEMO_SEED) --dirty-rate $(DEMO_DIRTY_RATE) \
 		--out $(DEMO_DIR)/landing --truth $(DEMO_DIR)/ground_truth
 	@echo "== running the monthly pipeline through Dagster for every month"
-	VALUETIER_LANDING=$(DEMO_DIR)/landing $(BIN)/python -m orchestration.run
+	$(DEMO_PII_KEY) VALUETIER_LANDING=$(DEMO_DIR)/landing $(BIN)/python -m orchestration.run
 
 # Run the pipeline on your own landing folder: VALUETIER_LANDING=/path/to/landing make run
 run: setup
@@ -84,7 +87,8 @@ run: setup
 
 # The venv goes first on PATH: under `dagster dev`, dagster-dbt re-parses the project with `dbt` from PATH.
 ui: setup
-	PATH=$(CURDIR)/$(BIN):$$PATH VALUETIER_LANDING=$${VALUETIER_LANDING:-$(DEMO_DIR)/landing} \
+	PATH=$(CURDIR)/$(BIN):$$PATH $(if $(VALUETIER_LANDING),,$(DEMO_PII_KEY)) \
+		VALUETIER_LANDING=$${VALUETIER_LANDING:-$(DEMO_DIR)/landing} \
 		env --default-signal=INT,TERM $(BIN)/dagster dev -w workspace.yaml -h 127.0.0.1 -p $(UI_PORT)
 
 docs: setup

@@ -8,7 +8,7 @@ from orchestration.flow import flow_metadata
 from orchestration.partitions import WAREHOUSE_POOL
 from orchestration.resources import WarehouseResource, settings
 from valuetier.lifecycle import TrainingPlan, train_and_decide
-from valuetier.registry import Registry
+from valuetier.registry import Registry, RegistryError
 from valuetier.training import SearchSpace, TrainingDataError
 
 
@@ -22,8 +22,6 @@ class TrainingConfig(dg.Config):
     """YYYY-MM; default: the latest month with a complete label horizon."""
     value_measure: str | None = None
     """profit, revenue, or auto (revenue when the files carry no margins); default: the business parameter."""
-    promotion_margin: float = 0.005
-    """High-tier value capture a challenger must add over the champion, on the same holdout."""
     seed: int = 42
     learning_rate: list[float] = [0.05, 0.1]
     max_leaf_nodes: list[int] = [15, 31]
@@ -39,8 +37,9 @@ class TrainingConfig(dg.Config):
 @dg.asset(
     key=["model", "tiering_model"],
     description="A new version of the tiering model (value and churn), validated on a later holdout against "
-    "the RFM and CLV baselines and the champion; promoted only when it wins. Registry: 'models' beside the "
-    "warehouse; holdout metrics in marts.model_evaluation.",
+    "the weighted-RFM and CLV rankings and the champion; promoted only when it beats both rankings by the "
+    "promotion_margin (dbt_project.yml) and by normalised Gini, and is no worse than the champion beyond the "
+    "holdout's noise. Registry: 'models' beside the warehouse; holdout metrics in marts.model_evaluation.",
     group_name="model",
     kinds={"python", "scikit-learn"},
     deps=[["marts", "customer_indicators_monthly"], ["marts", "customer_clv_monthly"]],
@@ -54,7 +53,6 @@ def tiering_model(
         training_months=config.training_months,
         holdout_month=config.holdout_month,
         value_measure=config.value_measure,
-        promotion_margin=config.promotion_margin,
         seed=config.seed,
     )
     space = SearchSpace(
@@ -70,7 +68,7 @@ def tiering_model(
     with warehouse.connect() as con:
         try:
             card = train_and_decide(con, registry, plan, space)
-        except TrainingDataError as exc:
+        except (TrainingDataError, RegistryError) as exc:  # RegistryError: a champion that cannot be loaded
             raise dg.Failure(description=str(exc)) from exc
         # In: the labelled rows the model was fitted and checked on; out: one model version.
         flow = flow_metadata(context, con, started, rows_in=card.parameters["training_rows"]["fitted"], rows_out=1)
@@ -80,6 +78,7 @@ def tiering_model(
             "version": card.version,
             "status": card.status,
             "decision": card.decision,
+            "promotion": dg.MetadataValue.json(card.promotion),
             "holdout_month": card.holdout_month,
             "training_months": dg.MetadataValue.json(card.training_months),
             "value_measure": card.value_measure,

@@ -3,11 +3,13 @@
     python -m orchestration.run                  # every month with a transactions file
     python -m orchestration.run --months 2025-11:2025-12
     python -m orchestration.run --train          # also train a new model version first
+    python -m orchestration.run --config run.yml # with asset config (ops: ...), e.g. tier cut points
 
-When there is no champion model yet (a new installation), the months are built up to their
+When no model has been trained yet (a new installation), the months are built up to their
 indicators and CLV (build_months), the first model is trained where the history allows it, and
-then every month is scored once (rescore_tiers): the first run ends with model tiers, and no month
-is scored twice. Runs are recorded in DAGSTER_HOME and show in the Dagster UI.
+then every month is scored once (rescore_tiers): the first run ends with model tiers when the model
+beat the weighted-RFM and CLV rankings on its holdout, else with tiers ranked by the better of them,
+and no month is scored twice. Runs are recorded in DAGSTER_HOME and show in the Dagster UI.
 
 The console shows progress lines and a summary; everything else (dbt's output, every Dagster
 record, library warnings) goes to a log file beside the warehouse, with the same records as JSON
@@ -28,6 +30,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import dagster as dg
+import yaml
 from dagster._core.storage.tags import ASSET_PARTITION_RANGE_END_TAG, ASSET_PARTITION_RANGE_START_TAG
 
 from orchestration.partitions import month_partitions
@@ -90,10 +93,11 @@ def run_months(
     last: str,
     job_name: str = "monthly_pipeline",
     log: RunLog | None = None,
+    ops: dict | None = None,
 ) -> dg.ExecuteInProcessResult:
     """One run over the month range: every asset processes the months in order."""
     tags = {ASSET_PARTITION_RANGE_START_TAG: first, ASSET_PARTITION_RANGE_END_TAG: last}
-    return run_job(instance, job_name, tags, log)
+    return run_job(instance, job_name, tags, log, ops)
 
 
 # Which process runs a console run: a run whose process was killed stays STARTED in the run history.
@@ -101,14 +105,21 @@ PROCESS_TAGS = ("valuetier/host", "valuetier/pid")
 
 
 def run_job(
-    instance: dg.DagsterInstance, job_name: str, tags: dict | None = None, log: RunLog | None = None
+    instance: dg.DagsterInstance,
+    job_name: str,
+    tags: dict | None = None,
+    log: RunLog | None = None,
+    ops: dict | None = None,
 ) -> dg.ExecuteInProcessResult:
+    """`ops`: asset config by node name (--config); each job takes the entries of its own assets."""
     from orchestration.definitions import defs  # here: loading it reads the settings, which main checks first
 
     process = dict(zip(PROCESS_TAGS, (socket.gethostname(), str(os.getpid())), strict=True))
-    return defs.resolve_job_def(job_name).execute_in_process(
+    job = defs.resolve_job_def(job_name)
+    own = {node: config for node, config in (ops or {}).items() if node in job.graph.node_dict}
+    return job.execute_in_process(
         instance=instance,
-        run_config={"loggers": log.loggers() if log else CONSOLE_ONLY},
+        run_config={"loggers": log.loggers() if log else CONSOLE_ONLY, **({"ops": own} if own else {})},
         tags={**(tags or {}), **process},
         raise_on_error=False,
     )
@@ -158,21 +169,23 @@ def training_is_possible() -> str | None:
     return None
 
 
-def train(instance: dg.DagsterInstance, log: RunLog | None = None) -> bool | None:
+def train(instance: dg.DagsterInstance, log: RunLog | None = None, ops: dict | None = None) -> bool | None:
     """Train a model version: whether it was promoted champion (None: the training run failed)."""
     registry = Registry(settings().models_dir)
     before = registry.champion_version()
     say("training the tiering model (train_tiering_model)")
-    if not run_job(instance, "train_tiering_model", log=log).success:
+    if not run_job(instance, "train_tiering_model", log=log, ops=ops).success:
         return None
     say(f"model {registry.versions()[-1]}: {registry.card(registry.versions()[-1]).decision}")
     return registry.champion_version() != before
 
 
-def score_months(instance: dg.DagsterInstance, first: str, last: str, log: RunLog | None = None) -> bool:
+def score_months(
+    instance: dg.DagsterInstance, first: str, last: str, log: RunLog | None = None, ops: dict | None = None
+) -> bool:
     champion = Registry(settings().models_dir).champion_version() or "rule tiers: no champion model"
     say(f"scoring {first}..{last} ({champion}) and their tier evaluation (rescore_tiers)")
-    return run_months(instance, first, last, "rescore_tiers", log).success
+    return run_months(instance, first, last, "rescore_tiers", log, ops).success
 
 
 def print_summary(seconds: float) -> None:
@@ -187,6 +200,7 @@ def print_summary(seconds: float) -> None:
         )
     print(f"\nValueTier run finished in {seconds:.0f}s")
     print(f"delivery mapping: {current.mapping_path or 'none (the contract own names and codes)'}")
+    print(f"PII key:          {current.pii_key_source}")
     if measure:
         print(f"value measure:    {measure.described} (value_measure in dbt_project/dbt_project.yml)")
     print("\nrows per source (loaded / quarantined):")
@@ -207,6 +221,12 @@ def print_summary(seconds: float) -> None:
         )
         plan = card.parameters.get("plan", {})
         print(f"training plan: {plan.get('note', f'{card.horizon_months}-month horizon')}")
+    elif registry.versions():
+        latest = registry.card(registry.versions()[-1])
+        print(f"\nno champion model: {latest.version} {latest.decision}")
+        print(
+            f"training plan: {latest.parameters.get('plan', {}).get('note', f'{latest.horizon_months}-month horizon')}"
+        )
     else:
         print("\nno champion model: tiers rank 12-month CLV where fitted, else the weighted RFM score")
     acceptances = load_acceptances(current.quality_dir)
@@ -241,6 +261,12 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument(
         "--wait", type=float, default=0, metavar="SECONDS", help="wait this long for another run to finish (default 0)"
     )
+    parser.add_argument(
+        "--config",
+        metavar="FILE",
+        help="a Dagster run config YAML whose 'ops' (asset config, e.g. marts__customer_tiers: {config: "
+        "{high_value_threshold: ...}}) every run of this invocation takes, each job the entries of its assets",
+    )
     args = parser.parse_args(argv)
     try:
         settings()
@@ -259,6 +285,11 @@ def main(argv: list[str] | None = None) -> int:
     missing = [m for m in (first, last) if m not in landed]
     if missing:
         print(f"no transactions file for {', '.join(missing)} in {settings().landing_dir}", file=sys.stderr)
+        return 2
+    try:
+        args.ops = run_config_ops(Path(args.config)) if args.config else None
+    except ValueError as exc:
+        print(f"refusing to run: {exc}", file=sys.stderr)
         return 2
     started = time.perf_counter()
     log = RunLog.new(settings().logs_dir)
@@ -290,16 +321,30 @@ def main(argv: list[str] | None = None) -> int:
     return 0
 
 
+def run_config_ops(path: Path) -> dict:
+    """The 'ops' of a run config file, refused with the file named when it is not one."""
+    try:
+        document = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
+    except (OSError, yaml.YAMLError) as exc:
+        raise ValueError(f"--config {path}: {exc}") from exc
+    if not isinstance(document, dict) or set(document) - {"ops"} or not isinstance(document.get("ops", {}), dict):
+        raise ValueError(f"--config {path}: a run config with one key, ops (asset config by name), is expected")
+    return document.get("ops", {})
+
+
 def run_all(args: argparse.Namespace, landed: list[str], first: str, last: str, log: RunLog) -> str | None:
     """Build, train where needed and score: None when everything succeeded, else what failed."""
     with dg.DagsterInstance.get() as instance:
         for run_id in release_killed_runs(instance):
             say(f"run {run_id} was killed before it finished: marked failed; this run does its months again")
         register_months(instance, landed)
-        new_installation = Registry(settings().models_dir).champion_version() is None
+        # A new installation has never trained a model: a trained model that did not beat the
+        # baselines leaves no champion, and the months are tiered by the better baseline until the
+        # next training (quarterly, or --train), not retrained on every run.
+        new_installation = not Registry(settings().models_dir).versions()
         job = "build_months" if new_installation else "monthly_pipeline"
         say(f"running {job} for {first}..{last} ({len(landed)} months landed)")
-        result = run_months(instance, first, last, job, log)
+        result = run_months(instance, first, last, job, log, args.ops)
         if not result.success:
             return f"run {result.run_id} failed"
         promoted = False
@@ -308,10 +353,10 @@ def run_all(args: argparse.Namespace, landed: list[str], first: str, last: str, 
             if why_not:
                 say(f"no model trained yet ({why_not}): tiers are by rule")
             else:
-                promoted = train(instance, log)
+                promoted = train(instance, log, args.ops)
                 if promoted is None:
                     return "training failed"
-        if (new_installation or promoted) and not score_months(instance, first, last, log):
+        if (new_installation or promoted) and not score_months(instance, first, last, log, args.ops):
             return "scoring failed"
     return None
 

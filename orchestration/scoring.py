@@ -56,17 +56,23 @@ def customer_tiers(
         churn_risk=config.churn_risk,
         batch_size=config.batch_size,
     )
+    registry = Registry(settings().models_dir)
     try:
-        champion = current_champion(Registry(settings().models_dir))
+        champion = current_champion(registry)
     except RegistryError as exc:
         raise dg.Failure(description=f"the champion model cannot be used: {exc}") from exc
+    preferred = None if champion else registry.preferred_baseline()
     if champion is None:
-        context.log.warning("no champion model yet: every customer is tiered by rule (train with train_tiering_model)")
+        context.log.warning(
+            "no champion model: every customer is tiered by rule"
+            + (f", ranked by {preferred}, the better baseline of the latest training" if preferred else "")
+            + " (train with train_tiering_model)"
+        )
     started, scored = time.perf_counter(), []
     with warehouse.connect() as con:
         for month in sorted(context.partition_keys):
             try:
-                result = score_month_tiers(con, month, champion, rules, progress=context.log.debug)
+                result = score_month_tiers(con, month, champion, rules, context.log.debug, preferred)
             except NothingToPublish as exc:
                 raise dg.Failure(description=str(exc)) from exc
             context.log.info(

@@ -109,6 +109,8 @@ def pipeline_run(bank):
 
     from orchestration.run import register_months, run_months, train, training_is_possible
     from valuetier.ingest import discover_months
+    from valuetier.registry import Registry
+    from valuetier.settings import Settings
 
     months = discover_months(bank)
     with dg.DagsterInstance.get() as instance:
@@ -116,7 +118,16 @@ def pipeline_run(bank):
         result = run_months(instance, months[0], months[-1], "build_months")
         assert result.success, "the build run failed"
         assert training_is_possible() is None
-        assert train(instance), "the first model was not promoted"
+        assert train(instance) is not None, "the first training failed"
+        # On this short history the model need not beat the CLV ranking (measured: 43.6 % of the
+        # holdout's value against 45.2 %), and the promotion gate then keeps the baseline. The
+        # tests of model scoring need a champion: the first version is made one as an operator
+        # would, by hand (valuetier model rollback v0001). tests/test_alert_precision.py and the
+        # foreign bank run the gate's own outcome through.
+        registry = Registry(Settings.from_env().models_dir)
+        assert registry.card("v0001").promotion["rankings"], "the first model has no promotion record"
+        if registry.champion_version() is None:
+            registry.rollback("v0001")
         scored = run_months(instance, months[0], months[-1], "rescore_tiers")
         assert scored.success, "the scoring run failed"
     return {"months": months, "result": result, "scored": scored}

@@ -110,9 +110,10 @@ def _tables(path: Path, schemas=SCHEMAS) -> dict[str, str]:
 
 
 def _registry(models: Path) -> dict:
-    """The registry's versions and cards, and which is champion."""
+    """The registry's versions and cards, and which is champion (none where the gate kept the baseline)."""
+    pointer = models / "champion.json"
     return {
-        "champion": json.loads((models / "champion.json").read_text()),
+        "champion": json.loads(pointer.read_text()) if pointer.exists() else None,
         "cards": {p.parent.name: json.loads(p.read_text()) for p in sorted(models.glob("v*/card.json"))},
     }
 

@@ -12,7 +12,7 @@ from tests.conftest import WAREHOUSE
 from valuetier.metrics import churn_report, cut_tiers, ranking_report
 from valuetier.months import add_months
 from valuetier.parameters import business_parameters
-from valuetier.registry import IncompatibleArtifactError, Registry, TamperedArtifactError
+from valuetier.registry import IncompatibleArtifactError, Registry, RegistryError, TamperedArtifactError
 from valuetier.training import FEATURES, SearchSpace, build_training_set, labelled_months, train_models
 
 pytestmark = pytest.mark.integration
@@ -172,12 +172,13 @@ def test_model_beats_rfm_and_training_is_deterministic(training, tmp_path):
 def test_registry_refuses_tampered_or_incompatible_artifacts_and_keeps_a_better_champion(tmp_path):
     registry = Registry(tmp_path / "models")
     fields = card_fields()
-    first = registry.decide(registry.register({"model": 1}, **fields), 0.50, None, 0.01, "capture")
+    first = registry.decide(registry.register({"model": 1}, **fields), True, "beats both", {"promoted": True})
     assert first.status == "champion" and registry.champion_version() == "v0001"
-    worse = registry.decide(registry.register({"model": 2}, **fields), 0.505, 0.50, 0.01, "capture")
-    assert worse.status == "rejected" and "does not beat" in worse.decision
+    assert first.promotion == {"promoted": True} and registry.card("v0001").promotion == {"promoted": True}
+    worse = registry.decide(registry.register({"model": 2}, **fields), False, "not promoted: worse", {})
+    assert worse.status == "rejected" and worse.decision == "not promoted: worse"
     assert registry.champion_version() == "v0001"
-    better = registry.decide(registry.register({"model": 3}, **fields), 0.60, 0.50, 0.01, "capture")
+    better = registry.decide(registry.register({"model": 3}, **fields), True, "promoted", {})
     assert better.status == "champion" and registry.champion_version() == "v0003"
     assert registry.card("v0001").status == "retired"
 
@@ -307,7 +308,7 @@ def test_training_plan_keeps_the_holdout_later_than_every_label():
         plan_months(labelled[:4], TrainingPlan(horizon_months=3))
 
 
-def test_train_and_decide_registers_evaluates_and_keeps_the_champion(training, tmp_path):
+def test_train_and_decide_registers_evaluates_and_gates_the_champion(training, tmp_path):
     from valuetier.lifecycle import TrainingPlan, train_and_decide
 
     registry = Registry(tmp_path / "models")
@@ -316,22 +317,85 @@ def test_train_and_decide_registers_evaluates_and_keeps_the_champion(training, t
     copy.write_bytes(WAREHOUSE.read_bytes())
     with duckdb.connect(str(copy)) as con:
         first = train_and_decide(con, registry, plan, SMALL_SEARCH)
-        # The same data and seed again: no better than the champion, so it is kept as rejected.
+        # The same data and seed again: no worse than the champion, and it beats both baselines.
         second = train_and_decide(con, registry, plan, SMALL_SEARCH)
         evaluation = con.execute(
             "SELECT model_version, ranking, value FROM marts.model_evaluation "
             "WHERE metric = 'high_tier_value_capture' ORDER BY 1, 2"
         ).fetchall()
-    assert first.status == "champion" and second.status == "rejected"
-    assert registry.champion_version() == "v0001"
+        gini = con.execute("SELECT count(*) FROM marts.model_evaluation WHERE metric = 'normalized_gini'").fetchone()
+    assert first.status == "champion" and first.promotion["champion"] is None
+    figures = first.promotion["rankings"]
+    assert set(figures) == {"model", "rfm_weighted", "clv_12m"} and first.promotion["margin"] == 0.005
+    for baseline in ("rfm_weighted", "clv_12m"):
+        assert figures["model"]["high_tier_value_capture"] >= figures[baseline]["high_tier_value_capture"] + 0.005
+        assert figures["model"]["normalized_gini"] > figures[baseline]["normalized_gini"]
+    assert second.status == "champion" and second.promotion["champion"] == "v0001"
+    assert second.promotion["champion_difference_interval"] == [0.0, 0.0]  # the same scores: no difference
+    assert registry.champion_version() == "v0002" and registry.card("v0001").status == "retired"
     assert second.artifact_sha256 == first.artifact_sha256 and second.metrics["model"] == first.metrics["model"]
     assert second.metrics["champion_on_this_holdout"]["version"] == "v0001"
     assert [(v, r) for v, r, _ in evaluation] == [
         (v, r) for v in ("v0001", "v0002") for r in ("clv_12m", "model", "rfm_weighted")
     ]
+    assert gini[0] == 6
     capture = {(v, r): value for v, r, value in evaluation}
     assert capture[("v0001", "model")] > capture[("v0001", "rfm_weighted")]
     assert add_months(first.training_months[-1], 3) <= first.holdout_month
+
+
+def test_a_model_trained_on_shuffled_labels_is_rejected(training, tmp_path):
+    """Labels shuffled across customers: the model learns nothing real, cannot beat the baselines
+    on a true holdout, and the champion stays; with no champion the tiers rank by the better one."""
+    from valuetier.lifecycle import rankings
+    from valuetier.promotion import PromotionRules, decide
+
+    _, train, holdout = training
+    rng = np.random.default_rng(5)
+    shuffled = train.frame.assign(
+        realised_value=rng.permutation(train.frame.realised_value.to_numpy()),
+        churned=rng.permutation(train.frame.churned.to_numpy()),
+    )
+    noise = train_models(replace(train, frame=shuffled), SMALL_SEARCH, seed=3)
+    real = train_models(train, SMALL_SEARCH, seed=3)
+    frame = holdout.frame
+    rules = PromotionRules(margin=business_parameters().promotion_margin, high_share=0.1, mid_share=0.3)
+    champion = ("v0001", real.predict_value(frame))
+    rejected = decide(frame.realised_value, rankings(frame, noise.predict_value(frame)), rules, champion)
+    assert not rejected.promoted
+    assert "under rfm_weighted" in rejected.why or "under clv_12m" in rejected.why
+    assert rejected.why.endswith("the champion v0001 stays.")
+    assert rejected.record["champion_difference_interval"][1] < 0  # clearly worse than the champion
+    alone = decide(frame.realised_value, rankings(frame, noise.predict_value(frame)), rules)
+    assert not alone.promoted and alone.why.endswith(f"tiers rank by {alone.better_baseline} (no champion).")
+    figures = alone.record["rankings"]
+    assert alone.better_baseline == max(
+        ("rfm_weighted", "clv_12m"), key=lambda b: figures[b]["high_tier_value_capture"]
+    )
+    # The real model, on the same holdout, earns its place.
+    assert decide(frame.realised_value, rankings(frame, real.predict_value(frame)), rules).promoted
+
+
+def test_a_tampered_champion_stops_training_and_scoring(training, tmp_path):
+    from valuetier.lifecycle import ChampionUnavailable, TrainingPlan, train_and_decide
+    from valuetier.scoring import current_champion
+
+    registry = Registry(tmp_path / "models")
+    plan = TrainingPlan(horizon_months=3, training_months=4)
+    copy = tmp_path / "warehouse.duckdb"
+    copy.write_bytes(WAREHOUSE.read_bytes())
+    with duckdb.connect(str(copy)) as con:
+        assert train_and_decide(con, registry, plan, SMALL_SEARCH).status == "champion"
+        artifact = registry.root / "v0001" / "model.joblib"
+        artifact.write_bytes(artifact.read_bytes() + b"tampered")
+        with pytest.raises(ChampionUnavailable, match=r"champion v0001 cannot be loaded: .*v0001/model.joblib"):
+            train_and_decide(con, registry, plan, SMALL_SEARCH)
+        artifact.unlink()  # a missing file, too
+        with pytest.raises(ChampionUnavailable, match=r"champion v0001 cannot be loaded: .*v0001/model.joblib"):
+            train_and_decide(con, registry, plan, SMALL_SEARCH)
+    assert registry.versions() == ["v0001"] and registry.champion_version() == "v0001"  # nothing registered
+    with pytest.raises(RegistryError, match="v0001/model.joblib is missing"):
+        current_champion(registry)
 
 
 def test_rollback_command(tmp_path, capsys):
@@ -339,8 +403,8 @@ def test_rollback_command(tmp_path, capsys):
 
     registry = Registry(tmp_path / "models")
     fields = card_fields(metrics={"model": {"high_tier_value_capture": 0.5}})
-    registry.decide(registry.register({"model": 1}, **fields), 0.5, None, 0.01, "capture")
-    registry.decide(registry.register({"model": 2}, **fields), 0.6, 0.5, 0.01, "capture")
+    registry.decide(registry.register({"model": 1}, **fields), True, "first", {})
+    registry.decide(registry.register({"model": 2}, **fields), True, "second", {})
     assert main(["model", "--registry", str(registry.root), "rollback", "v0001"]) == 0
     assert registry.champion_version() == "v0001"
     assert main(["model", "--registry", str(registry.root), "list"]) == 0

@@ -51,7 +51,7 @@ def test_every_checked_table_has_one_reviewable_suite(tmp_path):
     assert len(list(EXPECTATIONS_DIR.glob("*.json"))) == len(expected)
     transactions = suites["raw.transactions"]
     checks = {e["meta"].get("check") for e in transactions.expectations}
-    assert {"volume", "freshness", "references:customer_id", "distribution:amount:mean"} <= checks
+    assert {"volume", "freshness", "references:customer_id", "distribution:amount:geomean"} <= checks
     assert all(e["meta"]["severity"] in ("error", "warning") for s in suites.values() for e in s.expectations)
     broken = tmp_path / "broken.json"
     broken.write_text(
@@ -113,7 +113,7 @@ def test_a_month_failing_an_error_expectation_stops_before_marts_and_a_corrected
         check = evaluations["raw/transactions"]
         assert not check.passed and check.severity == dg.AssetCheckSeverity.ERROR
         failed = check.metadata["failed_expectations"].value
-        mean = next(f for f in failed if f["expectation"] == "distribution:amount:mean")
+        mean = next(f for f in failed if f["expectation"] == "distribution:amount:geomean")
         assert mean["severity"] == "error" and mean["samples"][0]["month"] == month
         assert mean["samples"][0]["observed"] > 50 * mean["samples"][0]["upper_bound"] / 1.5
         # Nothing downstream of the failed check ran.

@@ -85,14 +85,43 @@ def test_the_pii_key_comes_from_the_environment_or_a_secret_file_outside_the_rep
     (tmp_path / "empty.key").write_text("\n")
     with pytest.raises(SettingsError, match="is empty"):
         Settings.from_env({"VALUETIER_PII_KEY_FILE": str(tmp_path / "empty.key")})
-    # Development falls back to the public key (with a warning); the key is never in a repr.
-    assert Settings.from_env({}).uses_development_pii_key
+    # The public development key only by name (the demo's); the key is never in a repr.
+    assert Settings.from_env({"VALUETIER_PII_KEY": "development"}).pii_key == DEV_PII_KEY
+    assert not Settings.from_env({"XDG_CONFIG_HOME": str(tmp_path)}).uses_development_pii_key
     assert STRONG_KEY not in repr(Settings.from_env({"VALUETIER_PII_KEY": STRONG_KEY}))
+
+
+def test_without_a_key_a_run_generates_one_for_the_account_and_reuses_it(tmp_path, caplog):
+    """`make run` on a bank's own landing never hashes with the public key: the first run creates a
+    random key outside the repository (mode 0600) and says where; later runs read the same key."""
+    env = {"XDG_CONFIG_HOME": str(tmp_path / "config")}
+    first = Settings.from_env(env)
+    path = tmp_path / "config" / "valuetier" / "pii.key"
+    assert first.generated_pii_key_file == path and str(path) in first.pii_key_source
+    assert not path.exists()  # created when first needed, not when settings are read
+    with caplog.at_level("WARNING"):
+        key = first.pii_key
+    assert len(key) == 64 and key != DEV_PII_KEY and (path.stat().st_mode & 0o777) == 0o600
+    assert str(path) in caplog.text and key not in caplog.text and key not in repr(first)
+    caplog.clear()
+    with caplog.at_level("WARNING"):
+        assert Settings.from_env(env).pii_key == key  # reused, without a new warning
+    assert "created a secret key" not in caplog.text
+    other = Settings.from_env({"XDG_CONFIG_HOME": str(tmp_path / "elsewhere")}).pii_key
+    assert other != key  # random, not derived from anything
+    path.write_text("\n")
+    with pytest.raises(SettingsError, match="is empty: restore it"):
+        assert Settings.from_env(env).pii_key
+    with pytest.raises(SettingsError, match="inside the repository"):
+        assert Settings.from_env({"XDG_CONFIG_HOME": str(REPO_ROOT / "data")}).pii_key
+    # Production still wants a key given on purpose.
+    with pytest.raises(SettingsError, match="refuses to start without a PII key"):
+        Settings.from_env({**env, "VALUETIER_MODE": "production"})
 
 
 def test_production_mode_refuses_to_start_without_a_strong_key(tmp_path):
     production = {"VALUETIER_MODE": "production"}
-    for env in ({}, {"VALUETIER_PII_KEY": DEV_PII_KEY}):
+    for env in ({}, {"VALUETIER_PII_KEY": DEV_PII_KEY}, {"VALUETIER_PII_KEY": "development"}):
         with pytest.raises(SettingsError, match="refuses to start without a PII key"):
             Settings.from_env({**production, **env})
     with pytest.raises(SettingsError, match="at least 32"):

@@ -35,6 +35,7 @@ def _generate(args: argparse.Namespace) -> int:
         margins=not args.no_margins,
         profile=args.profile,
         acquisition=args.acquisition,
+        growth=args.growth,
     )
     started = time.perf_counter()
     summary = generate(cfg, progress=lambda line: print(line, flush=True))
@@ -180,6 +181,9 @@ def build_parser() -> argparse.ArgumentParser:
         default="steady",
         choices=list(ACQUISITIONS),
         help="cohorts: every customer joins in the first 3 months (a campaign-built bank)",
+    )
+    gen.add_argument(
+        "--growth", type=float, default=0.0, help="monthly growth of every customer's ticket size (0.02 = 2 %%)"
     )
     gen.set_defaults(func=_generate)
 

@@ -172,6 +172,9 @@ class GeneratorConfig:
     margins: bool = True
     profile: str = "contract"
     acquisition: str = "steady"
+    # Monthly growth of every customer's ticket size (inflation, or a bank winning wallet share):
+    # a steady trend in the amounts, which monitoring must tell from a broken delivery.
+    growth: float = 0.0
 
     def __post_init__(self) -> None:
         if self.customers < 1 or self.months < 1:
@@ -189,6 +192,8 @@ class GeneratorConfig:
             raise ValueError(f"--profile must be one of {PROFILES}, not {self.profile!r}")
         if self.acquisition not in ACQUISITIONS:
             raise ValueError(f"--acquisition must be one of {ACQUISITIONS}, not {self.acquisition!r}")
+        if not -0.5 < self.growth < 1:
+            raise ValueError("--growth must be in (-0.5, 1): a share of the ticket size per month")
         parse_month(self.start)
 
     @property
@@ -576,7 +581,7 @@ def _activity_tables(ctx: _MonthContext, idx: np.ndarray, new_products: list, va
     counts = rng.poisson(np.minimum(rate, 60))
     who = np.repeat(idx, counts)
     k = len(who)
-    amount = np.maximum(np.exp(pop.ticket_mu[who] + 0.9 * rng.standard_normal(k)), 1.0)
+    amount = np.maximum(np.exp(pop.ticket_mu[who] + 0.9 * rng.standard_normal(k)) * (1 + ctx.cfg.growth) ** m, 1.0)
     txn_type = rng.choice(len(TXN_TYPES), size=k, p=TXN_TYPE_P)
     fee = amount * np.array([FEE_RATE[t] for t in TXN_TYPES])[txn_type]
     debt_products = np.isin(ctx.accounts.product, [PRODUCT_TYPES.index("credit_card"), PRODUCT_TYPES.index("loan")])

@@ -16,6 +16,7 @@ import pandas as pd
 from valuetier.metrics import churn_report, ranking_report
 from valuetier.months import add_months
 from valuetier.parameters import business_parameters
+from valuetier.promotion import GINI, PromotionRules, decide
 from valuetier.registry import ModelCard, Registry, RegistryError
 from valuetier.training import (
     FEATURES,
@@ -27,7 +28,11 @@ from valuetier.training import (
 )
 
 EVALUATION_TABLE = "marts.model_evaluation"
-DECISION_METRIC = "high_tier_value_capture"
+
+
+class ChampionUnavailable(RegistryError):
+    """The champion the registry names cannot be loaded: training and scoring stop, never treating
+    it as no champion."""
 
 
 def _parameter(name: str):
@@ -47,7 +52,7 @@ class TrainingPlan:
     value_measure: str | None = None  # profit, revenue or auto; None: the business parameter
     high_share: float = _parameter("tier_high_share")
     mid_share: float = _parameter("tier_mid_share")
-    promotion_margin: float = 0.005  # the value capture a challenger must add to replace the champion
+    promotion_margin: float = _parameter("promotion_margin")  # value capture a model must add over each baseline
     seed: int = 42
 
 
@@ -139,22 +144,32 @@ def train_and_decide(
     models = train_models(train, space, plan.seed)
 
     metrics = {}
-    for name, scores in rankings(holdout, models.predict_value(holdout)).items():
-        metrics[name] = ranking_report(scores, holdout.realised_value, plan.high_share, plan.mid_share).as_dict()
+    scores = rankings(holdout, models.predict_value(holdout))
+    for name, values in scores.items():
+        metrics[name] = ranking_report(values, holdout.realised_value, plan.high_share, plan.mid_share).as_dict()
     metrics["model"]["churn"] = churn_report(models.predict_churn(holdout), holdout.churned)
 
-    champion_score = None
     champion = registry.champion_version()
+    defending = None
     if champion:
         try:
-            previous = registry.load(champion)
-            champion_score = ranking_report(
-                previous.predict_value(holdout), holdout.realised_value, plan.high_share, plan.mid_share
-            ).high_tier_value_capture
+            defending = (champion, registry.load(champion).predict_value(holdout))
         except RegistryError as exc:
-            # A champion that no longer loads cannot defend its place; say so on the new card.
-            metrics["champion_unloadable"] = str(exc)
-        metrics["champion_on_this_holdout"] = {"version": champion, DECISION_METRIC: champion_score}
+            raise ChampionUnavailable(
+                f"the champion {champion} cannot be loaded: {exc}. Training stops rather than treat it as no "
+                "champion: restore its files, or make another version champion (valuetier model rollback VERSION)"
+            ) from exc
+    promotion = decide(
+        holdout.realised_value,
+        scores,
+        PromotionRules(plan.promotion_margin, plan.high_share, plan.mid_share, seed=plan.seed),
+        defending,
+    )
+    for name, figures in promotion.record["rankings"].items():
+        if name in metrics:
+            metrics[name][GINI] = figures[GINI]
+    if defending:
+        metrics["champion_on_this_holdout"] = {"version": champion, **promotion.record["rankings"]["champion"]}
 
     card = registry.register(
         models,
@@ -175,9 +190,7 @@ def train_and_decide(
         metrics=metrics,
         data_fingerprint=fingerprint(train.frame),
     )
-    decided = registry.decide(
-        card, metrics["model"][DECISION_METRIC], champion_score, plan.promotion_margin, DECISION_METRIC
-    )
+    decided = registry.decide(card, promotion.promoted, promotion.why, promotion.record)
     write_evaluation(con, decided)
     return decided
 
@@ -190,6 +203,8 @@ def write_evaluation(con: duckdb.DuckDBPyConnection, card: ModelCard) -> None:
             continue
         rows.append((ranking, "high_tier_value_capture", None, report["high_tier_value_capture"]))
         rows.append((ranking, "spearman", None, report["spearman"]))
+        if GINI in report:
+            rows.append((ranking, GINI, None, report[GINI]))
         for tier, scores in report["per_tier"].items():
             rows.extend((ranking, metric, tier, value) for metric, value in scores.items())
         rows.extend((ranking, metric, None, value) for metric, value in report.get("churn", {}).items())

@@ -115,7 +115,14 @@ def _trailing_band(table: str, month_column: str, statistic: str, spec: dict, em
     skipped, as an entity source's month with no changes); months with too little history are not
     judged. $first_month and $last_month are bound at validation."""
     trailing, history = int(spec.get("trailing_months", 6)), int(spec.get("min_history", 3))
-    low, high, fence = float(spec["low"]), float(spec["high"]), float(spec.get("fence", 3))
+    high, fence = float(spec["high"]), float(spec.get("fence", 3))
+    # Without `low` a band has no lower side: an entity source delivers only what changed, and a bank
+    # that stops acquiring (a cohort built by one campaign) delivers far fewer customers, not a fault.
+    lower = (
+        "-'infinity'::DOUBLE"
+        if spec["low"] is None
+        else f"trailing_min - greatest({float(spec['low'])} * abs(trailing_median), {fence} * trailing_mad)"
+    )
     without_rows = (
         ""
         if empty is None
@@ -142,7 +149,7 @@ def _trailing_band(table: str, month_column: str, statistic: str, spec: dict, em
     GROUP BY ALL
 ), band AS (
     SELECT *,
-           trailing_min - greatest({low} * abs(trailing_median), {fence} * trailing_mad) AS lower_bound,
+           {lower} AS lower_bound,
            trailing_max + greatest({high} * abs(trailing_median), {fence} * trailing_mad) AS upper_bound
     FROM spread
 )
@@ -151,6 +158,11 @@ FROM band
 WHERE month BETWEEN DATE '$first_month' AND DATE '$last_month' AND history_months >= {history}
   AND (observed < lower_bound OR observed > upper_bound)
 ORDER BY month"""
+
+
+def _widening(spec: dict) -> str:
+    low = "no lower bound" if spec["low"] is None else f"{spec['low']:.0%}"
+    return f"{low}/{spec['high']:.0%}"
 
 
 def expand_table_checks(meta: dict) -> list[dict]:
@@ -171,7 +183,7 @@ def expand_table_checks(meta: dict) -> list[dict]:
         add(
             "volume",
             f"Row count of each month within the robust band of its trailing {volume.get('trailing_months', 6)} "
-            f"months (their range widened by {volume['low']:.0%}/{volume['high']:.0%} of their median, or by "
+            f"months (their range widened by {_widening(volume)} of their median, or by "
             f"{volume.get('fence', 3)} scaled MADs where wider)"
             + (", a month without rows skipped" if volume.get("skip_empty") else ""),
             _trailing_band(table, month_column, "count(*)", volume, empty=None if volume.get("skip_empty") else "0"),
@@ -179,17 +191,19 @@ def expand_table_checks(meta: dict) -> list[dict]:
         )
     for spec in checks.get("distribution", []):
         column = spec["column"]
-        statistics = {"mean": f"avg({column})"} | {
+        # The geometric mean of the magnitudes: a unit change moves it as far as the mean, and one very
+        # large balance or amount (a heavy tail) does not.
+        statistics = {"geomean": f"exp(avg(ln(1 + abs({column}))))"} | {
             f"p{round(q * 100)}": f"quantile_cont({column}, {q})" for q in spec.get("quantiles", [])
         }
         for name, statistic in statistics.items():
             add(
                 f"distribution:{column}:{name}",
                 f"{name} of {column} in each month within the robust band of its trailing months "
-                f"(their range widened by {spec['low']:.0%}/{spec['high']:.0%} of their median, or by "
+                f"(their range widened by {_widening(spec)} of their median, or by "
                 f"{spec.get('fence', 3)} scaled MADs where wider)",
                 _trailing_band(table, month_column, statistic, spec),
-                spec.get("severity", "error") if name == "mean" else spec.get("quantile_severity", "warning"),
+                spec.get("severity", "error") if name == "geomean" else spec.get("quantile_severity", "warning"),
             )
     if quarantine := checks.get("quarantine"):
         source, share = quarantine["source"], float(quarantine["max_share"])

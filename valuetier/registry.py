@@ -50,6 +50,9 @@ class ModelCard:
     status: str = "challenger"  # champion, rejected, or challenger until decided
     decision: str = ""
     extra: dict = field(default_factory=dict)
+    # The promotion decision (valuetier.promotion): every ranking compared, its figures, the margin,
+    # the noise band against the champion, and why. Empty on cards from before the gate.
+    promotion: dict = field(default_factory=dict)
 
 
 def package_versions() -> dict[str, str]:
@@ -122,7 +125,10 @@ class Registry:
         card = self.card(version)
         artifact = self.root / version / "model.joblib"
         # The bytes checked are the bytes loaded: read once, so the file cannot change in between.
-        content = artifact.read_bytes()
+        try:
+            content = artifact.read_bytes()
+        except FileNotFoundError as exc:
+            raise RegistryError(f"{artifact} is missing: model version {version} cannot be loaded") from exc
         actual = hashlib.sha256(content).hexdigest()
         if actual != card.artifact_sha256:
             raise TamperedArtifactError(
@@ -148,33 +154,27 @@ class Registry:
         pointer = self.root / "champion.json"
         return json.loads(pointer.read_text())["version"] if pointer.exists() else None
 
-    def decide(
-        self, challenger: ModelCard, challenger_score: float, champion_score: float | None, margin: float, metric: str
-    ) -> ModelCard:
-        """Promote the challenger only when it beats the champion on the same holdout by `margin`."""
-        if champion_score is None:
-            status, why = "champion", f"first model: no champion to beat ({metric} {challenger_score:.4f})"
-        elif challenger_score >= champion_score + margin:
-            status, why = (
-                "champion",
-                (f"{metric} {challenger_score:.4f} beats the champion's {champion_score:.4f} by at least {margin}"),
-            )
-        else:
-            status, why = (
-                "rejected",
-                (
-                    f"{metric} {challenger_score:.4f} does not beat the champion's "
-                    f"{champion_score:.4f} by {margin}; the champion stays"
-                ),
-            )
+    def decide(self, challenger: ModelCard, promoted: bool, why: str, promotion: dict) -> ModelCard:
+        """Record the promotion decision on the challenger's card; a promoted challenger becomes the
+        champion and the previous one is retired."""
         previous = self.champion_version()
-        decided = ModelCard(**{**asdict(challenger), "status": status, "decision": why})
+        status = "champion" if promoted else "rejected"
+        decided = ModelCard(**{**asdict(challenger), "status": status, "decision": why, "promotion": promotion})
         self._write_card(decided)
-        if status == "champion":
+        if promoted:
             if previous:
                 self._set_status(previous, "retired", f"replaced by {challenger.version}")
             self._point_champion_at(challenger.version)
         return decided
+
+    def preferred_baseline(self) -> str | None:
+        """The better baseline of the newest decided model's holdout (rfm_weighted or clv_12m): what
+        the tiers rank while no model is champion. None before any model was judged."""
+        for version in reversed(self.versions()):
+            better = self.card(version).promotion.get("better_baseline")
+            if better:
+                return better
+        return None
 
     def rollback(self, version: str) -> ModelCard:
         """Make a named version the champion again (it must load cleanly)."""

@@ -3,10 +3,11 @@ lifecycle stage, action segment and the top drivers of the customer's predicted 
 
 Customers with too little history (tenure under MIN_HISTORY_MONTHS) are valued by rule -- their
 observed value per month (in the value measure) carried over the horizon -- and flagged
-tiered_by_rule. While no model is champion yet (a short history cannot train one), every customer
-is tiered by the best ranking available, month-wide: the 12-month CLV where the month's CLV
-models were fitted, else the weighted RFM score (ties broken by the observed run-rate), never a
-run-rate that is zero for everyone because the deliveries carry no margins.
+tiered_by_rule. While no model is champion yet (a short history cannot train one, or no model beat the
+baselines), every customer is tiered by the best ranking available, month-wide: the better
+baseline of the latest training's holdout, else the 12-month CLV where the month's CLV models were
+fitted, else the weighted RFM score (ties broken by the observed run-rate), never a run-rate that is
+zero for everyone because the deliveries carry no margins.
 
 A month is scored in one pass over batches of customers (bounded memory at any bank size): each
 batch's numbers -- predicted value, ranking key, churn, lifecycle stage, top drivers -- go to a
@@ -148,10 +149,14 @@ def champion_measure(champion: Champion | None) -> ValueMeasure | None:
     return ValueMeasure(champion.value_measure, f"the champion {champion.version} predicts it")
 
 
-def month_basis(champion: Champion | None, clv_fitted: bool) -> str:
-    """What a month's tiers rank: the model, or without one CLV where fitted, else weighted RFM."""
+def month_basis(champion: Champion | None, clv_fitted: bool, preferred_baseline: str | None = None) -> str:
+    """What a month's tiers rank: the model; without one, the better baseline of the latest
+    training's holdout (Registry.preferred_baseline: weighted RFM when it beat the CLV ranking),
+    else CLV where fitted, else weighted RFM."""
     if champion is not None:
         return "model"
+    if preferred_baseline == "rfm_weighted":
+        return "rfm"
     return "clv" if clv_fitted else "rfm"
 
 
@@ -396,6 +401,7 @@ def score_month_tiers(
     champion: Champion | None,
     rules: ScoringRules,
     progress: Callable[[str], None] = lambda _: None,
+    preferred_baseline: str | None = None,
 ) -> MonthScored:
     """Replace the month's rows of marts.customer_tiers with every live customer scored: one pass
     over batches of customers stages the numbers (bounded memory at any bank size), then one
@@ -403,7 +409,7 @@ def score_month_tiers(
     month's rows, so a re-run replaces the month."""
     started = time.perf_counter()
     measure = champion_measure(champion) or resolve_value_measure(con, as_of=month)
-    basis = month_basis(champion, clv_fitted(con, month))
+    basis = month_basis(champion, clv_fitted(con, month), preferred_baseline)
     stage = "scoring_stage"
     try:
         staged = stage_month(con, month, champion, rules, measure, basis, stage, progress)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import importlib.util
 import logging
 import os
+import secrets
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -12,6 +13,7 @@ log = logging.getLogger(__name__)
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 DEV_PII_KEY = "valuetier-development-key-do-not-use-in-production"
+DEV_PII_KEY_NAME = "development"  # VALUETIER_PII_KEY=development: the public key, for the demo only
 MODES = ("development", "production")  # VALUETIER_MODE
 DBT_TARGETS = ("duckdb", "spark")  # VALUETIER_DBT_TARGET: the outputs of dbt_project/profiles.yml
 MIN_PRODUCTION_KEY_LENGTH = 32  # characters of a production PII key (HMAC-SHA256 takes up to 64 bytes whole)
@@ -21,13 +23,17 @@ class SettingsError(ValueError):
     """The environment does not allow a run: the message says which variable, or file, to fix."""
 
 
-def pii_key_from(env: dict[str, str], mode: str) -> str:
-    """The PII hashing key: VALUETIER_PII_KEY, or the first line of the file VALUETIER_PII_KEY_FILE
-    names (a secret mounted outside the repository). In production one of them is required and the
-    key must be long; in development the public development key stands in, with a warning."""
+def pii_key_from(env: dict[str, str], mode: str) -> str | None:
+    """The PII hashing key the environment gives: VALUETIER_PII_KEY, or the first line of the file
+    VALUETIER_PII_KEY_FILE names (a secret mounted outside the repository); VALUETIER_PII_KEY=
+    development names the public development key (the demo's). None: no key given, and a
+    development run uses the key generated for this account (generated_pii_key). In production a
+    long key is required."""
     if env.get("VALUETIER_PII_KEY") and env.get("VALUETIER_PII_KEY_FILE"):
         raise SettingsError("set VALUETIER_PII_KEY or VALUETIER_PII_KEY_FILE, not both")
     key = env.get("VALUETIER_PII_KEY") or None
+    if key == DEV_PII_KEY_NAME:
+        key = DEV_PII_KEY
     if env.get("VALUETIER_PII_KEY_FILE"):
         path = Path(env["VALUETIER_PII_KEY_FILE"]).expanduser().resolve()
         if path.is_relative_to(REPO_ROOT):
@@ -49,7 +55,43 @@ def pii_key_from(env: dict[str, str], mode: str) -> str:
                 f"the PII key has {len(key)} characters; production mode wants at least {MIN_PRODUCTION_KEY_LENGTH} "
                 "(e.g. python -c 'import secrets; print(secrets.token_hex(32))')"
             )
-    return key or DEV_PII_KEY
+    return key
+
+
+def generated_key_path(env: dict[str, str]) -> Path:
+    """Where a run without a given key keeps the one it generated: the account's configuration
+    folder ($XDG_CONFIG_HOME, default ~/.config), outside any repository and warehouse."""
+    config = Path(env.get("XDG_CONFIG_HOME") or Path(env.get("HOME") or Path.home()) / ".config")
+    return config.expanduser().resolve() / "valuetier" / "pii.key"
+
+
+def generated_pii_key(path: Path) -> str:
+    """The key generated for this account: read from `path`, or on the first run created there
+    (random, 256 bits, mode 0600, said in a warning). Every later run reuses it: every hash depends
+    on it, so it is backed up with the warehouse."""
+    if path.is_relative_to(REPO_ROOT):
+        raise SettingsError(f"the generated PII key's file {path} would be inside the repository: set XDG_CONFIG_HOME")
+    try:
+        key = path.read_text(encoding="utf-8").strip()
+    except FileNotFoundError:
+        path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+        try:
+            descriptor = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        except FileExistsError:  # another process created it meanwhile
+            return generated_pii_key(path)
+        with os.fdopen(descriptor, "w", encoding="utf-8") as f:
+            f.write(secrets.token_hex(32) + "\n")
+            f.flush()
+            os.fsync(f.fileno())
+        log.warning(
+            f"no PII key was given (VALUETIER_PII_KEY or VALUETIER_PII_KEY_FILE): created a secret key in {path} "
+            "(mode 0600), which every later run on this account reuses. Back it up with the warehouse: every "
+            "hash depends on it"
+        )
+        return generated_pii_key(path)
+    if not key:
+        raise SettingsError(f"the generated PII key's file {path} is empty: restore it from its backup")
+    return key
 
 
 def _path(value: str) -> Path:
@@ -103,7 +145,7 @@ class Settings:
 
     landing_dir: Path
     warehouse_path: Path
-    pii_key: str = field(repr=False)  # a secret: never in a repr, a log or an error message
+    given_pii_key: str | None = field(repr=False)  # a secret: never in a repr, a log or an error message
     dbt_project_dir: Path
     dbt_target: str
     mapping_file: Path | None = None  # VALUETIER_MAPPING; default: mapping.yml in the landing folder
@@ -112,6 +154,16 @@ class Settings:
     duckdb: DuckDBLimits = DuckDBLimits()
     mode: str = "development"  # VALUETIER_MODE: production refuses to run without a secret PII key
     exchange_dir: Path | None = None  # VALUETIER_EXCHANGE_DIR; default: "exchange" beside the warehouse file
+    generated_pii_key_file: Path | None = None  # where the key lives when none is given (generated_key_path)
+    pii_key_source: str = ""  # where the key comes from, for the run's summary (never the key)
+
+    @property
+    def pii_key(self) -> str:
+        """The key personal data is hashed with: the one given, else the account's generated key
+        (created when first needed, by the first ingestion)."""
+        if self.given_pii_key is not None:
+            return self.given_pii_key
+        return generated_pii_key(self.generated_pii_key_file)
 
     @property
     def mapping_path(self) -> Path | None:
@@ -163,7 +215,7 @@ class Settings:
 
     @property
     def uses_development_pii_key(self) -> bool:
-        return self.pii_key == DEV_PII_KEY
+        return self.given_pii_key == DEV_PII_KEY
 
     @classmethod
     def from_env(cls, env: dict[str, str] | None = None) -> Settings:
@@ -172,10 +224,21 @@ class Settings:
         if mode not in MODES:
             raise SettingsError(f"VALUETIER_MODE must be one of {', '.join(MODES)}, not {mode!r}")
         warehouse_path = _path(env.get("VALUETIER_WAREHOUSE", "data/warehouse/valuetier.duckdb"))
+        given_key = pii_key_from(env, mode)
         settings = cls(
             landing_dir=_path(env.get("VALUETIER_LANDING", "data/landing")),
             warehouse_path=warehouse_path,
-            pii_key=pii_key_from(env, mode),
+            given_pii_key=given_key,
+            generated_pii_key_file=None if given_key is not None else generated_key_path(env),
+            pii_key_source=(
+                "the public development key (VALUETIER_PII_KEY=development): for the demo only"
+                if given_key == DEV_PII_KEY
+                else "VALUETIER_PII_KEY_FILE"
+                if env.get("VALUETIER_PII_KEY_FILE")
+                else "VALUETIER_PII_KEY"
+                if given_key is not None
+                else f"generated for this account: {generated_key_path(env)}"
+            ),
             dbt_project_dir=REPO_ROOT / "dbt_project",
             dbt_target=env.get("VALUETIER_DBT_TARGET", "duckdb"),
             mapping_file=_path(env["VALUETIER_MAPPING"]) if env.get("VALUETIER_MAPPING") else None,
@@ -194,8 +257,8 @@ class Settings:
             raise SettingsError("VALUETIER_DBT_TARGET=spark needs dbt-spark and pyspark: run `make spark` first")
         if settings.uses_development_pii_key:
             log.warning(
-                "VALUETIER_PII_KEY is not set: personal data is hashed with the public development key. "
-                "Set a secret key (and VALUETIER_MODE=production) before loading real customer data."
+                "VALUETIER_PII_KEY=development: personal data is hashed with the public development key, "
+                "which is for the demo only. Never load real customer data with it."
             )
         return settings
 

@@ -24,7 +24,7 @@ from dagster_dbt import (
 
 from orchestration.flow import flow_metadata
 from orchestration.partitions import WAREHOUSE_POOL, month_partitions, single_run
-from orchestration.resources import WarehouseResource, settings
+from orchestration.resources import WarehouseResource, build_resources, pause, settings
 from valuetier.exchange import export_sources, mirror_spark_models
 from valuetier.months import dbt_month_window
 from valuetier.warehouse import anomalous_transactions_by_month, optional_sources_without_rows
@@ -37,8 +37,18 @@ dbt_project = DbtProject(
     profiles_dir=settings().dbt_project_dir,
     target=settings().dbt_target,
 )
-# Under `dagster dev` the manifest is rebuilt on start; elsewhere `make` runs `dbt parse` first.
-dbt_project.prepare_if_dev()
+
+
+def prepare_if_dev(project: DbtProject) -> None:
+    """Under `dagster dev` the manifest is rebuilt on start, as DbtProject.prepare_if_dev does, but
+    through ValueTier's DbtCli: dagster-dbt's own resource first runs `dbt --version`, which asks PyPI
+    for dbt's latest release (tests/test_ui.py's outbound guard caught it). Elsewhere `make` runs
+    `dbt parse` first."""
+    if project.preparer.using_dagster_dev():
+        build_resources()["dbt"].cli(["parse", "--quiet"], target_path=project.target_path).wait()
+
+
+prepare_if_dev(dbt_project)
 
 
 class ValueTierTranslator(DagsterDbtTranslator):
@@ -161,7 +171,10 @@ def build_holding_events(context: dg.AssetExecutionContext, dbt: DbtCliResource,
     try:
         with dbt_build(context, dbt) as invocation:
             try:
-                held.extend(invocation.stream())
+                for event in invocation.stream():
+                    held.append(event)
+                    if len(held) == 1:
+                        pause("dbt build")  # dbt's first model built, the rest still building
             except Exception:
                 yield from held  # what dbt did build stays recorded
                 raise

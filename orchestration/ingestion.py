@@ -6,7 +6,7 @@ import dagster as dg
 
 from orchestration.flow import flow_metadata
 from orchestration.partitions import WAREHOUSE_POOL, month_partitions, single_run
-from orchestration.resources import WarehouseResource, settings
+from orchestration.resources import WarehouseResource, pause, settings
 from valuetier.contract import SOURCES, Source
 from valuetier.ingest import DeliveryError, LoadResult, discover_months, load_month
 from valuetier.mapping import Mapping, MappingError, load_mapping
@@ -88,6 +88,8 @@ def build_ingestion_asset(source: Source) -> dg.AssetsDefinition:
                     f"quarantined {result.quarantined} {result.reasons or ''}"
                 )
                 results.append(result)
+                if source.name == "transactions":
+                    pause("ingestion")  # the stage's first month written
             delivered, loaded = sum(r.delivered for r in results), sum(r.loaded for r in results)
             flow = flow_metadata(context, con, started, rows_in=delivered, rows_out=loaded)
         return dg.MaterializeResult(metadata={**ingestion_metadata(results, mapping), **flow})

@@ -6,7 +6,7 @@ import dagster as dg
 
 from orchestration.flow import flow_metadata
 from orchestration.partitions import WAREHOUSE_POOL
-from orchestration.resources import WarehouseResource, settings
+from orchestration.resources import WarehouseResource, pause, settings
 from valuetier.lifecycle import TrainingPlan, train_and_decide
 from valuetier.registry import Registry, RegistryError
 from valuetier.training import SearchSpace, TrainingDataError
@@ -67,7 +67,7 @@ def tiering_model(
     started, registry = time.perf_counter(), Registry(settings().models_dir)
     with warehouse.connect() as con:
         try:
-            card = train_and_decide(con, registry, plan, space)
+            card = train_and_decide(con, registry, plan, space, staged=lambda: pause("training"))
         except (TrainingDataError, RegistryError) as exc:  # RegistryError: a champion that cannot be loaded
             raise dg.Failure(description=str(exc)) from exc
         # In: the labelled rows the model was fitted and checked on; out: one model version.

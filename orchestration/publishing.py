@@ -7,7 +7,7 @@ import dagster as dg
 
 from orchestration.flow import flow_metadata, rows_of
 from orchestration.partitions import WAREHOUSE_POOL, month_partitions, single_run
-from orchestration.resources import settings
+from orchestration.resources import pause, settings
 from valuetier.publish import PUBLISHED_MARTS, PublishError, publish
 from valuetier.warehouse import connect
 
@@ -31,7 +31,13 @@ PUBLISHED = dg.AssetKey(["published", "bi_marts"])
 def bi_marts(context: dg.AssetExecutionContext) -> dg.MaterializeResult:
     started, current = time.perf_counter(), settings()
     try:
-        result = publish(current.warehouse_path, current.published_dir, context.partition_keys, limits=current.duckdb)
+        result = publish(
+            current.warehouse_path,
+            current.published_dir,
+            context.partition_keys,
+            limits=current.duckdb,
+            staged=lambda: pause("publishing"),
+        )
     except PublishError as exc:
         raise dg.Failure(description=str(exc)) from exc
     marts = context.assets_def.asset_deps[PUBLISHED]

@@ -12,6 +12,7 @@ import dagster as dg
 from dagster_dbt import DbtCliResource
 from packaging.version import Version
 
+from valuetier.leftovers import pause_point
 from valuetier.settings import Settings
 from valuetier.warehouse import connect
 
@@ -21,6 +22,12 @@ def settings() -> Settings:
     current = Settings.from_env()
     current.export_for_dbt()
     return current
+
+
+def pause(point: str) -> None:
+    """A named pause point (valuetier.leftovers): off unless a test sets VALUETIER_PAUSE_AT."""
+    current = settings()
+    pause_point(point, current.pause_at, current.warehouse_dir)
 
 
 class WarehouseResource(dg.ConfigurableResource):

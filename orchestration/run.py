@@ -37,6 +37,7 @@ from orchestration.partitions import month_partitions
 from orchestration.resources import settings
 from valuetier.acceptance import load_acceptances
 from valuetier.ingest import discover_months
+from valuetier.leftovers import process_alive
 from valuetier.lifecycle import TrainingPlan, adapt_plan
 from valuetier.monitoring import monitoring_summary
 from valuetier.quality import docs_index
@@ -125,16 +126,6 @@ def run_job(
     )
 
 
-def _alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
-
-
 def release_killed_runs(instance: dg.DagsterInstance) -> list[str]:
     """Console runs of this machine whose process is gone (killed, or the machine went down) are
     still STARTED in the run history and hold the duckdb pool's slot, which would block every later
@@ -143,7 +134,7 @@ def release_killed_runs(instance: dg.DagsterInstance) -> list[str]:
     released = []
     for run in instance.get_runs(filters=dg.RunsFilter(statuses=[dg.DagsterRunStatus.STARTED])):
         host, pid = (run.tags.get(t) for t in PROCESS_TAGS)
-        if host == socket.gethostname() and pid and pid.isdigit() and not _alive(int(pid)):
+        if host == socket.gethostname() and pid and pid.isdigit() and not process_alive(int(pid)):
             instance.report_run_failed(run, f"its process {pid} ended without finishing the run (killed?)")
             instance.event_log_storage.free_concurrency_slots_for_run(run.run_id)
             released.append(run.run_id)

@@ -6,7 +6,7 @@ import dagster as dg
 
 from orchestration.flow import flow_metadata
 from orchestration.partitions import WAREHOUSE_POOL, month_partitions, single_run
-from orchestration.resources import WarehouseResource, settings
+from orchestration.resources import WarehouseResource, pause, settings
 from valuetier.parameters import business_parameters
 from valuetier.registry import Registry, RegistryError
 from valuetier.scoring import NothingToPublish, ScoringRules, current_champion, score_month_tiers
@@ -81,6 +81,7 @@ def customer_tiers(
                 f"{result.seconds:.1f}s"
             )
             scored.append(result)
+            pause("scoring")  # the stage's first month written
         flow = flow_metadata(context, con, started)
     latest = scored[-1]
     return dg.MaterializeResult(

@@ -200,7 +200,7 @@ def test_every_injected_fault_raises_the_right_alert(healthy, tmp_path):
     rows = []
     for fault, inject, expected in FAULTS:
         root = tmp_path / re.sub(r"\W+", "-", fault)[:40]
-        shutil.copytree(demo["root"], root)
+        shutil.copytree(demo["root"], root, symlinks=True)  # published/current stays a link
         env = environment(root)
         extra = []
         if inject == "cut points":

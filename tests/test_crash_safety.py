@@ -1,6 +1,12 @@
 """A run killed (SIGKILL, the whole process group: Python, dbt and all) in the middle of ingestion, of
-the dbt build, of training, of scoring and of publishing: the next run completes, and the warehouse,
-the model registry and the published marts are exactly what an uninterrupted run gives."""
+the dbt build, of training, of scoring and of publishing: the next run completes, removes what the
+killed one left, and the warehouse, the model registry and the published marts (the DuckDB file and
+the Parquet folder) are exactly what an uninterrupted run gives.
+
+Each kill lands at an event of the run, not after a guessed delay: the run is held at the stage's
+named pause point (valuetier.leftovers: the stage's first month written, dbt's first model built, a
+model version or a snapshot staged, before its rename), and the test checks the stage had started
+and not finished."""
 
 import contextlib
 import hashlib
@@ -19,16 +25,17 @@ import pytest
 
 from tests.conftest import REPO
 from valuetier.generator import GeneratorConfig, generate
+from valuetier.leftovers import pause_marker
 
 pytestmark = pytest.mark.integration
 SCHEMAS = ("raw", "raw_quarantine", "staging", "intermediate", "marts", "evaluation", "monitoring")
-# (stage, the step whose start is watched for in the run's JSON-lines log, seconds into it)
+# (the stage's pause point, the step it is in)
 KILL_POINTS = [
-    ("ingestion", "raw__transactions", 0.2),
-    ("dbt build", "valuetier_dbt_models", 4.0),
-    ("training", "model__tiering_model", 2.0),
-    ("scoring", "marts__customer_tiers", 0.3),
-    ("publishing", "published__bi_marts", 0.1),
+    ("ingestion", "raw__transactions"),
+    ("dbt build", "valuetier_dbt_models"),
+    ("training", "model__tiering_model"),
+    ("scoring", "marts__customer_tiers"),
+    ("publishing", "published__bi_marts"),
 ]
 
 
@@ -56,9 +63,12 @@ def _kill(process: subprocess.Popen) -> None:
     os.killpg(process.pid, signal.SIGKILL)
 
 
-def _run(env: dict, at: tuple[str, float, object] | None = None, timeout: float = 900) -> tuple[int, str]:
-    """`python -m orchestration.run` to its end; given (step, seconds, action), the action is done to
-    the process `seconds` after that step starts (the run's JSON-lines log says when)."""
+def _run(env: dict, at=None, pause_at: str | None = None, timeout: float = 900) -> tuple[int, str]:
+    """`python -m orchestration.run` to its end. Given `pause_at`, the run is held at that pause point
+    and killed there; given `at` (step, seconds, action), the action is done to the process `seconds`
+    after that step starts (the run's JSON-lines log says when)."""
+    if pause_at:
+        env = {**env, "VALUETIER_PAUSE_AT": pause_at}
     process = subprocess.Popen(
         [sys.executable, "-m", "orchestration.run"],
         cwd=REPO,
@@ -70,28 +80,44 @@ def _run(env: dict, at: tuple[str, float, object] | None = None, timeout: float 
     )
     first = ""
     try:
-        if at is not None:
-            step, seconds, action = at
+        if at is not None or pause_at:
             first = process.stdout.readline()
             assert first.startswith("full log: "), first
             records = Path(first.split(": ", 1)[1].strip()).with_suffix(".jsonl")
+            marker = pause_marker(Path(env["VALUETIER_WAREHOUSE"]).parent, pause_at) if pause_at else None
+            step = at[0] if at else None
             deadline = time.monotonic() + timeout
             while time.monotonic() < deadline:
-                assert process.poll() is None, f"the run ended before {step} started"
-                lines = records.read_text(encoding="utf-8").splitlines() if records.exists() else []
-                if any(
-                    json.loads(line)["event"] == "STEP_START" and json.loads(line)["step"] == step for line in lines
-                ):
+                assert process.poll() is None, f"the run ended before {pause_at or step}"
+                if marker is not None and marker.exists():
+                    break
+                if step and step in _steps(records, "STEP_START"):
                     break
                 time.sleep(0.05)
-            time.sleep(seconds)
-            assert process.poll() is None, f"the run ended within {seconds}s of {step} starting"
-            action(process)
+            if at is not None:
+                time.sleep(at[1])
+                assert process.poll() is None, f"the run ended within {at[1]}s of {step} starting"
+                at[2](process)
+            else:
+                _kill(process)
         output, _ = process.communicate(timeout=timeout)
     except BaseException:  # a run that hangs (a pool slot never freed) fails the test, and is stopped
         _kill(process)
         raise
     return process.returncode, first + output
+
+
+def _steps(records: Path, event: str) -> set[str]:
+    """The steps of a run's JSON-lines log that have `event` (STEP_START, STEP_SUCCESS...)."""
+    lines = records.read_text(encoding="utf-8").splitlines() if records.exists() else []
+    return {r["step"] for r in map(json.loads, lines) if r["event"] == event}
+
+
+def _leftovers(root: Path) -> list[str]:
+    """What a killed run stages with its process id: a model version, a published file or link."""
+    warehouse = root / "warehouse"
+    staged = [*(warehouse / "models").glob(".v*.*"), *(warehouse / "published").glob(".*.tmp")]
+    return sorted(str(p.relative_to(root)) for p in staged)
 
 
 def _tables(path: Path, schemas=SCHEMAS) -> dict[str, str]:
@@ -118,6 +144,17 @@ def _registry(models: Path) -> dict:
     }
 
 
+def _parquet(current: Path) -> dict[str, str]:
+    """The published Parquet folder as BI reads it: every file under `current`, as a hash of its rows."""
+    with duckdb.connect() as con:
+        return {
+            str(path.relative_to(current)): hashlib.sha256(
+                repr(con.execute(f"SELECT * FROM read_parquet('{path}') ORDER BY ALL").fetchall()).encode()
+            ).hexdigest()
+            for path in sorted(current.rglob("*.parquet"))
+        }
+
+
 def _state(root: Path) -> dict:
     warehouse = root / "warehouse"
     return {
@@ -126,6 +163,8 @@ def _state(root: Path) -> dict:
         "published": _tables(
             warehouse / "published" / "valuetier.duckdb", schemas=("marts", "evaluation", "monitoring")
         ),
+        "published_parquet": _parquet(warehouse / "published" / "current"),
+        "published_versions": sorted(p.name for p in (warehouse / "published" / "versions").iterdir()),
     }
 
 
@@ -137,18 +176,28 @@ def uninterrupted(landing, tmp_path_factory):
     return _state(root)
 
 
-@pytest.mark.parametrize(("stage", "step", "seconds"), KILL_POINTS, ids=[k[0] for k in KILL_POINTS])
-def test_a_run_killed_mid_stage_is_completed_by_the_next(stage, step, seconds, landing, uninterrupted, tmp_path):
+@pytest.mark.parametrize(("stage", "step"), KILL_POINTS, ids=[k[0] for k in KILL_POINTS])
+def test_a_run_killed_mid_stage_is_completed_by_the_next(stage, step, landing, uninterrupted, tmp_path):
     env = _environment(tmp_path, landing)
-    code, output = _run(env, at=(step, seconds, _kill))
+    code, output = _run(env, pause_at=stage)
     assert code == -signal.SIGKILL, output[-2000:]
+    # The kill landed inside the stage: its step started and did not finish.
+    [records] = (tmp_path / "warehouse" / "logs").glob("run-*.jsonl")
+    assert step in _steps(records, "STEP_START") and step not in _steps(records, "STEP_SUCCESS"), stage
+    left = _leftovers(tmp_path)
+    if stage == "training":  # a version staged, never renamed
+        assert [p for p in left if p.startswith("warehouse/models/.v0001.")], left
+    if stage == "publishing":  # a snapshot's DuckDB file staged, never swapped in
+        assert [p for p in left if p.startswith("warehouse/published/.valuetier.duckdb.")], left
     code, output = _run(env)
     assert code == 0, f"the run after a kill in {stage} failed:\n{output[-3000:]}"
+    assert _leftovers(tmp_path) == [], stage  # removed by the run that completed the work
     after = _state(tmp_path)
     assert after["registry"] == uninterrupted["registry"], stage
     differing = {t for t in uninterrupted["warehouse"] if after["warehouse"].get(t) != uninterrupted["warehouse"][t]}
     assert after["warehouse"].keys() == uninterrupted["warehouse"].keys() and not differing, (stage, differing)
-    assert after["published"] == uninterrupted["published"], stage
+    for published in ("published", "published_parquet", "published_versions"):
+        assert after[published] == uninterrupted[published], (stage, published)
 
 
 @contextmanager

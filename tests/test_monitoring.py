@@ -345,7 +345,9 @@ def test_the_pipeline_monitors_every_month_and_dagster_shows_its_alerts(pipeline
         held = [m for m in training if m <= month]
         assert references.get((month, "population")) == ([f"{held[0]}..{held[-1]}"] if held else None), month
         before = [m for m in months if m < month][-3:]
-        if before and month < add_months(months[0], 12):
+        if len(before) < 3:  # too thin a reference: the delivery is judged from the fourth month
+            assert (month, "delivery") not in references, month
+        elif month < add_months(months[0], 12):
             assert references[(month, "delivery")] == [f"{before[0]}..{before[-1]}"], month
     checks = {e.check_name: e for e in pipeline_run["scored"].get_asset_check_evaluations() if e.asset_key == ALERTS}
     assert set(checks) == {"no_error_alerts", "no_delivery_warnings"}

@@ -8,6 +8,7 @@ training month's label horizon ends on or before H.
 from __future__ import annotations
 
 import hashlib
+from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 
 import duckdb
@@ -133,8 +134,14 @@ def rankings(holdout: pd.DataFrame, model_values) -> dict[str, pd.Series]:
 
 
 def train_and_decide(
-    con: duckdb.DuckDBPyConnection, registry: Registry, plan: TrainingPlan, space: SearchSpace
+    con: duckdb.DuckDBPyConnection,
+    registry: Registry,
+    plan: TrainingPlan,
+    space: SearchSpace,
+    staged: Callable[[], None] = lambda: None,
 ) -> ModelCard:
+    """Train, judge and register a version; `staged` is called once its files are staged, before
+    they become a version (a pause point for the crash tests)."""
     chosen = adapt_plan(con, plan)
     plan, training_months, holdout_month = chosen.plan, chosen.training_months, chosen.holdout_month
     train = build_training_set(
@@ -173,6 +180,7 @@ def train_and_decide(
 
     card = registry.register(
         models,
+        staged=staged,
         training_months=training_months,
         holdout_month=holdout_month,
         horizon_months=plan.horizon_months,

@@ -265,9 +265,12 @@ def _months_with_rows(con, table: str, month_column: str, before: date) -> list[
 
 
 def _references(earlier: list[date], start: date, recent: int) -> list[list[date]]:
-    """The recent months delivered before `start`, and where the history has it the same month a
-    year earlier: a seasonal month must have shifted against both to count."""
-    references = [earlier[-recent:]] if earlier else []
+    """The `recent` months delivered before `start` (none before there are as many), and where the
+    history has it the same month a year earlier: a seasonal month must have shifted against both
+    to count."""
+    if len(earlier) < recent:
+        return []  # a month or two is too thin a reference to call a delivery broken
+    references = [earlier[-recent:]]
     a_year_before = parse_month(add_months(start.isoformat()[:7], -12))
     if a_year_before in earlier:
         references.append([a_year_before])

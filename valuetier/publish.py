@@ -17,14 +17,17 @@ keeps its file, whose views name files that stay until KEEP_VERSIONS later publi
 from __future__ import annotations
 
 import os
+import re
 import shutil
 import stat
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import duckdb
 
+from valuetier.leftovers import abandoned
 from valuetier.months import parse_month
 from valuetier.settings import DuckDBLimits
 
@@ -108,8 +111,10 @@ def publish(
     marts: tuple[Mart, ...] = PUBLISHED_MARTS,
     limits: DuckDBLimits | None = None,
     keep_versions: int = KEEP_VERSIONS,
+    staged: Callable[[], None] = lambda: None,
 ) -> PublishResult:
-    """Publish `months` (YYYY-MM) of every mart, with the other months of the previous snapshot as they were."""
+    """Publish `months` (YYYY-MM) of every mart, with the other months of the previous snapshot as they
+    were. `staged` is called when the snapshot and the DuckDB file are staged, before the swap."""
     started = time.perf_counter()
     for month in months:
         parse_month(month)  # a clear error for a bad key
@@ -117,6 +122,7 @@ def publish(
     previous = current_version(published_dir)
     versions = published_dir / VERSIONS
     versions.mkdir(exist_ok=True)
+    remove_abandoned(published_dir, previous)
     number = 1 + max((int(p.name) for p in versions.iterdir() if p.name.isdigit()), default=0)
     version_dir = versions / f"{number:06d}"
     staged_file = published_dir / f".{DUCKDB_FILE}.{os.getpid()}.tmp"
@@ -136,6 +142,7 @@ def publish(
             con.close()
         os.chmod(staged_file, stat.S_IRUSR | stat.S_IRGRP | stat.S_IROTH)  # BI has no write path
         _fsync_snapshot(version_dir, new_files)
+        staged()
         # The swap: one rename each. The DuckDB file goes first; `current` follows it.
         os.replace(staged_file, published_dir / DUCKDB_FILE)
         staged_link = published_dir / f".{CURRENT}.{os.getpid()}.tmp"
@@ -157,6 +164,21 @@ def publish(
         seconds=time.perf_counter() - started,
         pruned=pruned,
     )
+
+
+def remove_abandoned(published_dir: Path, current: Path | None) -> list[Path]:
+    """What a publish killed before its swap left: its staged DuckDB file and link (named with its
+    process id, gone) and its snapshot, numbered after the current one, which no reader ever saw."""
+    left = abandoned(published_dir, rf"\.(?:{re.escape(DUCKDB_FILE)}|{re.escape(CURRENT)})\.(\d+)\.tmp")
+    versions = published_dir / VERSIONS
+    newest = int(current.name) if current is not None else 0
+    left += sorted(p for p in versions.iterdir() if p.name.isdigit() and int(p.name) > newest)
+    for path in left:
+        if path.is_dir() and not path.is_symlink():
+            shutil.rmtree(path)
+        else:
+            path.unlink(missing_ok=True)
+    return left
 
 
 def _snapshot_mart(

@@ -13,11 +13,14 @@ import io
 import json
 import os
 import shutil
+from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from importlib import metadata
 from pathlib import Path
 
 import joblib
+
+from valuetier.leftovers import abandoned
 
 PACKAGES = ("scikit-learn", "numpy", "scipy", "pandas")
 
@@ -100,24 +103,29 @@ class Registry:
             raise RegistryError(f"no model version {version} in {self.root}")
         return ModelCard(**json.loads(path.read_text()))
 
-    def register(self, models, **card_fields) -> ModelCard:
-        """Write a new version: the artifact, then its card with the artifact's sha256."""
+    def register(self, models, staged: Callable[[], None] = lambda: None, **card_fields) -> ModelCard:
+        """Write a new version: the artifact, then its card with the artifact's sha256. `staged` is
+        called when both are staged, before the rename that makes them a version."""
         version = f"v{len(self.versions()) + 1:04d}"
         folder = self.root / version
         # Written in a staging folder and renamed whole: a run killed meanwhile leaves no version
-        # (a folder without its card, from before, is not a version and is replaced).
-        staged = self.root / f".{version}.{os.getpid()}"
-        shutil.rmtree(staged, ignore_errors=True)
-        staged.mkdir(parents=True)
-        artifact = staged / "model.joblib"
+        # (a folder without its card, from before, is not a version and is replaced), and its
+        # staging folder is removed here, by the next training.
+        for left in abandoned(self.root, r"\.v\d+\.(\d+)"):
+            shutil.rmtree(left, ignore_errors=True)
+        staging = self.root / f".{version}.{os.getpid()}"
+        shutil.rmtree(staging, ignore_errors=True)
+        staging.mkdir(parents=True)
+        artifact = staging / "model.joblib"
         joblib.dump(models, artifact, compress=3)
         card = ModelCard(
             version=version, package_versions=package_versions(), artifact_sha256=_sha256(artifact), **card_fields
         )
-        (staged / "card.json").write_text(json.dumps(asdict(card), indent=1, sort_keys=True) + "\n")
-        _fsync_tree(staged)
+        (staging / "card.json").write_text(json.dumps(asdict(card), indent=1, sort_keys=True) + "\n")
+        _fsync_tree(staging)
+        staged()
         shutil.rmtree(folder, ignore_errors=True)
-        os.replace(staged, folder)
+        os.replace(staging, folder)
         return card
 
     def load(self, version: str):

@@ -9,6 +9,8 @@ import secrets
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from valuetier.leftovers import PAUSE_POINTS
+
 log = logging.getLogger(__name__)
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
@@ -156,6 +158,7 @@ class Settings:
     exchange_dir: Path | None = None  # VALUETIER_EXCHANGE_DIR; default: "exchange" beside the warehouse file
     generated_pii_key_file: Path | None = None  # where the key lives when none is given (generated_key_path)
     pii_key_source: str = ""  # where the key comes from, for the run's summary (never the key)
+    pause_at: str | None = None  # VALUETIER_PAUSE_AT: a pause point a test holds a run at (valuetier.leftovers)
 
     @property
     def pii_key(self) -> str:
@@ -247,7 +250,12 @@ class Settings:
             duckdb=DuckDBLimits.from_env(env, warehouse_path.parent),
             mode=mode,
             exchange_dir=_path(env["VALUETIER_EXCHANGE_DIR"]) if env.get("VALUETIER_EXCHANGE_DIR") else None,
+            pause_at=env.get("VALUETIER_PAUSE_AT") or None,
         )
+        if settings.pause_at is not None and settings.pause_at not in PAUSE_POINTS:
+            raise SettingsError(
+                f"VALUETIER_PAUSE_AT must be one of {', '.join(PAUSE_POINTS)}, not {settings.pause_at!r}"
+            )
         if settings.dbt_target not in DBT_TARGETS:
             raise SettingsError(
                 f"VALUETIER_DBT_TARGET must be one of {', '.join(DBT_TARGETS)} (dbt_project/profiles.yml), "

@@ -74,7 +74,7 @@ outcomes as (
     select
         s.*,
         case when d.delivered then cast(o.contact_id is not null as integer) end as converted,
-        cast(coalesce(v.value, 0) as double) as value
+        cast(coalesce(v.value, 0) as decimal(18, 2)) as value
     from selected as s
     cross join accounts_delivered as d
     left join openings as o on o.contact_id = s.contact_id
@@ -90,13 +90,25 @@ groups as (
         count(*) filter (where not treated) as controls,
         avg(converted) filter (where treated) as p_t,
         avg(converted) filter (where not treated) as p_c,
-        avg(value) filter (where treated) as value_t,
-        avg(value) filter (where not treated) as value_c,
-        var_samp(value) filter (where treated) as var_t,
-        var_samp(value) filter (where not treated) as var_c,
+        -- Sums of cents and of their squares are exact, so the means and variances do not depend on
+        -- the order parallel threads add them in (var_samp over doubles does, in its last digits).
+        sum(value) filter (where treated) as sum_t,
+        sum(value) filter (where not treated) as sum_c,
+        sum(value * value) filter (where treated) as sum_squares_t,
+        sum(value * value) filter (where not treated) as sum_squares_c,
         sum(cost) as cost
     from outcomes
     group by grouping sets ((month_start, campaign_id, value_tier), (month_start, campaign_id))
+),
+
+moments as (
+    select
+        *,
+        cast(sum_t as double) / treated as value_t,
+        cast(sum_c as double) / controls as value_c,
+        cast(treated * sum_squares_t - sum_t * sum_t as double) / nullif(treated * (treated - 1), 0) as var_t,
+        cast(controls * sum_squares_c - sum_c * sum_c as double) / nullif(controls * (controls - 1), 0) as var_c
+    from groups
 ),
 
 uplifts as (
@@ -106,7 +118,7 @@ uplifts as (
         sqrt(p_t * (1 - p_t) / treated + p_c * (1 - p_c) / controls) as conversion_se,
         value_t - value_c as value_uplift,
         sqrt(var_t / treated + var_c / controls) as value_se
-    from groups
+    from moments
     where treated > 0 and controls > 0
 )
 

@@ -47,7 +47,9 @@ by_tier as (
         sum(transactions_{{ k }}m) as realised_transactions,
         sum(profit_{{ k }}m) as realised_profit,
         bool_and(value_measure = 'profit') as uses_profit,
-        avg(clv_12m) as mean_clv_12m
+        -- in cents, summed exactly: a mean of doubles differs in its last digits with the order
+        -- threads add them, and rounding can turn that into a cent
+        avg(cast(clv_12m as decimal(18, 2))) as mean_clv_12m
     from flagged
     group by month_start, value_tier
 )

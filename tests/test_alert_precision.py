@@ -237,7 +237,7 @@ def write_table(name: str, table: str) -> None:
     TABLES.parent.mkdir(parents=True, exist_ok=True)
     sections = {}
     if TABLES.exists():
-        for part in TABLES.read_text().split("\n## ")[1:]:
+        for part in ("\n" + TABLES.read_text()).split("\n## ")[1:]:
             title, _, body = part.partition("\n")
             sections[title] = body.strip()
     sections[name] = table

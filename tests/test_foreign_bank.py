@@ -225,7 +225,7 @@ def test_a_model_trains_on_an_adapted_plan_and_the_gate_keeps_the_better_baselin
     assert model > 0.40 and model > figures["rfm_weighted"]["high_tier_value_capture"]
     assert card.status == "rejected" and not card.promotion["promoted"]
     assert card.promotion["better_baseline"] == "clv_12m" and card.decision.endswith(
-        "tiers rank by clv_12m (no champion)."
+        "tiers rank by clv_12m (no champion)"
     )
     with duckdb.connect(str(foreign_run["warehouse"]), read_only=True) as con:
         versions = con.execute("SELECT DISTINCT model_version, top_drivers FROM marts.customer_tiers").fetchall()

@@ -405,7 +405,9 @@ def _population_alerts(drift: list[Drift], rules: MonitoringRules) -> list[Alert
         what = (
             "predicted value has"
             if kind == "score_drift"
-            else f"{len(group)} indicator{'s' if len(group) > 1 else ''} the model reads have"
+            else f"{len(group)} indicators the model reads have"
+            if len(group) > 1
+            else "1 indicator the model reads has"
         )
         alerts.append(
             Alert(

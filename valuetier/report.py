@@ -179,35 +179,21 @@ def write_report(con: duckdb.DuckDBPyConnection, month: str, reports_dir: Path) 
             if backtest
             else None,
         ),  # fmt: skip
-        _section(
+        _drift_section(
             "Is the delivery whole?",
-            "Population stability index of the delivered columns and steady indicators that moved most, against "
-            f"the recent months ({drift['delivery'][0][2] if drift['delivery'] else '-'}): a sudden shift is a "
-            "broken delivery (check the source and column).",
-            ranked_bars(
-                "PSI against the recent months",
-                [d[0] for d in drift["delivery"]],
-                [float(d[1]) for d in drift["delivery"]],
-                ".2f",
-                {"warning": rules.psi_warning, "error": rules.psi_error},
-            )
-            if drift["delivery"]
-            else None,
+            "the delivered columns and steady indicators",
+            "the recent months",
+            "a sudden shift is a broken delivery (check the source and column)",
+            drift["delivery"],
+            {"warning": rules.psi_warning, "error": rules.psi_error},
         ),
-        _section(
+        _drift_section(
             "Has the population moved?",
-            "Population stability index of the indicators the model reads that moved most, against the champion's "
-            f"training months ({drift['population'][0][2] if drift['population'] else 'no champion yet'}): a large "
-            "one asks for a retraining, not a new delivery.",
-            ranked_bars(
-                "PSI against the training months",
-                [d[0] for d in drift["population"]],
-                [float(d[1]) for d in drift["population"]],
-                ".2f",
-                {"retrain": rules.population_psi},
-            )
-            if drift["population"]
-            else None,
+            "the indicators the model reads",
+            "the training months",
+            "a large shift from what the champion learned asks for a retraining, not a new delivery",
+            drift["population"],
+            {"retrain": rules.population_psi},
         ),
     ]
     figures = {
@@ -261,6 +247,15 @@ def _fmt(v) -> str:
 
 def _month(d: date | None) -> str:
     return d.strftime("%Y-%m") if d else "no month yet"
+
+
+def _drift_section(title: str, what: str, against: str, meaning: str, rows: list, references: dict) -> str:
+    """The PSI of what moved most against a reference (rows: subject, psi, reference months), one
+    named bar each: the chart is "PSI against <against>"."""
+    reference = rows[0][2] if rows else "none yet"
+    note = f"Population stability index of {what} that moved most, against {against} ({reference}): {meaning}."
+    bars = [r[0] for r in rows], [float(r[1]) for r in rows]
+    return _section(title, note, ranked_bars(f"PSI against {against}", *bars, ".2f", references) if rows else None)
 
 
 def _section(title: str, note: str, *charts: str | None) -> str:

@@ -33,7 +33,7 @@ from valuetier.ingest import RAW_SCHEMA, find_delivery
 from valuetier.months import add_months, parse_month
 from valuetier.scoring import TIERS_TABLE, ScoringRules
 from valuetier.training import FEATURES
-from valuetier.warehouse import optional_sources_without_rows, transaction
+from valuetier.warehouse import column_names, optional_sources_without_rows, transaction
 
 SCHEMA = "monitoring"
 ALERTS_TABLE = f"{SCHEMA}.alerts"
@@ -282,11 +282,11 @@ def _delivery_drift(con, start: date, rules: MonitoringRules) -> list[Drift]:
     before): the smaller PSI, the one a shift must exceed against both references."""
     measured: list[Drift] = []
     watched = [(f"{RAW_SCHEMA}.{s}", "_delivery_month", s, c) for s, cs in RAW_COLUMNS.items() for c in cs]
-    present = _columns(con, "marts", "customer_indicators_monthly")
+    present = column_names(con, "marts", "customer_indicators_monthly")
     watched += [(INDICATORS_TABLE, "month_start", None, c) for c in DELIVERY_INDICATORS if c in present]
     earlier_by_table: dict[str, list[date]] = {}
     for table, month_column, source, column in watched:
-        if source is not None and column not in _columns(con, RAW_SCHEMA, source):
+        if source is not None and column not in column_names(con, RAW_SCHEMA, source):
             continue  # a source without the column (a delivery without margins, say)
         if table not in earlier_by_table:
             earlier_by_table[table] = _months_with_rows(con, table, month_column, start)
@@ -315,23 +315,13 @@ def _training_reference(con, start: date, training_months: list[str] | None) -> 
 
 def _population_drift(con, start: date, reference: list[date], rules: MonitoringRules) -> list[Drift]:
     span = _span(reference)
-    present = _columns(con, "marts", "customer_indicators_monthly")
+    present = column_names(con, "marts", "customer_indicators_monthly")
     measured = []
     for table, column in [(INDICATORS_TABLE, f) for f in FEATURES if f in present] + [(TIERS_TABLE, "predicted_value")]:
         measure = _psi(con, table, "month_start", column, start, reference, rules.psi_bins)
         if measure is not None:
             measured.append(Drift(start, "population", column, measure[0], span, measure[1]))
     return measured
-
-
-def _columns(con, schema: str, table: str) -> set[str]:
-    return {
-        r[0]
-        for r in con.execute(
-            "SELECT column_name FROM information_schema.columns WHERE table_schema = ? AND table_name = ?",
-            [schema, table],
-        ).fetchall()
-    }
 
 
 def _psi(

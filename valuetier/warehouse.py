@@ -157,17 +157,22 @@ def quarantine_by_month(con: duckdb.DuckDBPyConnection, source: str, first: str,
 MONTH_COLUMNS = ("month_start", "delivery_month", "_delivery_month")
 
 
+def column_names(con: duckdb.DuckDBPyConnection, schema: str, table: str) -> set[str]:
+    """The columns of a table or view; empty for one that does not exist (yet)."""
+    return {
+        c
+        for (c,) in con.execute(
+            "SELECT column_name FROM information_schema.columns WHERE table_schema = ? AND table_name = ?",
+            [schema, table],
+        ).fetchall()
+    }
+
+
 def rows_in_months(con: duckdb.DuckDBPyConnection, relation: str, first: str | None, last: str | None) -> int:
     """Rows of a table or view in the months first..last, by its month column; every row of one
     without (dim_customer, int_months) or without months given; 0 for one that does not exist (yet)."""
     schema, name = relation.split(".")
-    columns = {
-        c
-        for (c,) in con.execute(
-            "SELECT column_name FROM information_schema.columns WHERE table_schema = ? AND table_name = ?",
-            [schema, name],
-        ).fetchall()
-    }
+    columns = column_names(con, schema, name)
     if not columns:
         return 0
     column = next((c for c in MONTH_COLUMNS if c in columns), None)

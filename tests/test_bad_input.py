@@ -7,7 +7,9 @@ import hashlib
 import json
 import shutil
 from dataclasses import dataclass
+from datetime import datetime
 from pathlib import Path
+from zoneinfo import ZoneInfo
 
 import duckdb
 import pandas as pd
@@ -479,3 +481,198 @@ def test_a_file_larger_than_one_read_streams_in_batches(bank, tmp_path):
         (11, "out_of_range"),
         (len(frame), "missing_value"),
     ]
+
+
+# --- every delivered value read exactly ---------------------------------------------------------
+
+
+def test_whole_numbers_are_read_only_as_written_in_decimal_digits(bank, tmp_path):
+    """DuckDB's own cast rounds 6.5 to 7 and reads 1e3, 0x10 and 1_000; a whole-number column takes
+    plain digits only. Surrounding spaces are not part of the number, and 7.0 is the whole number 7."""
+    frame = original(bank, "nps_responses")
+    written = {1: "6.5", 2: "1e3", 3: "0x10", 4: " 7 ", 5: "7.0", 6: "8.5", 7: "1_0", 8: "+7"}
+    for row, value in written.items():
+        frame.loc[row - 1, "score"] = value
+    result, con = load_frame(bank, tmp_path, "nps_responses", frame)
+    rows = quarantined(con, "nps_responses")
+    assert rows == [
+        (row, "invalid_type", "score", f"not a whole number in decimal digits: {written[row]}")
+        for row in (1, 2, 3, 6, 7)
+    ]
+    loaded = dict(
+        con.execute(
+            f"SELECT _source_row, score FROM raw.nps_responses WHERE _delivery_month = '{bank.month}-01' "
+            "AND _source_row IN (4, 5, 8)"
+        ).fetchall()
+    )
+    assert loaded == {4: 7, 5: 7, 8: 7}
+
+
+def test_money_is_read_only_in_plain_decimal_notation(bank, tmp_path):
+    frame = original(bank, "transactions")
+    written = {1: "1e3", 2: "0x10", 3: " 12.50 ", 4: "1_000.00", 5: ".5"}
+    for row, value in written.items():
+        frame.loc[row - 1, "amount"] = value
+    result, con = load_frame(bank, tmp_path, "transactions", frame)
+    assert quarantined(con, "transactions") == [
+        (row, "invalid_type", "amount", f"not a decimal number: {written[row]}") for row in (1, 2, 4)
+    ]
+    loaded = con.execute(
+        f"SELECT CAST(amount AS VARCHAR) FROM raw.transactions WHERE _delivery_month = '{bank.month}-01' "
+        "AND _source_row IN (3, 5) ORDER BY _source_row"
+    ).fetchall()
+    assert loaded == [("12.50",), ("0.50",)]
+
+
+def test_a_parquet_double_in_a_whole_number_column_loads_only_when_whole(bank, tmp_path):
+    frame = original(bank, "nps_responses").assign(score=lambda f: f.score.astype(float))
+    frame.loc[0, "score"] = 6.5
+    frame.loc[1, "score"] = 7.0
+    folder = tmp_path / "landing" / "nps_responses"
+    folder.mkdir(parents=True)
+    pq.write_table(pa.Table.from_pandas(frame, preserve_index=False), folder / f"{bank.month}.parquet")
+    result, con = load(bank, tmp_path, "nps_responses")
+    accounted(result, len(frame))
+    assert quarantined(con, "nps_responses") == [
+        (1, "invalid_type", "score", "not a whole number in decimal digits: 6.5")
+    ]
+    assert con.execute(
+        f"SELECT score FROM raw.nps_responses WHERE _delivery_month = '{bank.month}-01' AND _source_row = 2"
+    ).fetchone() == (7,)
+
+
+def test_a_date_alone_in_a_timestamp_column_is_midnight_in_the_mapping_s_zone(bank, tmp_path):
+    """'2017-02-08' once matched the offset pattern ('-08' read as UTC-8) and moved with the host's
+    time zone; a zone offset is recognised only after a time of day."""
+    frame = original(bank, "transactions")
+    frame.loc[0, "booked_at"] = f"{bank.month}-08"
+    frame.loc[1, "booked_at"] = f"{bank.month}-08 10:00:00-05:00"
+    frame.loc[2, "booked_at"] = f"{bank.month}-08T10:00:00+0800"
+    frame.loc[3, "booked_at"] = f"{bank.month}-08 10:00 UTC"
+    new_york = parse_mapping(Path("bank.yml"), {"timezone": "America/New_York"})
+    deliver(bank, tmp_path, "transactions", frame)
+    result, con = load(bank, tmp_path, "transactions", mapping=new_york)
+    assert result.quarantined == 0
+    booked = con.execute(
+        f"SELECT strftime(booked_at, '%d %H:%M') FROM raw.transactions "
+        f"WHERE _delivery_month = '{bank.month}-01' AND _source_row <= 4 ORDER BY _source_row"
+    ).fetchall()
+    clock = ZoneInfo("America/New_York")
+    instants = [f"{bank.month}-08T10:00:00-05:00", f"{bank.month}-08T10:00:00+08:00", f"{bank.month}-08T10:00:00+00:00"]
+    converted = [datetime.fromisoformat(t).astimezone(clock).strftime("%d %H:%M") for t in instants]
+    assert booked == [("08 00:00",), *[(c,) for c in converted]]
+    assert converted[1].startswith("07 ")  # +08:00 is the evening before in New York
+
+
+# The optional sources' own rules: an unknown parent, a code not allowed, out of range, a missing
+# required column, a duplicate key with a conflicting value. (source, rule, change, outcome): the
+# outcome is the first quarantined row (row, reason, column) or the start of the file's error.
+NO_CODED_COLUMN = {"balances", "nps_responses"}  # the contract gives them no coded column
+NO_RANGED_COLUMN = {"accounts"}  # no numeric column; its dates' bounds stand in
+
+
+def _set(column: str, value: str, row: int = 0):
+    def change(frame: pd.DataFrame) -> pd.DataFrame:
+        frame.loc[row, column] = value
+        return frame
+
+    return change
+
+
+def _drop(column: str):
+    return lambda frame: frame.drop(columns=[column])
+
+
+def _repeat_with(column: str, value: str):
+    """The first row's key delivered again with another value in `column`."""
+
+    def change(frame: pd.DataFrame) -> pd.DataFrame:
+        again = frame.iloc[[0]].assign(**{column: value})
+        return pd.concat([frame, again], ignore_index=True)
+
+    return change
+
+
+OPTIONAL_SOURCE_RULES = [
+    ("accounts", "unknown parent", _set("customer_id", "C-NOBODY"), (1, "unknown_customer", "customer_id")),
+    ("accounts", "code not allowed", _set("product_type", "crypto"), (1, "value_not_allowed", "product_type")),
+    ("accounts", "out of range", _set("opened_at", "2099-01-01"), (1, "date_implausible", "opened_at")),
+    ("accounts", "missing required column", _drop("product_type"), "no required column product_type"),
+    ("accounts", "duplicate key", _repeat_with("product_type", "loan"), (1, "duplicate_key", "account_id")),
+    ("balances", "unknown parent", _set("account_id", "A-NOBODY"), (1, "unknown_account", "account_id")),
+    ("balances", "out of range", _set("balance", "200000000000.00"), (1, "out_of_range", "balance")),
+    ("balances", "missing required column", _drop("balance"), "no required column balance"),
+    ("balances", "duplicate key", _repeat_with("balance", "1.00"), (1, "duplicate_key", "account_id")),
+    ("digital_sessions", "unknown parent", _set("customer_id", "C-NOBODY"), (1, "unknown_customer", "customer_id")),
+    ("digital_sessions", "code not allowed", _set("channel", "kiosk"), (1, "value_not_allowed", "channel")),
+    ("digital_sessions", "out of range", _set("duration_s", "90000"), (1, "out_of_range", "duration_s")),
+    ("digital_sessions", "missing required column", _drop("started_at"), "no required column started_at"),
+    ("digital_sessions", "duplicate key", _repeat_with("duration_s", "5"), ("last", "duplicate_key", "session_id")),
+    ("service_interactions", "unknown parent", _set("customer_id", "C-NOBODY"), (1, "unknown_customer", "customer_id")),
+    ("service_interactions", "code not allowed", _set("kind", "praise"), (1, "value_not_allowed", "kind")),
+    ("service_interactions", "out of range", _set("satisfaction", "6"), (1, "out_of_range", "satisfaction")),
+    ("service_interactions", "missing required column", _drop("kind"), "no required column kind"),
+    (
+        "service_interactions",
+        "duplicate key",
+        _repeat_with("kind", "complaint"),
+        ("last", "duplicate_key", "interaction_id"),
+    ),
+    ("campaign_contacts", "unknown parent", _set("customer_id", "C-NOBODY"), (1, "unknown_customer", "customer_id")),
+    ("campaign_contacts", "code not allowed", _set("test_group", "vip"), (1, "value_not_allowed", "test_group")),
+    ("campaign_contacts", "out of range", _set("cost", "-1.00"), (1, "out_of_range", "cost")),
+    ("campaign_contacts", "missing required column", _drop("campaign_id"), "no required column campaign_id"),
+    ("campaign_contacts", "duplicate key", _repeat_with("cost", "9.99"), ("last", "duplicate_key", "contact_id")),
+    ("nps_responses", "unknown parent", _set("customer_id", "C-NOBODY"), (1, "unknown_customer", "customer_id")),
+    ("nps_responses", "out of range", _set("score", "11"), (1, "out_of_range", "score")),
+    ("nps_responses", "missing required column", _drop("score"), "no required column score"),
+    ("nps_responses", "duplicate key", _repeat_with("score", "0"), ("last", "duplicate_key", "response_id")),
+]
+
+
+def test_every_optional_source_has_a_case_for_each_rule():
+    rules = {"unknown parent", "code not allowed", "out of range", "missing required column", "duplicate key"}
+    covered = {(source, rule) for source, rule, _, _ in OPTIONAL_SOURCE_RULES}
+    for source in (s for s in SOURCE_ORDER if not SOURCES[s].required):
+        expected = set(rules)
+        if source in NO_CODED_COLUMN:
+            assert not any(c.allowed for c in SOURCES[source].columns), source
+            expected.discard("code not allowed")
+        if source in NO_RANGED_COLUMN:
+            assert not any(c.min is not None or c.max is not None for c in SOURCES[source].columns), source
+        assert {r for s, r in covered if s == source} == expected, source
+
+
+@pytest.mark.parametrize(
+    "source, rule, change, outcome", OPTIONAL_SOURCE_RULES, ids=[f"{s}-{r}" for s, r, _, _ in OPTIONAL_SOURCE_RULES]
+)
+def test_an_optional_source_s_own_rules(bank, tmp_path, source, rule, change, outcome):
+    frame = change(original(bank, source))
+    path = deliver(bank, tmp_path, source, frame)
+    result, con = load(bank, tmp_path, source)
+    if isinstance(outcome, str):
+        assert isinstance(result, DeliveryError) and str(result).startswith(f"{path}: row 0 (header): {outcome}")
+        return
+    accounted(result, len(frame))
+    row, reason, column = outcome
+    assert quarantined(con, source)[0][:3] == (len(frame) if row == "last" else row, reason, column)
+    assert result.quarantined == 1
+
+
+@pytest.mark.parametrize(
+    "source, start, end",
+    [("accounts", "opened_at", "closed_at"), ("service_interactions", "opened_at", "resolved_at"),
+     ("campaign_contacts", "sent_at", "responded_at"), ("campaign_contacts", "sent_at", "converted_at")],
+)  # fmt: skip
+def test_an_interval_that_ends_before_it_starts_is_quarantined(bank, tmp_path, source, start, end):
+    """Resolved before opened, responded before sent: quarantined with the reason, never loaded for a
+    downstream model to drop or to count as a negative duration."""
+    frame = original(bank, source)
+    row = int(frame.index[frame[start] != ""][0])
+    began = pd.Timestamp(frame.loc[row, start])
+    frame.loc[row, end] = str((began - pd.Timedelta(days=1)).date())
+    result, con = load_frame(bank, tmp_path, source, frame)
+    assert result.reasons == {"ends_before_start": 1}
+    [(r, reason, column, detail)] = quarantined(con, source)
+    assert (r, reason, column) == (row + 1, "ends_before_start", end)
+    assert detail.startswith(f"{end} ") and f" is before {start} " in detail

@@ -59,7 +59,13 @@ def test_every_quarantine_reason_with_its_first_rows(landing, capsys):
         "2024-01",
         CUSTOMERS + "C3,2030-01-01,\nC4,2019-01-01,\nC4,2019-01-01,\n",  # a future opening; a re-sent row
     )
-    write(landing, "accounts", "2024-01", "account_id,customer_id,product_type,opened_at\nA1,C1,savings,2020-01-01\n")
+    write(
+        landing,
+        "accounts",
+        "2024-01",
+        "account_id,customer_id,product_type,opened_at,closed_at\nA1,C1,savings,2020-01-01,\n"
+        "A2,C1,savings,2020-01-01,2019-12-31\n",  # closed before it opened
+    )
     write(landing, "balances", "2024-01", "account_id,month_end,balance\nA1,2024-01-31,100.00\nA9,2024-01-31,5.00\n")
     write(
         landing,
@@ -93,6 +99,7 @@ def test_every_quarantine_reason_with_its_first_rows(landing, capsys):
     }
     assert files["customers"]["reasons"] == {"date_implausible": 1, "duplicate_key": 1}
     assert files["balances"]["reasons"] == {"unknown_account": 1}
+    assert files["accounts"]["reasons"] == {"ends_before_start": 1}
     seen = {r for f in report["files"] for r in f["reasons"]}
     assert seen == {r.value for r in Reason}
     first = {row["reason"]: row for row in files["transactions"]["first_rows"]}

@@ -13,7 +13,7 @@ from valuetier.acceptance import AcceptanceError, accept, load_acceptances
 from valuetier.contract import SOURCE_ORDER
 from valuetier.generator import ACQUISITIONS, PROFILES, GeneratorConfig, generate
 from valuetier.landing_check import render, validate_landing
-from valuetier.mapping import MappingError, load_mapping
+from valuetier.mapping import MappingError, find_mapping, load_mapping
 from valuetier.quality import all_suites
 from valuetier.registry import Registry, RegistryError
 from valuetier.settings import Settings
@@ -51,10 +51,8 @@ def _validate_landing(args: argparse.Namespace) -> int:
     if not landing.is_dir():
         print(f"{landing}: no such landing folder", file=sys.stderr)
         return 2
-    default = landing / "mapping.yml"
-    path = Path(args.mapping) if args.mapping else (default if default.is_file() else None)
     try:
-        mapping = load_mapping(path)
+        mapping = load_mapping(Path(args.mapping) if args.mapping else find_mapping(landing))
     except MappingError as exc:
         print(f"mapping error: {exc}", file=sys.stderr)
         return 2

@@ -27,6 +27,9 @@ class Column:
     max: float | None = None
     allowed: tuple[str, ...] | None = None
     pii: bool = False  # personal data: stored only as its keyed hash (valuetier.pii), as <name>_hash
+    # A closed set of categories whose meaning an evaluation splits on: a delivery mapping may not
+    # load unknown codes as 'other' (they would silently join one side of the split).
+    closed: bool = False
 
     @property
     def stored_name(self) -> str:
@@ -46,6 +49,8 @@ class Source:
     account_ref: str | None = None  # must name an account delivered on or before the month
     month_end_column: str | None = None  # snapshot column that must equal the delivery month's end
     depends_on: tuple[str, ...] = field(default_factory=tuple)
+    # (start, end) column pairs of one interval: a row whose end comes before its start is quarantined.
+    intervals: tuple[tuple[str, str], ...] = ()
 
     @property
     def column_names(self) -> tuple[str, ...]:
@@ -69,6 +74,7 @@ SOURCES: dict[str, Source] = {
             key="customer_id",
             required=True,
             customer_ref=None,
+            intervals=(("opened_at", "closed_at"),),
             columns=(
                 Column("customer_id", "VARCHAR"),
                 Column("opened_at", "DATE"),
@@ -94,6 +100,7 @@ SOURCES: dict[str, Source] = {
             SourceKind.ENTITY,
             key="account_id",
             depends_on=("customers",),
+            intervals=(("opened_at", "closed_at"),),
             columns=(
                 Column("account_id", "VARCHAR"),
                 Column("customer_id", "VARCHAR"),
@@ -157,6 +164,7 @@ SOURCES: dict[str, Source] = {
             key="interaction_id",
             event_time="opened_at",
             depends_on=("customers",),
+            intervals=(("opened_at", "resolved_at"),),
             columns=(
                 Column("interaction_id", "VARCHAR"),
                 Column("customer_id", "VARCHAR"),
@@ -172,6 +180,7 @@ SOURCES: dict[str, Source] = {
             key="contact_id",
             event_time="sent_at",
             depends_on=("customers",),
+            intervals=(("sent_at", "responded_at"), ("sent_at", "converted_at")),
             columns=(
                 Column("contact_id", "VARCHAR"),
                 Column("campaign_id", "VARCHAR"),
@@ -183,7 +192,7 @@ SOURCES: dict[str, Source] = {
                 Column("converted_at", "TIMESTAMP", required=False),
                 Column("cost", MONEY, required=False, min=0, max=1e6),
                 # A/B campaigns: 'control' rows are customers selected but held out (not contacted).
-                Column("test_group", "VARCHAR", required=False, allowed=("treatment", "control")),
+                Column("test_group", "VARCHAR", required=False, allowed=("treatment", "control"), closed=True),
             ),
         ),
         Source(
@@ -216,6 +225,7 @@ class Reason(StrEnum):
     NOT_ALLOWED = "value_not_allowed"
     DATE_OUTSIDE_MONTH = "date_outside_month"
     DATE_IMPLAUSIBLE = "date_implausible"
+    ENDS_BEFORE_START = "ends_before_start"  # an interval's end before its start (resolved before opened)
     DUPLICATE_KEY = "duplicate_key"
     UNKNOWN_CUSTOMER = "unknown_customer"
     UNKNOWN_ACCOUNT = "unknown_account"

@@ -23,8 +23,10 @@ import pyarrow.parquet as pq
 from valuetier.contract import FILE_FORMATS, LOWEST_DATE, MONEY, OTHER_CODE, SOURCES, Column, Reason, Source, SourceKind
 from valuetier.mapping import CodeMap, Mapping, SourceMapping
 from valuetier.months import is_month_key, month_end, parse_month
+from valuetier.once import warn_once
 from valuetier.pii import install_keyed_hash
 from valuetier.settings import Settings
+from valuetier.warehouse import pin_time_zone
 
 log = logging.getLogger(__name__)
 
@@ -78,7 +80,7 @@ def discover_months(landing: Path) -> list[str]:
     for path in folder.iterdir():
         if path.suffix.lstrip(".") in FILE_FORMATS:
             if not is_month_key(path.stem):
-                log.warning("ignoring %s: the file name is not a month (YYYY-MM)", path)
+                warn_once(log, f"ignoring {path}: the file name is not a month (YYYY-MM)")
                 continue
             months.add(path.stem)
     return sorted(months)
@@ -215,15 +217,42 @@ def _literal(text: str) -> str:
     return "'" + text.replace("'", "''") + "'"
 
 
-def _typed(raw: str, type_: str, timezone: str = "UTC") -> str:
-    """SQL for a delivered value cast to its contract type, NULL when it does not cast."""
+# An offset or zone is recognised only where it follows a time of day: in a date-only value
+# ('2017-02-08') the '-08' is the day, not a UTC offset.
+OFFSET_AFTER_TIME = r"[0-9]:[0-9]{2}(:[0-9]{2}([.,][0-9]+)?)? ?(Z|[+-][0-9]{2}(:?[0-9]{2})?|UTC)$"
+# Numbers delivered as text are read only in plain decimal notation: DuckDB's casts also take
+# exponents (1e3), hexadecimal (0x10), binary (0b101) and digit separators (1_000), and round a
+# fraction to a whole number (6.5 -> 7). Surrounding spaces are not part of the number.
+WHOLE_NUMBER = r"[+-]?[0-9]+(\.0*)?"  # 7, -7, 007 and 7.0 (a whole number written with a zero fraction)
+DECIMAL_NUMBER = r"[+-]?([0-9]+(\.[0-9]*)?|\.[0-9]+)"
+NUMBER_PATTERNS = {"INTEGER": WHOLE_NUMBER, MONEY: DECIMAL_NUMBER}
+TYPE_NAMES = {
+    "INTEGER": "whole number in decimal digits",
+    MONEY: "decimal number",
+    "DATE": "date",
+    "TIMESTAMP": "timestamp",
+}
+
+
+def _typed(raw: str, type_: str, timezone: str = "UTC", floating: bool = False) -> str:
+    """SQL for a delivered value cast to its contract type, NULL when it does not cast exactly.
+    `floating`: the value is a binary floating-point number (a Parquet double), not text."""
+    if type_ in NUMBER_PATTERNS:
+        if floating:
+            # A double is whole when it has no fraction; money's fraction is judged by _too_many_decimals.
+            exact = "TRUE" if type_ == MONEY else f"{raw} = trunc({raw})"
+            return f"CASE WHEN {exact} THEN TRY_CAST({raw} AS {type_}) END"
+        text = f"trim(CAST({raw} AS VARCHAR))"
+        return f"CASE WHEN regexp_full_match({text}, '{NUMBER_PATTERNS[type_]}') THEN TRY_CAST({text} AS {type_}) END"
     if type_ != "TIMESTAMP":
         return f"TRY_CAST({raw} AS {type_})"
-    # Naive timestamps are the delivery's wall clock (UTC unless the mapping names a zone); a value
-    # carrying an offset is converted to that clock, where a plain cast would drop the offset.
+    # Naive timestamps and dates are the delivery's wall clock (UTC unless the mapping names a zone):
+    # a date alone is midnight there. A value carrying an offset is converted to that clock, where a
+    # plain cast would drop the offset. The session's time zone is never read.
+    text = f"trim(CAST({raw} AS VARCHAR))"
     return (
-        f"CASE WHEN regexp_matches(CAST({raw} AS VARCHAR), '(Z|[+-][0-9]{{2}}(:?[0-9]{{2}})?| UTC)$') "
-        f"THEN timezone({_literal(timezone)}, TRY_CAST(CAST({raw} AS VARCHAR) AS TIMESTAMPTZ)) "
+        f"CASE WHEN regexp_matches({text}, '{OFFSET_AFTER_TIME}') "
+        f"THEN timezone({_literal(timezone)}, TRY_CAST({text} AS TIMESTAMPTZ)) "
         f"ELSE TRY_CAST({raw} AS TIMESTAMP) END"
     )
 
@@ -254,11 +283,8 @@ def _too_many_decimals(raw: str, minor_units: int, floating: bool = False) -> st
     if floating:
         scaled = f"(CAST({raw} AS DOUBLE) * {10**minor_units})"
         return f"abs({scaled} - round({scaled})) > 1e-6 * greatest(1, abs({scaled}))"
-    text = f"CAST({raw} AS VARCHAR)"
-    return (
-        f"(regexp_matches({text}, '\\.[0-9]{{{minor_units}}}[0-9]*[1-9]') OR (regexp_matches({text}, '[eE]-') "
-        f"AND TRY_CAST({text} AS DOUBLE) <> round(TRY_CAST({text} AS DOUBLE), {minor_units})))"
-    )
+    # Text is plain decimal notation by then (an exponent is invalid_type, checked first).
+    return f"regexp_matches(CAST({raw} AS VARCHAR), '\\.[0-9]{{{minor_units}}}[0-9]*[1-9]')"
 
 
 def _validation_sql(
@@ -280,8 +306,9 @@ def _validation_sql(
     for col in source.columns:
         raw = col.name if col.name in present else "NULL"
         code_map = codes.get(col.name)
-        value = _typed(_recoded(raw, col, code_map), col.type, mapping.timezone)
-        typed.append(f"{f'{KEYED_HASH}({raw})' if col.pii else value} AS {_typed_name(col.name)}")
+        value = _typed(_recoded(raw, col, code_map), col.type, mapping.timezone, col.name in floating)
+        hashed = f"{KEYED_HASH}({raw})" if col.name in present else "CAST(NULL AS VARCHAR)"
+        typed.append(f"{hashed if col.pii else value} AS {_typed_name(col.name)}")
         if col.name not in present:
             continue
         value = _typed_name(col.name)
@@ -291,7 +318,7 @@ def _validation_sql(
             f"{raw} IS NOT NULL AND {value} IS NULL",
             Reason.INVALID_TYPE,
             col.name,
-            f"'not a {col.type}: ' || CAST({raw} AS VARCHAR)",
+            f"'not a {TYPE_NAMES.get(col.type, col.type)}: ' || CAST({raw} AS VARCHAR)",
         )
         if col.type == MONEY:
             units = mapping.money_minor_units
@@ -341,6 +368,15 @@ def _validation_sql(
             source.event_time,
             f"'not in the delivery month {month}: ' || {value}",
         )
+    for start_column, end_column in source.intervals:
+        if {start_column, end_column} <= present:
+            start_value, end_value = _typed_name(start_column), _typed_name(end_column)
+            add(
+                f"{end_value} < {start_value}",
+                Reason.ENDS_BEFORE_START,
+                end_column,
+                f"'{end_column} ' || {end_value} || ' is before {start_column} ' || {start_value}",
+            )
     if source.month_end_column:
         value = _typed_name(source.month_end_column)
         add(
@@ -423,8 +459,8 @@ def load_month(
     source = SOURCES[source_name]
     mapping = mapping or Mapping()
     progress = progress or log.info
+    pin_time_zone(con)
     ensure_raw_tables(con)
-    install_keyed_hash(con, KEYED_HASH, pii_key if pii_key is not None else Settings.from_env().pii_key)
     path = find_delivery(landing, source.name, month)
     if path is None:
         return _load_nothing(con, landing, source, month)
@@ -434,7 +470,7 @@ def load_month(
     preserved = con.execute("SELECT current_setting('preserve_insertion_order')").fetchone()[0]
     con.execute("SET preserve_insertion_order = true")
     try:
-        return _check_and_load(con, path, source, month, mapping, batch_rows, progress)
+        return _check_and_load(con, path, source, month, mapping, batch_rows, progress, pii_key)
     finally:
         con.execute(f"SET preserve_insertion_order = {str(preserved).lower()}")
 
@@ -447,11 +483,16 @@ def _check_and_load(
     mapping: Mapping,
     batch_rows: int,
     progress: Callable[[str], None],
+    pii_key: str | None,
 ) -> LoadResult:
     header = delivered_columns(path)
     names = contract_names(header, mapping.source(source.name))
     missing_required_columns(path, source, header, names, mapping.source(source.name))
     present = set(names) & set(source.column_names)
+    # The key is resolved only for a delivery that carries personal data: a folder without any asks
+    # for no key, and says nothing about one.
+    if any(c.pii and c.name in present for c in source.columns):
+        install_keyed_hash(con, KEYED_HASH, pii_key if pii_key is not None else Settings.from_env().pii_key)
     ignored = tuple(sorted(set(names) - set(source.column_names)))
     sql = _validation_sql(source, present, month, mapping, floating_columns(path, names))
     columns = ", ".join(f"{c.stored_name} {c.type}" for c in source.columns)

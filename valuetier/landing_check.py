@@ -16,10 +16,11 @@ from pathlib import Path
 
 import duckdb
 
-from valuetier.contract import FILE_FORMATS, SOURCE_ORDER, SOURCES
+from valuetier.contract import FILE_FORMATS, SOURCE_ORDER, SOURCES, Reason
 from valuetier.ingest import QUARANTINE_TABLE, DeliveryError, discover_months, find_delivery, load_month
 from valuetier.mapping import Mapping
 from valuetier.months import add_months, is_month_key, parse_month
+from valuetier.warehouse import pin_time_zone
 
 FIRST_ROWS = 3  # offending rows shown per file and reason
 MEMORY_LIMIT = "1GB"
@@ -113,6 +114,7 @@ def validate_landing(
     files: list[FileReport] = []
     with tempfile.TemporaryDirectory(prefix="valuetier-validate-") as scratch:
         con = duckdb.connect(str(Path(scratch) / "check.duckdb"))
+        pin_time_zone(con)
         con.execute(f"SET memory_limit = '{MEMORY_LIMIT}'")
         con.execute(f"SET temp_directory = '{scratch}'")
         con.execute("SET enable_progress_bar = false")
@@ -127,7 +129,34 @@ def validate_landing(
                             errors.append(report.error)
         finally:
             con.close()
+    errors += [entirely_quarantined(f, files, mapping) for f in files if f.delivered and not f.loaded]
     return LandingReport(str(landing), mapping.described, months, files, errors)
+
+
+def entirely_quarantined(report: FileReport, files: list[FileReport], mapping: Mapping) -> str:
+    """A file none of whose rows would load, with the likely cause: the mapping entry of the column
+    most rows fail on, or a parent source that is itself entirely quarantined."""
+    reason = max(report.reasons, key=report.reasons.get)
+    example = next(r for r in report.first_rows if r["reason"] == reason)
+    column = example["column"]
+    said = (
+        f"{report.file}: all {report.delivered:,} rows would be quarantined ({reason} on {column}: {example['detail']})"
+    )
+    parent = {Reason.UNKNOWN_CUSTOMER.value: "customers", Reason.UNKNOWN_ACCOUNT.value: "accounts"}.get(reason)
+    if parent and any(f.source == parent and f.month == report.month and f.delivered and not f.loaded for f in files):
+        return f"{said}; likely cause: every {parent} row of {report.month} is quarantined too (above)"
+    source = mapping.source(report.source)
+    for key, entry in (
+        (f"sources.{report.source}.codes.{column}", column in source.codes),
+        (f"sources.{report.source}.columns.{column}", column in source.columns),
+    ):
+        if entry:
+            line = mapping.lines.get(key)
+            return (
+                f"{said}; likely cause: {mapping.path}{f' line {line}' if line else ''}, {key}: check it against "
+                "the delivered values"
+            )
+    return f"{said}; no mapping entry covers {report.source}.{column}: check the delivered values against the contract"
 
 
 def _check_file(con, landing: Path, source: str, month: str, mapping: Mapping) -> FileReport | None:

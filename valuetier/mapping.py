@@ -20,7 +20,9 @@ no file, the contract's own names and categories apply.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+import difflib
+import re
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
@@ -62,6 +64,7 @@ class Mapping:
     timezone: str = "UTC"
     money_minor_units: int = DEFAULT_MINOR_UNITS
     sources: dict[str, SourceMapping] = field(default_factory=dict)
+    lines: dict[str, int] = field(default_factory=dict, compare=False)  # key path -> line in the file
 
     def source(self, name: str) -> SourceMapping:
         return self.sources.get(name, SourceMapping())
@@ -102,6 +105,13 @@ def _code_map(path: Path, key: str, source: str, column: str, spec) -> CodeMap:
     unmapped = spec.get("unmapped", "quarantine")
     if unmapped not in UNMAPPED_ACTIONS:
         raise _fail(path, f"{key}.unmapped", f"must be quarantine or other, not {unmapped!r}")
+    if unmapped == "other" and contract.column(column).closed:
+        raise _fail(
+            path,
+            f"{key}.unmapped",
+            f"must be quarantine: {column} is a closed set ({', '.join(allowed)}) that the evaluation splits on, "
+            "so an unknown code loaded as 'other' would join one side of the split; map every code",
+        )
     return CodeMap({str(k): str(v) for k, v in codes.items()}, unmapped)
 
 
@@ -140,14 +150,117 @@ def parse_mapping(path: Path, document) -> Mapping:
     return Mapping(path, timezone, minor_units, sources)
 
 
+# Plain (unquoted) scalars that YAML reads as something other than text, or that some YAML readers
+# do: 01 (the number 1), no / on / y (booleans), 2024-01-05 and 2024-01 (dates), ~ (null), 1:20
+# (a base-60 number in YAML 1.1). A code written so loses its spelling before ValueTier sees it.
+_NOT_TEXT = re.compile(r"[-+]?[0-9][0-9_:.eExXoObB+-]*|[yYnN]|[0-9]{4}-[0-9]{1,2}(-[0-9]{1,2})?.*|~|")
+_TEXT_TAG = "tag:yaml.org,2002:str"
+MAPPING_NAMES = ("mapping.yml", "mapping.yaml")
+
+
+def _line(node: yaml.Node) -> int:
+    return node.start_mark.line + 1
+
+
+def _is_code_position(keys: tuple[str, ...]) -> bool:
+    """sources.<source>.codes.<column>.map: the bank's codes and the categories they map to."""
+    return len(keys) == 5 and keys[0] == "sources" and keys[2] == "codes" and keys[4] == "map"
+
+
+def _is_column_position(keys: tuple[str, ...]) -> bool:
+    """sources.<source>.columns: the bank's column names."""
+    return len(keys) == 3 and keys[0] == "sources" and keys[2] == "columns"
+
+
+def _refuse_unquoted(path: Path, keys: tuple[str, ...], node: yaml.Node, what: str) -> None:
+    if (
+        isinstance(node, yaml.ScalarNode)
+        and node.style is None
+        and (node.tag != _TEXT_TAG or _NOT_TEXT.fullmatch(node.value))
+    ):
+        read_as = yaml.safe_load(node.value) if node.value else None
+        raise MappingError(
+            f"{path}: line {_line(node)}: {'.'.join(keys)}: the {what} {node.value!r} is not quoted, and YAML "
+            f"reads it as {read_as!r} ({type(read_as).__name__}): write it in quotes, '{node.value}'"
+        )
+
+
+def _walk(path: Path, node: yaml.Node, keys: tuple[str, ...], lines: dict[str, int]) -> None:
+    """Refuse what YAML would read silently wrong, before it is read: a key written twice in one
+    mapping (YAML keeps the last) and codes or column names YAML reads as numbers, booleans or dates.
+    Records the line of every key, for messages that point at the entry."""
+    if isinstance(node, yaml.SequenceNode):
+        for item in node.value:
+            _walk(path, item, keys, lines)
+    if not isinstance(node, yaml.MappingNode):
+        return
+    first: dict[str, int] = {}
+    for key_node, value_node in node.value:
+        key = str(key_node.value)
+        where = (*keys, key)
+        if key in first:
+            raise MappingError(
+                f"{path}: line {_line(key_node)}: {'.'.join(where)} is written twice (lines {first[key]} and "
+                f"{_line(key_node)}); YAML would keep only the last one: remove one of them"
+            )
+        first[key] = _line(key_node)
+        lines[".".join(where)] = _line(key_node)
+        if _is_code_position(keys):
+            _refuse_unquoted(path, where, key_node, "code")
+            _refuse_unquoted(path, where, value_node, "category")
+        if _is_column_position(keys):
+            _refuse_unquoted(path, where, value_node, "column name")
+        _walk(path, value_node, where, lines)
+
+
+def _text(path: Path) -> str:
+    """The file as UTF-8 text (a byte-order mark allowed); another encoding is refused at its first line."""
+    data = path.read_bytes()
+    try:
+        return data.decode("utf-8-sig")
+    except UnicodeDecodeError as exc:
+        line = data[: exc.start].count(b"\n") + 1
+        raise MappingError(
+            f"{path}: line {line}: not UTF-8 text (Big5 or GBK?): save the mapping file encoded as UTF-8"
+        ) from exc
+
+
 def load_mapping(path: Path | None) -> Mapping:
     """The mapping in `path`, or the contract's own names and codes when there is none."""
     if path is None:
         return Mapping()
     if not path.is_file():
         raise MappingError(f"{path}: no such mapping file")
+    text = _text(path)
+    lines: dict[str, int] = {}
     try:
-        document = yaml.safe_load(path.read_text(encoding="utf-8"))
+        root = yaml.compose(text, Loader=yaml.SafeLoader)
+        if root is None:
+            raise MappingError(
+                f"{path}: the mapping file is empty: write the mapping in it (README, 'Bring your own data'), "
+                "or remove it to load the contract's own names and codes"
+            )
+        _walk(path, root, (), lines)
+        document = yaml.safe_load(text)
     except yaml.YAMLError as exc:
         raise MappingError(f"{path}: not valid YAML: {exc}") from exc
-    return parse_mapping(path, document)
+    return replace(parse_mapping(path, document), lines=lines)
+
+
+def find_mapping(landing: Path) -> Path | None:
+    """The landing folder's delivery mapping: mapping.yml or mapping.yaml, else None. A file whose name
+    is a near miss (Mapping.yml, mappings.yml, mapping.yml.txt) is an error that names it, never
+    taken for 'no mapping'."""
+    found = [landing / name for name in MAPPING_NAMES if (landing / name).is_file()]
+    if len(found) > 1:
+        raise MappingError(f"{found[0]} and {found[1]}: two mapping files in the landing folder; remove one")
+    if found:
+        return found[0]
+    if landing.is_dir():
+        for candidate in sorted(p for p in landing.iterdir() if p.is_file()):
+            if difflib.get_close_matches(candidate.name.lower(), MAPPING_NAMES, n=1, cutoff=0.8):
+                raise MappingError(
+                    f"{candidate}: looks like the delivery mapping but is not named mapping.yml: rename it "
+                    "(or name it with --mapping / VALUETIER_MAPPING)"
+                )
+    return None

@@ -10,6 +10,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from valuetier.leftovers import PAUSE_POINTS
+from valuetier.mapping import find_mapping
+from valuetier.once import warn_once
 
 log = logging.getLogger(__name__)
 
@@ -150,7 +152,7 @@ class Settings:
     given_pii_key: str | None = field(repr=False)  # a secret: never in a repr, a log or an error message
     dbt_project_dir: Path
     dbt_target: str
-    mapping_file: Path | None = None  # VALUETIER_MAPPING; default: mapping.yml in the landing folder
+    mapping_file: Path | None = None  # VALUETIER_MAPPING; default: mapping.yml (or .yaml) in the landing folder
     alert_webhook_url: str | None = None  # VALUETIER_ALERT_WEBHOOK; without it alerts go to alerts_file
     playbook_file: Path = REPO_ROOT / "playbook.yml"  # VALUETIER_PLAYBOOK: the actions per segment and tier
     duckdb: DuckDBLimits = DuckDBLimits()
@@ -173,8 +175,7 @@ class Settings:
         """The delivery mapping (valuetier.mapping) in force, or None for the contract's own names and codes."""
         if self.mapping_file is not None:
             return self.mapping_file
-        default = self.landing_dir / "mapping.yml"
-        return default if default.is_file() else None
+        return find_mapping(self.landing_dir)
 
     @property
     def warehouse_dir(self) -> Path:
@@ -264,9 +265,10 @@ class Settings:
         if settings.dbt_target == "spark" and importlib.util.find_spec("dbt.adapters.spark") is None:
             raise SettingsError("VALUETIER_DBT_TARGET=spark needs dbt-spark and pyspark: run `make spark` first")
         if settings.uses_development_pii_key:
-            log.warning(
+            warn_once(
+                log,
                 "VALUETIER_PII_KEY=development: personal data is hashed with the public development key, "
-                "which is for the demo only. Never load real customer data with it."
+                "which is for the demo only. Never load real customer data with it.",
             )
         return settings
 

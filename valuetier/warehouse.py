@@ -12,6 +12,13 @@ from valuetier.months import months_between, parse_month
 from valuetier.settings import DuckDBLimits
 
 
+def pin_time_zone(con: duckdb.DuckDBPyConnection) -> None:
+    """UTC as the session's time zone, whatever the host's: DuckDB takes the host's by default, and
+    any TIMESTAMPTZ cast or rendering would follow it. (A SET, not a connect option: it needs the ICU
+    extension, which loads after the connection opens.)"""
+    con.execute("SET TimeZone = 'UTC'")
+
+
 @contextmanager
 def connect(path: Path, read_only: bool = False, limits: DuckDBLimits | None = None):
     """A connection that is always closed: DuckDB allows one writing process, and dbt runs as another.
@@ -20,6 +27,7 @@ def connect(path: Path, read_only: bool = False, limits: DuckDBLimits | None = N
         path.parent.mkdir(parents=True, exist_ok=True)
     limits = limits or DuckDBLimits.for_warehouse(path)
     con = duckdb.connect(str(path), read_only=read_only, config=limits.config())
+    pin_time_zone(con)
     try:
         yield con
     finally:

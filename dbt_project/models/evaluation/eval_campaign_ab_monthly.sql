@@ -1,6 +1,6 @@
 {{ incremental_by_month() }}
 -- A/B evaluation of the campaigns that hold out a control group (contacts with test_group
--- 'control': selected, not contacted): per scored month, campaign of the following month and the
+-- 'control': selected, not contacted), treatment against control only: per scored month, campaign of the following month and the
 -- tier the customers held in the scored month ('all' for the campaign's total), the treated and
 -- control groups' conversion and value over the outcome window (var outcome_months), and the
 -- uplift (treated minus control) with a normal confidence interval (var ab_confidence_z; Welch's
@@ -19,7 +19,7 @@ ab_campaigns as (
     select campaign_id
     from {{ ref('stg_campaign_contacts') }}
     group by campaign_id
-    having count(*) filter (where test_group = 'control') > 0
+    having count(*) filter (where ab_group = 'control') > 0
 ),
 
 selected as (
@@ -33,7 +33,8 @@ selected as (
         c.campaign_id,
         c.product_offered,
         c.sent_at,
-        c.test_group = 'treatment' as treated,
+        -- true for treatment, false for control, null for a row in neither group (left out of both).
+        case c.ab_group when 'treatment' then true when 'control' then false end as treated,
         c.cost,
         c.value_tier
     from {{ ref('int_campaign_contacts_by_tier') }} as c
@@ -88,6 +89,7 @@ groups as (
         case when grouping(value_tier) = 1 then 'all' else value_tier end as value_tier,
         count(*) filter (where treated) as treated,
         count(*) filter (where not treated) as controls,
+        count(*) filter (where treated is null) as outside_groups,
         avg(converted) filter (where treated) as p_t,
         avg(converted) filter (where not treated) as p_c,
         -- Sums of cents and of their squares are exact, so the means and variances do not depend on
@@ -96,7 +98,7 @@ groups as (
         sum(value) filter (where not treated) as sum_c,
         sum(value * value) filter (where treated) as sum_squares_t,
         sum(value * value) filter (where not treated) as sum_squares_c,
-        sum(cost) as cost
+        sum(cost) filter (where treated is not null) as cost
     from outcomes
     group by grouping sets ((month_start, campaign_id, value_tier), (month_start, campaign_id))
 ),
@@ -129,6 +131,7 @@ select
     {{ k }} as outcome_months,
     treated,
     controls,
+    outside_groups,
     cast(round(p_t, 4) as decimal(7, 4)) as treated_conversion_rate,
     cast(round(p_c, 4) as decimal(7, 4)) as control_conversion_rate,
     cast(round(conversion_uplift, 4) as decimal(7, 4)) as conversion_uplift,

@@ -17,6 +17,7 @@ select
     c.campaign_id,
     c.product_offered,
     c.test_group,
+    c.ab_group,
     c.sent_at,
     c.responded_at,
     c.converted_at,

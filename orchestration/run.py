@@ -40,6 +40,7 @@ from valuetier.ingest import discover_months
 from valuetier.leftovers import process_alive
 from valuetier.lifecycle import TrainingPlan, adapt_plan
 from valuetier.monitoring import monitoring_summary
+from valuetier.once import new_command
 from valuetier.quality import docs_index
 from valuetier.registry import Registry
 from valuetier.settings import SettingsError
@@ -259,6 +260,7 @@ def main(argv: list[str] | None = None) -> int:
         "{high_value_threshold: ...}}) every run of this invocation takes, each job the entries of its assets",
     )
     args = parser.parse_args(argv)
+    new_command()
     try:
         settings()
     except SettingsError as exc:

@@ -268,3 +268,127 @@ def test_parquet_doubles_are_judged_in_cents_not_by_their_binary_noise(tmp_path,
     _, report = check(landing, capsys=capsys)
     [f] = [f for f in report["files"] if f["source"] == "transactions"]
     assert f["reasons"] == {"invalid_amount": 1} and f["first_rows"][0]["row"] == 3
+
+
+# --- a mapping file a person can get wrong safely: each slip refused, naming the file and the line ---
+
+ACCOUNTS = "account_id,customer_id,product_type,opened_at\nA1,C1,03,2020-01-01\nA2,C2,01,2021-05-05\n"
+
+
+def refused(landing: Path, mapping: Path, capsys) -> str:
+    """validate-landing's error for a mapping file it refuses (exit 2)."""
+    assert cli(["validate-landing", str(landing), "--mapping", str(mapping)]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith(f"mapping error: {mapping}: "), err
+    return err
+
+
+def test_a_column_mapped_twice_names_both_lines(landing, tmp_path, capsys):
+    mapping = tmp_path / "mapping.yml"
+    mapping.write_text(
+        "sources:\n  balances:\n    columns:\n      balance: bal_ledger\n"
+        "      month_end: as_of\n      balance: bal_available   # pasted from another template\n"
+    )
+    err = refused(landing, mapping, capsys)
+    assert "line 6: sources.balances.columns.balance is written twice (lines 4 and 6)" in err
+
+
+@pytest.mark.parametrize(
+    "code, read_as", [("01", "YAML reads it as 1 (int)"), ("no", "YAML reads it as False (bool)"),
+                      ("on", "YAML reads it as True (bool)"),
+                      ("2024-01", "a YAML reader may take it for a number, boolean or date"),
+                      ("2024-01-05", "YAML reads it as datetime.date(2024, 1, 5) (date)")],
+)  # fmt: skip
+def test_an_unquoted_code_yaml_reads_as_another_type_is_refused(landing, tmp_path, capsys, code, read_as):
+    mapping = tmp_path / "mapping.yml"
+    mapping.write_text(
+        f"sources:\n  accounts:\n    codes:\n      product_type:\n        map: {{{code}: savings, '02': fund}}\n"
+    )
+    err = refused(landing, mapping, capsys)
+    assert f"line 5: sources.accounts.codes.product_type.map.{code}: the code '{code}' is not quoted" in err
+    assert f"is not quoted, and {read_as}: write it in quotes, '{code}'" in err
+
+
+def test_quoted_codes_with_a_leading_zero_load(landing, tmp_path, capsys):
+    write(landing, "accounts", "2024-01", ACCOUNTS)
+    mapping = tmp_path / "mapping.yml"
+    mapping.write_text(
+        "sources:\n  accounts:\n    codes:\n      product_type:\n        map: {'01': savings, '03': fund}\n"
+    )
+    code, report = check(landing, "--mapping", str(mapping), capsys=capsys)
+    assert code == 0
+    [accounts] = [f for f in report["files"] if f["source"] == "accounts"]
+    assert accounts["loaded"] == 2 and accounts["quarantined"] == 0
+
+
+def test_a_mapping_with_a_big5_comment_names_the_line(landing, tmp_path, capsys):
+    mapping = tmp_path / "mapping.yml"
+    mapping.write_bytes("timezone: Asia/Taipei\n# 帳戶類型對照\nsources: {}\n".encode("big5"))
+    err = refused(landing, mapping, capsys)
+    assert "line 2: not UTF-8 text (Big5 or GBK?)" in err
+
+
+def test_an_empty_mapping_file_is_refused(landing, tmp_path, capsys):
+    mapping = tmp_path / "mapping.yml"
+    mapping.write_text("# to do: map the codes\n")
+    assert "the mapping file is empty" in refused(landing, mapping, capsys)
+
+
+def test_mapping_yaml_is_found_and_a_near_miss_is_named(landing, capsys):
+    (landing / "mapping.yaml").write_text("timezone: Asia/Shanghai\n")
+    code, report = check(landing, capsys=capsys)
+    assert code == 0 and report["mapping"] == str(landing / "mapping.yaml")
+    (landing / "mapping.yaml").rename(landing / "Mapping.yml")
+    assert cli(["validate-landing", str(landing)]) == 2
+    err = capsys.readouterr().err
+    assert f"{landing / 'Mapping.yml'}: looks like the delivery mapping but is not named mapping.yml" in err
+
+
+def test_unmapped_other_is_refused_for_the_group_an_evaluation_splits_on(landing, tmp_path, capsys):
+    mapping = tmp_path / "mapping.yml"
+    mapping.write_text(
+        "sources:\n  campaign_contacts:\n    codes:\n      test_group:\n"
+        "        map: {T: treatment, C: control}\n        unmapped: other\n"
+    )
+    err = refused(landing, mapping, capsys)
+    assert "sources.campaign_contacts.codes.test_group.unmapped: must be quarantine: test_group is a closed set" in err
+
+
+def test_a_source_entirely_quarantined_fails_and_names_the_mapping_entry(landing, tmp_path, capsys):
+    """Codes the mapping does not cover quarantine every account, and every balance then names an
+    unknown account: the folder cannot be loaded as delivered."""
+    write(landing, "accounts", "2024-01", ACCOUNTS)
+    write(landing, "balances", "2024-01", "account_id,month_end,balance\nA1,2024-01-31,100.00\n")
+    mapping = tmp_path / "mapping.yml"
+    mapping.write_text(
+        "sources:\n  accounts:\n    codes:\n      product_type:\n        map: {'1': savings, '3': fund}\n"
+    )
+    code, report = check(landing, "--mapping", str(mapping), capsys=capsys)
+    assert code == 1 and not report["ok"]
+    accounts, balances = report["errors"]
+    assert accounts.startswith(f"{landing / 'accounts' / '2024-01.csv'}: all 2 rows would be quarantined")
+    assert f"likely cause: {mapping} line 4, sources.accounts.codes.product_type" in accounts
+    assert "likely cause: every accounts row of 2024-01 is quarantined too" in balances
+
+
+def test_each_warning_is_said_once_and_no_key_is_asked_for_without_personal_data(tmp_path, capsys, caplog, monkeypatch):
+    monkeypatch.setenv("XDG_CONFIG_HOME", str(tmp_path / "config"))
+    monkeypatch.delenv("VALUETIER_PII_KEY", raising=False)
+    landing = tmp_path / "landing"
+    for month in ("2024-01", "2024-02", "2024-03"):
+        write(landing, "customers", month, CUSTOMERS)
+        write(landing, "transactions", month, TRANSACTIONS.replace("2024-01", month).replace("\nT", f"\n{month}-T"))
+    code, _ = check(landing, capsys=capsys)
+    assert code == 0 and not (tmp_path / "config" / "valuetier" / "pii.key").exists()
+    assert not [r for r in caplog.records if "PII" in r.getMessage()]
+
+    personal = "customer_id,opened_at,full_name\nC1,2020-01-01,Wang Xiaoming\nC2,2021-05-05,Li Hua\n"
+    for month in ("2024-01", "2024-02", "2024-03"):
+        write(landing, "customers", month, personal)
+    monkeypatch.setenv("VALUETIER_PII_KEY", "development")
+    (landing / "transactions" / "notes.txt").write_text("a stray file")
+    caplog.clear()
+    code, _ = check(landing, capsys=capsys)
+    said = [r.getMessage() for r in caplog.records if r.levelname == "WARNING"]
+    assert len([m for m in said if "VALUETIER_PII_KEY=development" in m]) == 1, said
+    assert len(said) == len(set(said)), said

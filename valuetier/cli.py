@@ -14,6 +14,7 @@ from valuetier.contract import SOURCE_ORDER
 from valuetier.generator import ACQUISITIONS, PROFILES, GeneratorConfig, generate
 from valuetier.landing_check import render, validate_landing
 from valuetier.mapping import MappingError, find_mapping, load_mapping
+from valuetier.once import new_command
 from valuetier.quality import all_suites
 from valuetier.registry import Registry, RegistryError
 from valuetier.settings import Settings
@@ -234,6 +235,7 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: list[str] | None = None) -> int:
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
     args = build_parser().parse_args(argv)
+    new_command()
     return args.func(args)
 
 

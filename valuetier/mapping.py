@@ -179,9 +179,14 @@ def _refuse_unquoted(path: Path, keys: tuple[str, ...], node: yaml.Node, what: s
         and (node.tag != _TEXT_TAG or _NOT_TEXT.fullmatch(node.value))
     ):
         read_as = yaml.safe_load(node.value) if node.value else None
+        how = (
+            "a YAML reader may take it for a number, boolean or date"
+            if isinstance(read_as, str)
+            else f"YAML reads it as {read_as!r} ({type(read_as).__name__})"
+        )
         raise MappingError(
-            f"{path}: line {_line(node)}: {'.'.join(keys)}: the {what} {node.value!r} is not quoted, and YAML "
-            f"reads it as {read_as!r} ({type(read_as).__name__}): write it in quotes, '{node.value}'"
+            f"{path}: line {_line(node)}: {'.'.join(keys)}: the {what} {node.value!r} is not quoted, and {how}: "
+            f"write it in quotes, '{node.value}'"
         )
 
 

@@ -20,7 +20,7 @@ export VALUETIER_WAREHOUSE ?= $(CURDIR)/data/warehouse/valuetier.duckdb
 DBT_FILES := $(shell find dbt_project -path dbt_project/target -prune -o -type f \( -name '*.sql' -o -name '*.yml' \) -print)
 MANIFEST := dbt_project/target/manifest.json
 
-.PHONY: setup spark demo run ui docs test lint audit bench clean chromium
+.PHONY: setup spark demo run ui docs test test-fast lint audit bench clean chromium
 
 # The lock is installed by uv (pinned in the lock, itself installed by pip): about 30 s on a cold
 # cache where pip takes about 100 s. `make INSTALLER=pip ...` installs with pip alone, for a network
@@ -40,7 +40,7 @@ else
 endif
 	touch $@
 
-# The optional Spark stack (dbt-spark's session method and pyspark, about 490 MB; README, "Spark"), on
+# The optional Spark stack (dbt-spark's session method and pyspark, about 490 MB; docs/spark.md), on
 # top of the main lock. pyspark comes as a source download built locally: about 75 s on a cold cache.
 $(VENV)/.spark-installed: $(VENV)/.installed requirements-spark.lock
 ifeq ($(INSTALLER),pip)
@@ -97,14 +97,20 @@ docs: setup
 lint: $(VENV)/.installed
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
+	$(BIN)/lint-imports
 
 # One pytest worker per core (tests/conftest.py says how the tests are split between them).
 TEST_WORKERS ?= 2
 test: setup spark lint audit chromium
 	$(BIN)/pytest -n $(TEST_WORKERS) --dist loadscope
 
+# The edit-test loop: lint, then the tests that need no generated bank or pipeline run (those marked
+# integration are left to `make test`), the dbt unit tests among them.
+test-fast: setup lint
+	$(BIN)/pytest -n $(TEST_WORKERS) --dist loadscope -m "not integration"
+
 # The lock against a snapshot of pypa/advisory-database kept in security/ (valuetier/audit.py): no
-# network needed. README, "Security", says how to read it and refresh the snapshot.
+# network needed. docs/security.md says how to read it and refresh the snapshot.
 audit: $(VENV)/.installed
 	$(BIN)/python -m valuetier.audit
 

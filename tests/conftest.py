@@ -55,7 +55,7 @@ FOREIGN_DELIVERY = {
     "acquisition": "cohorts",
 }
 DBT = str(Path(sys.executable).parent / "dbt")
-# What the browser tests saw, kept after the run (README, "Tests"): the UI, the report, the Data Docs.
+# What the browser tests saw, kept after the run (docs/demo.md): the UI, the report, the Data Docs.
 SCREENSHOTS = REPO / "data" / "test-screenshots"
 CHROMIUM = "/usr/bin/chromium"  # Debian's (make test installs it); Playwright's own download is not reachable
 

@@ -7,7 +7,7 @@ warehouse, registry and run history), each run as a regular monthly run of that 
 raises the right alert at the right severity, on the right source or column, and the same month
 delivered again unchanged raises nothing.
 
-The module writes both tables to data/alert-precision.md (the README shows them)."""
+The module writes both tables to data/alert-precision.md (docs/evaluation-and-monitoring.md shows them)."""
 
 import os
 import re

@@ -1,6 +1,6 @@
 """The delivery mapping: how one bank's extract maps onto the raw data contract, without code changes.
 
-A YAML file (documented in the README, "Bring your own data"):
+A YAML file (documented in docs/bring-your-own-data.md):
 
     timezone: Asia/Shanghai     # naive timestamps are this zone's wall clock (default UTC)
     money_minor_units: 2        # decimals money may carry; more is quarantined, never rounded
@@ -242,7 +242,7 @@ def load_mapping(path: Path | None) -> Mapping:
         root = yaml.compose(text, Loader=yaml.SafeLoader)
         if root is None:
             raise MappingError(
-                f"{path}: the mapping file is empty: write the mapping in it (README, 'Bring your own data'), "
+                f"{path}: the mapping file is empty: write the mapping in it (docs/bring-your-own-data.md), "
                 "or remove it to load the contract's own names and codes"
             )
         _walk(path, root, (), lines)

@@ -145,7 +145,7 @@ class DuckDBLimits:
 
 @dataclass(frozen=True)
 class Settings:
-    """Runtime settings; see the README's "Settings" table for each variable."""
+    """Runtime settings; see docs/settings.md for each variable."""
 
     landing_dir: Path
     warehouse_path: Path

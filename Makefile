@@ -60,11 +60,11 @@ $(MANIFEST): $(VENV)/.installed $(DBT_FILES)
 	touch $@
 
 # Great Expectations' Data Docs load Bootstrap, jQuery, Vega... from public CDNs; ValueTier serves
-# them from these files instead (valuetier/data_docs.py), fetched from the npm registry and checked
+# them from these files instead (valuetier/quality/data_docs.py), fetched from the npm registry and checked
 # against the sha512 in the lock.
 DATA_DOCS_ASSETS := $(VENV)/share/valuetier/data_docs_assets
 $(DATA_DOCS_ASSETS)/.fetched: $(VENV)/.installed expectations/data_docs/assets.lock.json
-	$(BIN)/python -m valuetier.data_docs fetch
+	$(BIN)/python -m valuetier.quality.data_docs fetch
 	touch $@
 
 $(DAGSTER_HOME)/dagster.yaml: orchestration/dagster.yaml
@@ -97,7 +97,7 @@ docs: setup
 lint: $(VENV)/.installed
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
-	$(BIN)/lint-imports
+	$(BIN)/lint-imports --no-logo --no-cache
 
 # One pytest worker per core (tests/conftest.py says how the tests are split between them).
 TEST_WORKERS ?= 2
@@ -106,7 +106,7 @@ test: setup spark lint audit chromium
 
 # The edit-test loop: lint, then the tests that need no generated bank or pipeline run (those marked
 # integration are left to `make test`), the dbt unit tests among them.
-test-fast: setup lint
+test-fast: setup spark lint
 	$(BIN)/pytest -n $(TEST_WORKERS) --dist loadscope -m "not integration"
 
 # The lock against a snapshot of pypa/advisory-database kept in security/ (valuetier/audit.py): no

@@ -41,11 +41,11 @@ from measure import run_measured  # noqa: E402  (bench/measure.py, beside this s
 from pandas_indicators import disagreements  # noqa: E402
 from stages import STAGES  # noqa: E402
 
-from valuetier.contract import SOURCE_ORDER  # noqa: E402
-from valuetier.ingest import discover_months  # noqa: E402
-from valuetier.months import months_between  # noqa: E402
-from valuetier.registry import Registry  # noqa: E402
-from valuetier.warehouse import connect, table_exists  # noqa: E402
+from valuetier.core.contract import SOURCE_ORDER  # noqa: E402
+from valuetier.core.months import months_between  # noqa: E402
+from valuetier.core.warehouse import connect, table_exists  # noqa: E402
+from valuetier.ingest.loader import discover_months  # noqa: E402
+from valuetier.tiering.registry import Registry  # noqa: E402
 
 HISTORY_STAGES = ("ingest", "dbt", "clv", "training", "scoring", "evaluation", "monitoring", "checks")
 # The new month: our indicators, the pandas baseline of the same indicators, then the whole job.

@@ -16,9 +16,9 @@ sys.path.insert(0, str(HERE.parent))
 
 from results import record  # bench/results.py, beside this script  # noqa: E402
 
-from valuetier.clv_scoring import holdout_purchases  # noqa: E402
-from valuetier.settings import Settings  # noqa: E402
-from valuetier.warehouse import connect  # noqa: E402
+from valuetier.clv.estimates import holdout_purchases  # noqa: E402
+from valuetier.core.settings import Settings  # noqa: E402
+from valuetier.core.warehouse import connect  # noqa: E402
 
 
 def main() -> int:

@@ -22,10 +22,10 @@ sys.path.insert(0, str(HERE.parent))
 
 from results import record  # noqa: E402
 
-from valuetier.months import add_months  # noqa: E402
-from valuetier.registry import Registry  # noqa: E402
-from valuetier.settings import Settings  # noqa: E402
-from valuetier.warehouse import connect  # noqa: E402
+from valuetier.core.months import add_months  # noqa: E402
+from valuetier.core.settings import Settings  # noqa: E402
+from valuetier.core.warehouse import connect  # noqa: E402
+from valuetier.tiering.registry import Registry  # noqa: E402
 
 
 def main() -> int:

@@ -29,10 +29,10 @@ sys.path.insert(0, str(REPO))
 
 from results import record  # bench/results.py, beside this script  # noqa: E402
 
-from valuetier.contract import SOURCE_ORDER  # noqa: E402
-from valuetier.generator import GeneratorConfig, generate  # noqa: E402
-from valuetier.ingest import discover_months, load_month  # noqa: E402
-from valuetier.months import dbt_month_window, month_end  # noqa: E402
+from valuetier.core.contract import SOURCE_ORDER  # noqa: E402
+from valuetier.core.months import dbt_month_window, month_end  # noqa: E402
+from valuetier.demo.generator import GeneratorConfig, generate  # noqa: E402
+from valuetier.ingest.loader import discover_months, load_month  # noqa: E402
 
 INDICATORS = "+customer_indicators_monthly"
 

@@ -25,12 +25,12 @@ sys.path.insert(0, str(HERE.parent))
 from bench_indicators import dbt_run, prepare_bank  # noqa: E402
 from results import record  # noqa: E402
 
-from valuetier.clv_scoring import score_month  # noqa: E402
-from valuetier.lifecycle import TrainingPlan, plan_months, train_and_decide  # noqa: E402
-from valuetier.registry import Registry  # noqa: E402
-from valuetier.scoring import ScoringRules, current_champion, score_month_tiers  # noqa: E402
-from valuetier.training import SearchSpace, labelled_months  # noqa: E402
-from valuetier.warehouse import connect  # noqa: E402
+from valuetier.clv.estimates import estimate_month  # noqa: E402
+from valuetier.core.warehouse import connect  # noqa: E402
+from valuetier.tiering.registry import Registry  # noqa: E402
+from valuetier.tiering.scoring import ScoringRules, current_champion, score_month_tiers  # noqa: E402
+from valuetier.tiering.training import SearchSpace, labelled_months  # noqa: E402
+from valuetier.tiering.training_cycle import TrainingPlan, plan_months, train_and_decide  # noqa: E402
 
 
 def peak_mib() -> float:
@@ -82,7 +82,7 @@ def main() -> int:
         training_months, holdout = plan_months(labelled_months(con, plan.horizon_months), plan)
         started = time.perf_counter()
         for month in [*training_months, holdout, months[-1]]:
-            score_month(con, month)
+            estimate_month(con, month)
         result["clv_s"] = time.perf_counter() - started
         started = time.perf_counter()
         card = train_and_decide(con, registry, plan, SearchSpace())

@@ -22,8 +22,8 @@ from bench_indicators import dbt_run, prepare_bank  # noqa: E402
 from bench_model import score_in_fresh_process  # noqa: E402
 from results import record  # noqa: E402
 
-from valuetier.clv_scoring import score_month  # noqa: E402
-from valuetier.settings import Settings  # noqa: E402
+from valuetier.clv.estimates import estimate_month  # noqa: E402
+from valuetier.core.settings import Settings  # noqa: E402
 
 
 def main() -> int:
@@ -33,7 +33,7 @@ def main() -> int:
     dbt_run(warehouse, months[0], months[-1], full_refresh=True)
     result["dbt_build_s"] = time.perf_counter() - started
     with duckdb.connect(str(warehouse)) as con:
-        score_month(con, months[-1])
+        estimate_month(con, months[-1])
     result["registry"] = str(registry)
     result |= score_in_fresh_process(warehouse, registry, months[-1])
     record(result)

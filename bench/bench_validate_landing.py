@@ -24,8 +24,8 @@ sys.path.insert(0, str(HERE.parent))
 from bench_model import own_peak_mib  # noqa: E402
 from results import record  # noqa: E402
 
-from valuetier.landing_check import validate_landing  # noqa: E402
-from valuetier.mapping import Mapping  # noqa: E402
+from valuetier.ingest.landing_check import validate_landing  # noqa: E402
+from valuetier.ingest.mapping import Mapping  # noqa: E402
 
 BYTES_PER_ROW = 69  # of the transactions CSV written below (measured)
 

@@ -24,7 +24,7 @@ import pandas as pd
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 
-from valuetier.parameters import business_parameters  # noqa: E402  (the one home of the business parameters)
+from valuetier.core.parameters import business_parameters  # noqa: E402  (the one home of the business parameters)
 
 PRODUCTS = ("savings", "term_deposit", "fund", "insurance", "credit_card", "loan", "wealth")
 NANOS_PER_DAY = 86_400 * 10**9

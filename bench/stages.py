@@ -25,7 +25,7 @@ from orchestration.partitions import month_partitions
 from orchestration.quality import CHECK_NAME
 from orchestration.run import register_months, run_job
 from orchestration.scoring import TIERS
-from valuetier.months import months_between
+from valuetier.core.months import months_between
 
 CLV = dg.AssetKey(["marts", "customer_clv_monthly"])
 INDICATORS = dg.AssetKey(["marts", "customer_indicators_monthly"])

@@ -9,7 +9,8 @@ from orchestration.flow import flow_metadata
 from orchestration.partitions import WAREHOUSE_POOL, month_partitions, single_run
 from orchestration.resources import WarehouseResource, settings
 from orchestration.scoring import TIERS
-from valuetier.playbook import CRM_ACTIONS_TABLE, PlaybookError, build_crm_actions, load_playbook
+from valuetier.application.playbook import PlaybookError, build_crm_actions, load_playbook
+from valuetier.core.tables import CRM_ACTIONS_TABLE
 
 CRM_ACTIONS = dg.AssetKey(CRM_ACTIONS_TABLE.split("."))
 

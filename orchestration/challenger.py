@@ -8,8 +8,9 @@ from orchestration.flow import flow_metadata
 from orchestration.partitions import WAREHOUSE_POOL, month_partitions, single_run
 from orchestration.resources import WarehouseResource, settings
 from orchestration.scoring import TIERS
-from valuetier.challenger import CHALLENGER_TABLE, score_challenger_month
-from valuetier.registry import Registry, RegistryError
+from valuetier.core.tables import CHALLENGER_TABLE
+from valuetier.tiering.challenger import score_challenger_month
+from valuetier.tiering.registry import Registry, RegistryError
 
 CHALLENGER = dg.AssetKey(CHALLENGER_TABLE.split("."))
 

@@ -1,18 +1,21 @@
-"""Customer lifetime value per live customer and month (BG/NBD + Gamma-Gamma, valuetier.clv)."""
+"""Customer lifetime value per live customer and month (BG/NBD + Gamma-Gamma, valuetier.clv.model)."""
 
 import time
 
 import dagster as dg
+from pydantic import Field
 
 from orchestration.flow import flow_metadata
 from orchestration.partitions import WAREHOUSE_POOL, month_partitions, single_run
 from orchestration.resources import WarehouseResource
-from valuetier.clv_scoring import score_month
+from valuetier.clv.estimates import estimate_month
 
 
 class ClvConfig(dg.Config):
-    calibration_months: int = 24
-    """Months of transactions, ending at the scored month, that each month's models are fitted on."""
+    calibration_months: int = Field(
+        default=24,
+        description="Months of transactions, ending at the scored month, that each month's models are fitted on.",
+    )
 
 
 @dg.asset(
@@ -33,7 +36,7 @@ def customer_clv_monthly(
     started, scored = time.perf_counter(), []
     with warehouse.connect() as con:
         for month in sorted(context.partition_keys):
-            result = score_month(con, month, config.calibration_months)
+            result = estimate_month(con, month, config.calibration_months)
             if result.total_clv_12m is None:
                 context.log.warning(f"CLV {month}: models not fitted, values left null ({result.params})")
             else:

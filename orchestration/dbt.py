@@ -25,9 +25,9 @@ from dagster_dbt import (
 from orchestration.flow import flow_metadata
 from orchestration.partitions import WAREHOUSE_POOL, month_partitions, single_run
 from orchestration.resources import WarehouseResource, build_resources, pause, settings
-from valuetier.exchange import export_sources, mirror_spark_models
-from valuetier.months import dbt_month_window
-from valuetier.warehouse import anomalous_transactions_by_month, optional_sources_without_rows
+from valuetier.core.exchange import export_sources, mirror_spark_models
+from valuetier.core.months import dbt_month_window
+from valuetier.core.warehouse import anomalous_transactions_by_month, optional_sources_without_rows
 
 FCT_TRANSACTIONS = dg.AssetKey(["marts", "fct_transactions"])
 INDICATORS = dg.AssetKey(["marts", "customer_indicators_monthly"])
@@ -186,7 +186,7 @@ def build_holding_events(context: dg.AssetExecutionContext, dbt: DbtCliResource,
 
 def share_sources(context: dg.AssetExecutionContext, warehouse: WarehouseResource) -> None:
     """On an engine that cannot open the DuckDB file: what Python wrote for dbt (its sources), as
-    Parquet in the exchange folder (valuetier.exchange)."""
+    Parquet in the exchange folder (valuetier.core.exchange)."""
     started = time.perf_counter()
     with warehouse.connect() as con:
         exported = export_sources(con, dbt_project.manifest_path, settings().exchange_path)

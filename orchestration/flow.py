@@ -9,7 +9,7 @@ from collections.abc import Iterable
 import dagster as dg
 import duckdb
 
-from valuetier.warehouse import rows_in_months
+from valuetier.core.warehouse import rows_in_months
 
 WAREHOUSE_SCHEMAS = {"raw", "raw_quarantine", "staging", "intermediate", "marts", "evaluation", "monitoring"}
 

@@ -7,9 +7,9 @@ import dagster as dg
 from orchestration.flow import flow_metadata
 from orchestration.partitions import WAREHOUSE_POOL, month_partitions, single_run
 from orchestration.resources import WarehouseResource, pause, settings
-from valuetier.contract import SOURCES, Source
-from valuetier.ingest import DeliveryError, LoadResult, discover_months, load_month
-from valuetier.mapping import Mapping, MappingError, load_mapping
+from valuetier.core.contract import SOURCES, Source
+from valuetier.ingest.loader import DeliveryError, LoadResult, discover_months, load_month
+from valuetier.ingest.mapping import Mapping, MappingError, load_mapping, mapping_in_force
 
 
 def raw_key(source: str) -> dg.AssetKey:
@@ -65,7 +65,7 @@ def build_ingestion_asset(source: Source) -> dg.AssetsDefinition:
     def _ingest(context: dg.AssetExecutionContext, warehouse: WarehouseResource) -> dg.MaterializeResult:
         started, results = time.perf_counter(), []
         try:
-            mapping = load_mapping(settings().mapping_path)
+            mapping = load_mapping(mapping_in_force(settings().mapping_file, settings().landing_dir))
         except MappingError as exc:
             raise dg.Failure(description=str(exc)) from exc
         with warehouse.connect() as con:

@@ -9,7 +9,7 @@ from orchestration.challenger import CHALLENGER
 from orchestration.partitions import month_partitions
 from orchestration.resources import settings
 from orchestration.scoring import TIERS
-from valuetier.ingest import discover_months
+from valuetier.ingest.loader import discover_months
 
 # In-process: the steps share the one DuckDB writer in turn, and a run starts no extra processes.
 monthly_pipeline = dg.define_asset_job(

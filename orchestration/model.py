@@ -3,35 +3,60 @@
 import time
 
 import dagster as dg
+from pydantic import Field
 
 from orchestration.flow import flow_metadata
 from orchestration.partitions import WAREHOUSE_POOL
 from orchestration.resources import WarehouseResource, pause, settings
-from valuetier.lifecycle import TrainingPlan, train_and_decide
-from valuetier.registry import Registry, RegistryError
-from valuetier.training import SearchSpace, TrainingDataError
+from valuetier.tiering.registry import Registry, RegistryError
+from valuetier.tiering.training import SearchSpace, TrainingDataError
+from valuetier.tiering.training_cycle import TrainingPlan, train_and_decide
 
 
 class TrainingConfig(dg.Config):
-    horizon_months: int | None = None
-    """Months after a training month whose realised value and churn are the labels; default: the business
-    parameter label_horizon_months (dbt_project.yml), shortened to fit a short history."""
-    training_months: int = 6
-    """Training months stacked (the latest whose labels end before the holdout)."""
-    holdout_month: str | None = None
-    """YYYY-MM; default: the latest month with a complete label horizon."""
-    value_measure: str | None = None
-    """profit, revenue, or auto (revenue when the files carry no margins); default: the business parameter."""
-    seed: int = 42
-    learning_rate: list[float] = [0.05, 0.1]
-    max_leaf_nodes: list[int] = [15, 31]
-    min_samples_leaf: list[int] = [20, 100]
-    max_iter: int = 200
-    cv_folds: int = 3
-    max_training_rows: int = SearchSpace.max_rows
-    """Customer-months fitted at most, sampled evenly from the training months (bounds training at any bank size)."""
-    max_search_rows: int = SearchSpace.max_search_rows
-    """Customer-months the grid search ranks candidates on (a sample of the fitted rows); the winner is refit on all."""
+    horizon_months: int | None = Field(
+        default=None,
+        description=(
+            "Months after a training month whose realised value and churn are the labels; default: the business "
+            "parameter label_horizon_months (dbt_project.yml), shortened to fit a short history."
+        ),
+    )
+    training_months: int = Field(
+        default=6, description="Training months stacked (the latest whose labels end before the holdout)."
+    )
+    holdout_month: str | None = Field(
+        default=None, description="YYYY-MM; default: the latest month with a complete label horizon."
+    )
+    value_measure: str | None = Field(
+        default=None,
+        description=(
+            "profit, revenue, or auto (revenue when the files carry no margins); default: the business parameter."
+        ),
+    )
+    seed: int = Field(
+        default=42, description="Seed of the sampling, the folds and the fits: the same seed, the same model."
+    )
+    learning_rate: list[float] = Field(default=[0.05, 0.1], description="Learning rates the grid search tries.")
+    max_leaf_nodes: list[int] = Field(default=[15, 31], description="Leaves per tree the grid search tries.")
+    min_samples_leaf: list[int] = Field(
+        default=[20, 100], description="Fewest customer-months in a leaf, as the grid search tries them."
+    )
+    max_iter: int = Field(default=200, description="Boosting iterations (trees) of each model.")
+    cv_folds: int = Field(default=3, description="Time-ordered cross-validation folds the grid search ranks on.")
+    max_training_rows: int = Field(
+        default=SearchSpace.max_rows,
+        description=(
+            "Customer-months fitted at most, sampled evenly from the training months (bounds training at any bank"
+            " size)."
+        ),
+    )
+    max_search_rows: int = Field(
+        default=SearchSpace.max_search_rows,
+        description=(
+            "Customer-months the grid search ranks candidates on (a sample of the fitted rows); the winner is "
+            "refit on all."
+        ),
+    )
 
 
 @dg.asset(

@@ -1,4 +1,4 @@
-"""Monitoring of every scored month (valuetier/monitoring.py): drift and alerts written to the
+"""Monitoring of every scored month (valuetier/application/monitoring.py): drift and alerts written to the
 warehouse, two checks that turn red in Dagster when a month's delivery looks broken (an error, or a
 delivery warning), and the notifier that sends the alerts on (a JSON-lines file, or a webhook when
 VALUETIER_ALERT_WEBHOOK is set). A population that moved away from the champion's training window
@@ -8,13 +8,14 @@ failed check."""
 import time
 
 import dagster as dg
+from pydantic import Field
 
 from orchestration.dbt import INDICATORS
 from orchestration.flow import flow_metadata
 from orchestration.partitions import WAREHOUSE_POOL, month_partitions, single_run
 from orchestration.resources import WarehouseResource, settings
 from orchestration.scoring import TIERS
-from valuetier.monitoring import (
+from valuetier.application.monitoring import (
     ALERTS_TABLE,
     DELIVERY_KINDS,
     DRIFT_TABLE,
@@ -22,9 +23,9 @@ from valuetier.monitoring import (
     MonitoringRules,
     monitor_month,
 )
-from valuetier.months import parse_month
-from valuetier.notify import NotifyError, notifier
-from valuetier.registry import Registry
+from valuetier.application.notify import NotifyError, notifier
+from valuetier.core.months import parse_month
+from valuetier.tiering.registry import Registry
 
 DRIFT = dg.AssetKey(DRIFT_TABLE.split("."))
 ALERTS = dg.AssetKey(ALERTS_TABLE.split("."))
@@ -32,23 +33,42 @@ DEFAULTS = MonitoringRules()
 
 
 class MonitoringConfig(dg.Config):
-    psi_warning: float = DEFAULTS.psi_warning
-    """PSI against the recent months from which a delivered column or steady indicator has shifted
-    moderately (a delivery warning)."""
-    psi_error: float = DEFAULTS.psi_error
-    """PSI against the recent months from which the shift is major (a delivery error)."""
-    recent_months: int = DEFAULTS.recent_months
-    """Months delivered just before a month that its delivery is compared with."""
-    population_psi: float = DEFAULTS.population_psi
-    """PSI against the champion's training months from which the population has moved (a warning: retrain)."""
-    tier_share_shift: float = DEFAULTS.tier_share_shift
-    """Absolute change of a tier's share of customers from the previous month that is a warning."""
-    late_file_hours: float = DEFAULTS.late_file_hours
-    """Hours after the month's first file from which a source's file is late."""
-    at_risk_churn_probability: float = DEFAULTS.at_risk_churn_probability
-    """Churn probability from which a high-tier customer is at risk."""
-    notify_from: str = "warning"
-    """The lowest severity sent to the notifier (info, warning or error)."""
+    psi_warning: float = Field(
+        default=DEFAULTS.psi_warning,
+        description=(
+            "PSI against the recent months from which a delivered column or steady indicator has shifted "
+            "moderately (a delivery warning)."
+        ),
+    )
+    psi_error: float = Field(
+        default=DEFAULTS.psi_error,
+        description="PSI against the recent months from which the shift is major (a delivery error).",
+    )
+    recent_months: int = Field(
+        default=DEFAULTS.recent_months,
+        description="Months delivered just before a month that its delivery is compared with.",
+    )
+    population_psi: float = Field(
+        default=DEFAULTS.population_psi,
+        description=(
+            "PSI against the champion's training months from which the population has moved (a warning: retrain)."
+        ),
+    )
+    tier_share_shift: float = Field(
+        default=DEFAULTS.tier_share_shift,
+        description="Absolute change of a tier's share of customers from the previous month that is a warning.",
+    )
+    late_file_hours: float = Field(
+        default=DEFAULTS.late_file_hours,
+        description="Hours after the month's first file from which a source's file is late.",
+    )
+    at_risk_churn_probability: float = Field(
+        default=DEFAULTS.at_risk_churn_probability,
+        description="Churn probability from which a high-tier customer is at risk.",
+    )
+    notify_from: str = Field(
+        default="warning", description="The lowest severity sent to the notifier (info, warning or error)."
+    )
 
 
 @dg.multi_asset(

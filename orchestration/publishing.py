@@ -1,4 +1,4 @@
-"""The marts BI reads, published after each month's run outside the warehouse (valuetier/publish.py):
+"""The marts BI reads, published after each month's run outside the warehouse (valuetier/application/publish.py):
 a read-only DuckDB file and Parquet by month, swapped in whole, so BI reads while the next run writes."""
 
 import time
@@ -8,8 +8,8 @@ import dagster as dg
 from orchestration.flow import flow_metadata, rows_of
 from orchestration.partitions import WAREHOUSE_POOL, month_partitions, single_run
 from orchestration.resources import pause, settings
-from valuetier.publish import PUBLISHED_MARTS, PublishError, publish
-from valuetier.warehouse import connect
+from valuetier.application.publish import PUBLISHED_MARTS, PublishError, publish
+from valuetier.core.warehouse import connect
 
 PUBLISHED = dg.AssetKey(["published", "bi_marts"])
 

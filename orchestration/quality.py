@@ -8,7 +8,7 @@ import dagster as dg
 
 from orchestration.partitions import WAREHOUSE_POOL, month_partitions
 from orchestration.resources import settings
-from valuetier.quality import ExpectationOutcome, Suite, SuiteResult, all_suites, validate
+from valuetier.quality.suites import ExpectationOutcome, Suite, SuiteResult, all_suites, validate
 
 CHECK_NAME = "great_expectations"
 

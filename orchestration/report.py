@@ -1,4 +1,4 @@
-"""The monthly HTML report (valuetier/report.py), written after the evaluation and the monitoring."""
+"""The monthly HTML report (valuetier/application/report.py), written after the evaluation and the monitoring."""
 
 import time
 
@@ -9,8 +9,8 @@ from orchestration.monitoring import ALERTS, DRIFT
 from orchestration.partitions import WAREHOUSE_POOL, month_partitions, single_run
 from orchestration.resources import WarehouseResource, settings
 from orchestration.scoring import TIERS
-from valuetier.publish import PUBLISHED_MARTS
-from valuetier.report import write_report
+from valuetier.application.publish import PUBLISHED_MARTS
+from valuetier.application.report import write_report
 
 REPORT = dg.AssetKey(["published", "monthly_report"])
 

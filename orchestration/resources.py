@@ -12,9 +12,9 @@ import dagster as dg
 from dagster_dbt import DbtCliResource
 from packaging.version import Version
 
-from valuetier.leftovers import pause_point
-from valuetier.settings import Settings
-from valuetier.warehouse import connect
+from valuetier.core.leftovers import pause_point
+from valuetier.core.settings import Settings
+from valuetier.core.warehouse import connect
 
 
 @cache
@@ -25,7 +25,7 @@ def settings() -> Settings:
 
 
 def pause(point: str) -> None:
-    """A named pause point (valuetier.leftovers): off unless a test sets VALUETIER_PAUSE_AT."""
+    """A named pause point (valuetier.core.leftovers): off unless a test sets VALUETIER_PAUSE_AT."""
     current = settings()
     pause_point(point, current.pause_at, current.warehouse_dir)
 

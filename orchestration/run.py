@@ -35,18 +35,12 @@ from dagster._core.storage.tags import ASSET_PARTITION_RANGE_END_TAG, ASSET_PART
 
 from orchestration.partitions import month_partitions
 from orchestration.resources import settings
-from valuetier.acceptance import load_acceptances
-from valuetier.ingest import discover_months
-from valuetier.leftovers import process_alive
-from valuetier.lifecycle import TrainingPlan, adapt_plan
-from valuetier.monitoring import monitoring_summary
-from valuetier.once import new_command
-from valuetier.quality import docs_index
-from valuetier.registry import Registry
-from valuetier.settings import SettingsError
-from valuetier.training import TrainingDataError
-from valuetier.value_measure import resolve_value_measure
-from valuetier.warehouse import (
+from valuetier.application.monitoring import monitoring_summary
+from valuetier.core.leftovers import process_alive
+from valuetier.core.notices import new_command
+from valuetier.core.settings import SettingsError
+from valuetier.core.value_measure import resolve_value_measure
+from valuetier.core.warehouse import (
     WarehouseBusy,
     connect,
     exclusive_run,
@@ -55,6 +49,13 @@ from valuetier.warehouse import (
     tiers_of_latest_month,
     unwritable,
 )
+from valuetier.ingest.loader import discover_months
+from valuetier.ingest.mapping import mapping_in_force
+from valuetier.quality.acceptance import load_acceptances
+from valuetier.quality.suites import docs_index
+from valuetier.tiering.registry import Registry
+from valuetier.tiering.training import TrainingDataError
+from valuetier.tiering.training_cycle import TrainingPlan, adapt_plan
 
 
 def register_months(instance: dg.DagsterInstance, months: list[str]) -> None:
@@ -191,7 +192,8 @@ def print_summary(seconds: float) -> None:
             else None
         )
     print(f"\nValueTier run finished in {seconds:.0f}s")
-    print(f"delivery mapping: {current.mapping_path or 'none (the contract own names and codes)'}")
+    mapping = mapping_in_force(current.mapping_file, current.landing_dir)
+    print(f"delivery mapping: {mapping or 'none (the contract own names and codes)'}")
     print(f"PII key:          {current.pii_key_source}")
     if measure:
         print(f"value measure:    {measure.described} (value_measure in dbt_project/dbt_project.yml)")

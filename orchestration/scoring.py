@@ -3,30 +3,41 @@
 import time
 
 import dagster as dg
+from pydantic import Field
 
 from orchestration.flow import flow_metadata
 from orchestration.partitions import WAREHOUSE_POOL, month_partitions, single_run
 from orchestration.resources import WarehouseResource, pause, settings
-from valuetier.parameters import business_parameters
-from valuetier.registry import Registry, RegistryError
-from valuetier.scoring import NothingToPublish, ScoringRules, current_champion, score_month_tiers
+from valuetier.core.parameters import business_parameters
+from valuetier.tiering.registry import Registry, RegistryError
+from valuetier.tiering.scoring import NothingToPublish, ScoringRules, current_champion, score_month_tiers
 
 TIERS = dg.AssetKey(["marts", "customer_tiers"])
 
 
 class ScoringConfig(dg.Config):
-    high_share: float = business_parameters().tier_high_share
-    """Share of the month's live customers in the high tier (by predicted value); default: dbt_project.yml."""
-    mid_share: float = business_parameters().tier_mid_share
-    """Share in the mid tier; the rest are low."""
-    high_value_threshold: float | None = None
-    """Cut by value instead of shares: predicted value over the horizon from which a customer is high."""
-    mid_value_threshold: float | None = None
-    """... and from which mid (set both thresholds, or neither)."""
-    churn_risk: float = 0.30
-    """Churn probability from which a customer counts as at risk in the action segment."""
-    batch_size: int = 50_000
-    """Customers scored and written at a time: bounds memory at any bank size."""
+    high_share: float = Field(
+        default=business_parameters().tier_high_share,
+        description=(
+            "Share of the month's live customers in the high tier (by predicted value); default: dbt_project.yml."
+        ),
+    )
+    mid_share: float = Field(
+        default=business_parameters().tier_mid_share, description="Share in the mid tier; the rest are low."
+    )
+    high_value_threshold: float | None = Field(
+        default=None,
+        description="Cut by value instead of shares: predicted value over the horizon from which a customer is high.",
+    )
+    mid_value_threshold: float | None = Field(
+        default=None, description="... and from which mid (set both thresholds, or neither)."
+    )
+    churn_risk: float = Field(
+        default=0.30, description="Churn probability from which a customer counts as at risk in the action segment."
+    )
+    batch_size: int = Field(
+        default=50_000, description="Customers scored and written at a time: bounds memory at any bank size."
+    )
 
 
 @dg.asset(

@@ -13,15 +13,15 @@ OWNERS = ["team:valuetier-data"]  # a Dagster owner: a team, or people's e-mail 
 
 # The domain modules behind each Python asset (by key, or by key prefix): their source is its code.
 DOMAIN_MODULES = {
-    "raw": ("contract", "ingest", "mapping"),
-    "marts/customer_clv_monthly": ("clv", "clv_scoring"),
-    "marts/customer_tiers": ("scoring", "training", "tree_ensemble", "value_measure"),
-    "marts/crm_actions": ("playbook",),
-    "marts/challenger_scores": ("challenger", "scoring"),
-    "monitoring": ("monitoring", "notify"),
-    "published/bi_marts": ("publish",),
-    "published/monthly_report": ("report", "svg_charts"),
-    "model/tiering_model": ("lifecycle", "training", "registry", "metrics"),
+    "raw": ("core.contract", "ingest.loader", "ingest.mapping"),
+    "marts/customer_clv_monthly": ("clv.model", "clv.estimates"),
+    "marts/customer_tiers": ("tiering.scoring", "tiering.training", "tiering.tree_ensemble", "core.value_measure"),
+    "marts/crm_actions": ("application.playbook",),
+    "marts/challenger_scores": ("tiering.challenger", "tiering.scoring"),
+    "monitoring": ("application.monitoring", "application.notify"),
+    "published/bi_marts": ("application.publish",),
+    "published/monthly_report": ("application.report", "application.charts"),
+    "model/tiering_model": ("tiering.training_cycle", "tiering.training", "tiering.registry", "tiering.metrics"),
 }
 
 

@@ -79,7 +79,7 @@ def run_dbt(
 ) -> subprocess.CompletedProcess:
     """The real dbt CLI against a given warehouse file (its own target folder, so runs do not collide),
     for every month or, given `month`, for that month's window as a monthly run builds it."""
-    from valuetier.months import dbt_month_window
+    from valuetier.core.months import dbt_month_window
 
     env = {**os.environ, "VALUETIER_WAREHOUSE": str(warehouse), **(dbt_month_window(month, month) if month else {})}
     result = subprocess.run(
@@ -95,7 +95,7 @@ def run_dbt(
 
 @pytest.fixture(scope="session")
 def bank():
-    from valuetier.generator import GeneratorConfig, generate
+    from valuetier.demo.generator import GeneratorConfig, generate
 
     generate(GeneratorConfig(out=LANDING, truth=TRUTH, **BANK), progress=lambda _: None)
     return LANDING
@@ -108,9 +108,9 @@ def pipeline_run(bank):
     import dagster as dg
 
     from orchestration.run import register_months, run_months, train, training_is_possible
-    from valuetier.ingest import discover_months
-    from valuetier.registry import Registry
-    from valuetier.settings import Settings
+    from valuetier.core.settings import Settings
+    from valuetier.ingest.loader import discover_months
+    from valuetier.tiering.registry import Registry
 
     months = discover_months(bank)
     with dg.DagsterInstance.get() as instance:

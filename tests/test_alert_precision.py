@@ -23,8 +23,8 @@ import pyarrow.parquet as pq
 import pytest
 
 from tests.conftest import FOREIGN_DELIVERY, REPO
-from valuetier.generator import GeneratorConfig, generate
-from valuetier.monitoring import DELIVERY_KINDS, POPULATION_KINDS
+from valuetier.application.monitoring import DELIVERY_KINDS, POPULATION_KINDS
+from valuetier.demo.generator import GeneratorConfig, generate
 
 pytestmark = pytest.mark.integration
 MONTHS, CUSTOMERS = 18, 1200

@@ -18,11 +18,12 @@ import pyarrow.parquet as pq
 import pytest
 
 from valuetier.cli import main as cli
-from valuetier.contract import SOURCE_ORDER, SOURCES
-from valuetier.generator import GeneratorConfig, generate
-from valuetier.ingest import QUARANTINE_TABLE, DeliveryError, discover_months, load_month
-from valuetier.mapping import parse_mapping
-from valuetier.warehouse import quarantine_by_month
+from valuetier.core.contract import SOURCE_ORDER, SOURCES
+from valuetier.core.tables import QUARANTINE_TABLE
+from valuetier.core.warehouse import quarantine_by_month
+from valuetier.demo.generator import GeneratorConfig, generate
+from valuetier.ingest.loader import DeliveryError, discover_months, load_month
+from valuetier.ingest.mapping import parse_mapping
 
 pytestmark = pytest.mark.integration
 
@@ -180,7 +181,7 @@ def test_truncated_parquet(bank, tmp_path):
 
 
 def test_header_only_loads_nothing_and_the_volume_expectation_stops_the_month(bank, tmp_path):
-    from valuetier.quality import load_suite, validate
+    from valuetier.quality.suites import load_suite, validate
 
     header = ",".join(original(bank, "transactions").columns) + "\n"
     deliver(bank, tmp_path, "transactions", header.encode())

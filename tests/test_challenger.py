@@ -8,8 +8,9 @@ import duckdb
 import pytest
 
 from tests.conftest import WAREHOUSE, run_dbt
-from valuetier.challenger import CHALLENGER_TABLE, challenger_version, score_challenger_month
-from valuetier.registry import Registry
+from valuetier.core.tables import CHALLENGER_TABLE
+from valuetier.tiering.challenger import challenger_version, score_challenger_month
+from valuetier.tiering.registry import Registry
 
 pytestmark = pytest.mark.integration
 
@@ -21,7 +22,7 @@ def test_without_a_second_version_there_is_no_challenger(tmp_path):
 def test_the_challenger_is_backtested_on_the_same_months(pipeline_run, tmp_path):
     """A challenger registered with the champion's own models must score exactly as the champion:
     the backtest's challenger rows then equal the published tiers' rows, month by month."""
-    from valuetier.settings import Settings
+    from valuetier.core.settings import Settings
 
     warehouse, models = tmp_path / "valuetier.duckdb", tmp_path / "models"
     shutil.copy(WAREHOUSE, warehouse)

@@ -3,7 +3,7 @@
 import numpy as np
 import pytest
 
-from valuetier.clv import (
+from valuetier.clv.model import (
     BgNbdParams,
     ClvFitError,
     GammaGammaParams,

@@ -4,7 +4,7 @@ killed one left, and the warehouse, the model registry and the published marts (
 the Parquet folder) are exactly what an uninterrupted run gives.
 
 Each kill lands at an event of the run, not after a guessed delay: the run is held at the stage's
-named pause point (valuetier.leftovers: the stage's first month written, dbt's first model built, a
+named pause point (valuetier.core.leftovers: the stage's first month written, dbt's first model built, a
 model version or a snapshot staged, before its rename), and the test checks the stage had started
 and not finished."""
 
@@ -24,8 +24,8 @@ import duckdb
 import pytest
 
 from tests.conftest import REPO
-from valuetier.generator import GeneratorConfig, generate
-from valuetier.leftovers import pause_marker
+from valuetier.core.leftovers import pause_marker
+from valuetier.demo.generator import GeneratorConfig, generate
 
 pytestmark = pytest.mark.integration
 SCHEMAS = ("raw", "raw_quarantine", "staging", "intermediate", "marts", "evaluation", "monitoring")

@@ -4,9 +4,9 @@ import dagster as dg
 import pytest
 
 from orchestration.definitions import defs
-from valuetier.contract import SOURCE_ORDER
-from valuetier.months import dbt_month_window
-from valuetier.publish import PUBLISHED_MARTS
+from valuetier.application.publish import PUBLISHED_MARTS
+from valuetier.core.contract import SOURCE_ORDER
+from valuetier.core.months import dbt_month_window
 
 
 def test_definitions_load_with_one_lineage_graph():
@@ -65,8 +65,10 @@ def test_every_asset_says_what_it_is_who_owns_it_and_which_code_made_it():
         assert node.code_version, name
     # A Python asset's code version is its domain modules' source: it changes when they do.
     tiers = graph.get(dg.AssetKey(["marts", "customer_tiers"]))
-    assert tiers.code_version == code_version(("scoring", "training", "tree_ensemble", "value_measure"))
-    assert tiers.code_version != code_version(("scoring",))
+    assert tiers.code_version == code_version(
+        ("tiering.scoring", "tiering.training", "tiering.tree_ensemble", "core.value_measure")
+    )
+    assert tiers.code_version != code_version(("tiering.scoring",))
     # The dbt steps stay one build each per run: checks on the tiers would split the evaluation.
     for job, steps in (("monthly_pipeline", 2), ("rescore_tiers", 1), ("build_months", 1)):
         nodes = defs.resolve_job_def(job).graph.node_dict
@@ -104,7 +106,7 @@ def test_dbt_month_window():
 
 def test_sensor_adds_and_runs_each_new_month_once(bank):
     from orchestration.ingestion import new_month_sensor
-    from valuetier.ingest import discover_months
+    from valuetier.ingest.loader import discover_months
 
     months = discover_months(bank)
     with dg.instance_for_test() as instance:
@@ -121,7 +123,7 @@ def test_the_monthly_schedule_runs_the_latest_month(bank, tmp_path, monkeypatch)
     from datetime import datetime
 
     from orchestration.jobs import monthly_latest_month
-    from valuetier.ingest import discover_months
+    from valuetier.ingest.loader import discover_months
 
     months = discover_months(bank)
     schedule = defs.resolve_schedule_def("monthly_latest_month")
@@ -178,3 +180,17 @@ def test_the_dbt_resource_leaves_out_only_what_valuetier_does_not_use():
     assert isinstance(dbt, DbtCli) and dbt._initialize_dbt_core_adapter(["build"]) is None
     printed = subprocess.run([dbt.dbt_executable, "--version"], capture_output=True, text=True, check=True).stdout
     assert f"installed: {dbt._cli_version}" in printed
+
+
+def test_every_launchpad_config_field_says_what_it_does():
+    """Dagster shows a config field's description in the launchpad; an attribute docstring it never reads."""
+    from orchestration.clv import ClvConfig
+    from orchestration.model import TrainingConfig
+    from orchestration.monitoring import MonitoringConfig
+    from orchestration.scoring import ScoringConfig
+
+    for config in (ClvConfig, TrainingConfig, MonitoringConfig, ScoringConfig):
+        fields = config.to_config_schema().as_field().config_type.fields
+        assert fields, config
+        for name, field in fields.items():
+            assert field.description and len(field.description) > 15, f"{config.__name__}.{name}"

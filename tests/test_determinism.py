@@ -9,7 +9,7 @@ import duckdb
 import pytest
 
 from tests.conftest import run_dbt
-from valuetier.ingest import ensure_raw_tables
+from valuetier.ingest.loader import ensure_raw_tables
 
 pytestmark = pytest.mark.integration
 

@@ -11,9 +11,9 @@ import pandas as pd
 import pytest
 
 from tests.conftest import TRUTH, WAREHOUSE, landing_sql
-from valuetier.generator import true_conversion_uplift
-from valuetier.metrics import normalized_gini
-from valuetier.parameters import business_parameters
+from valuetier.core.parameters import business_parameters
+from valuetier.demo.generator import true_conversion_uplift
+from valuetier.tiering.metrics import normalized_gini
 
 pytestmark = pytest.mark.integration
 K = business_parameters().outcome_months
@@ -251,7 +251,7 @@ def test_ab_uplift_in_conversion_and_value_by_tier_with_confidence_intervals(con
 
 def test_ab_confidence_intervals_cover_the_true_uplift(con):
     """The generator's ground truth: each selected customer's true uplift in the chance of opening
-    the offered product (valuetier.generator.true_conversion_uplift of their appetite)."""
+    the offered product (valuetier.demo.generator.true_conversion_uplift of their appetite)."""
     traits = pd.read_parquet(TRUTH / "customer_traits.parquet", columns=["customer_id", "product_appetite"])
     selected = ab_selected(con).merge(traits, on="customer_id")
     truth = (

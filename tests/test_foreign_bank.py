@@ -16,7 +16,7 @@ import duckdb
 import pytest
 
 from tests.conftest import FOREIGN_DELIVERY, REPO
-from valuetier.generator import FOREIGN_COLUMNS, GeneratorConfig, generate
+from valuetier.demo.generator import FOREIGN_COLUMNS, GeneratorConfig, generate
 
 pytestmark = pytest.mark.integration
 MONTHS = 12
@@ -161,7 +161,7 @@ def test_every_live_customer_of_every_month_has_a_tier(foreign_run):
 def test_the_bank_s_tiers_are_published_for_bi(foreign_run):
     """Published from a delivery with only the two required sources and no margins: every month's
     tiers and indicators, the same rows as the warehouse."""
-    from valuetier.publish import PUBLISHED_MARTS, read_published
+    from valuetier.application.publish import PUBLISHED_MARTS, read_published
 
     query = "SELECT month_start, count(*) FROM {} GROUP BY 1 ORDER BY 1"
     with (
@@ -207,7 +207,7 @@ def test_a_model_trains_on_an_adapted_plan_and_the_gate_keeps_the_better_baselin
     """The model beats chance and the weighted RFM score, but on this short cohort history it does not
     rank better than the CLV ranking (normalised Gini): it is registered, not promoted, and every
     month is tiered by the CLV ranking."""
-    from valuetier.registry import Registry
+    from valuetier.tiering.registry import Registry
 
     registry = Registry(foreign_run["warehouse"].parent / "models")
     assert registry.versions() == ["v0001"] and registry.champion_version() is None
@@ -247,8 +247,8 @@ def test_crm_actions_without_an_accounts_delivery(foreign_run):
 def test_the_report_says_what_this_bank_cannot_show(foreign_run):
     """No campaigns: the report of the last month is written all the same, with the campaign charts
     saying there is no data rather than drawing zeros."""
-    from valuetier.ingest import discover_months
-    from valuetier.report import report_path
+    from valuetier.application.report import report_path
+    from valuetier.ingest.loader import discover_months
 
     last = discover_months(foreign_run["landing"])[-1]
     html = report_path(foreign_run["warehouse"].parent / "reports", last).read_text()

@@ -5,8 +5,8 @@ import pyarrow.parquet as pq
 import pytest
 
 from tests.conftest import FOREIGN_DELIVERY
-from valuetier.contract import SOURCE_ORDER
-from valuetier.generator import FAULT_REASONS, GeneratorConfig, generate
+from valuetier.core.contract import SOURCE_ORDER
+from valuetier.demo.generator import FAULT_REASONS, GeneratorConfig, generate
 
 
 def _files(folder):
@@ -91,7 +91,7 @@ def test_future_date_faults_in_a_leap_february(tmp_path):
 
 
 def test_a_foreign_delivery_unlike_the_demo(tmp_path):
-    from valuetier.mapping import load_mapping
+    from valuetier.ingest.mapping import load_mapping
 
     root, _ = _make(tmp_path, "foreign", months=5, **FOREIGN_DELIVERY)
     landing = root / "landing"

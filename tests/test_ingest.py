@@ -6,10 +6,10 @@ import duckdb
 import pyarrow.parquet as pq
 import pytest
 
-from valuetier.contract import SOURCE_ORDER
-from valuetier.generator import FAULT_REASONS, GeneratorConfig, generate
-from valuetier.ingest import DeliveryError, discover_months, load_month
-from valuetier.months import month_range
+from valuetier.core.contract import SOURCE_ORDER
+from valuetier.core.months import month_range
+from valuetier.demo.generator import FAULT_REASONS, GeneratorConfig, generate
+from valuetier.ingest.loader import DeliveryError, discover_months, load_month
 
 
 def _ingest_all(con, landing):

@@ -11,9 +11,9 @@ import pytest
 
 from tests.conftest import FOREIGN_DELIVERY
 from valuetier.cli import main as cli
-from valuetier.contract import Reason
-from valuetier.generator import GeneratorConfig, generate
-from valuetier.mapping import MappingError, parse_mapping
+from valuetier.core.contract import Reason
+from valuetier.demo.generator import GeneratorConfig, generate
+from valuetier.ingest.mapping import MappingError, parse_mapping
 
 CUSTOMERS = "customer_id,opened_at,birth_date\nC1,2020-01-01,1980-02-02\nC2,2021-05-05,\n"
 TRANSACTIONS = (

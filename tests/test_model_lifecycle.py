@@ -9,11 +9,11 @@ import numpy as np
 import pytest
 
 from tests.conftest import WAREHOUSE
-from valuetier.metrics import churn_report, cut_tiers, ranking_report
-from valuetier.months import add_months
-from valuetier.parameters import business_parameters
-from valuetier.registry import IncompatibleArtifactError, Registry, RegistryError, TamperedArtifactError
-from valuetier.training import FEATURES, SearchSpace, build_training_set, labelled_months, train_models
+from valuetier.core.months import add_months
+from valuetier.core.parameters import business_parameters
+from valuetier.tiering.metrics import churn_report, cut_tiers, ranking_report
+from valuetier.tiering.registry import IncompatibleArtifactError, Registry, RegistryError, TamperedArtifactError
+from valuetier.tiering.training import FEATURES, SearchSpace, build_training_set, labelled_months, train_models
 
 pytestmark = pytest.mark.integration
 SMALL_SEARCH = SearchSpace(learning_rate=(0.1,), max_leaf_nodes=(15,), min_samples_leaf=(20, 50), max_iter=60, folds=2)
@@ -37,7 +37,7 @@ def card_fields(**overrides) -> dict:
 def test_training_rows_are_capped_evenly_across_months():
     import pandas as pd
 
-    from valuetier.training import sample_rows
+    from valuetier.tiering.training import sample_rows
 
     frame = pd.DataFrame(
         {"month_start": np.repeat(["2024-01", "2024-02", "2024-03"], [1000, 3000, 6000]), "customer_id": range(10000)}
@@ -203,7 +203,7 @@ def test_registry_refuses_tampered_or_incompatible_artifacts_and_keeps_a_better_
 def test_reason_codes_are_the_occlusion_of_each_feature(training):
     """The published drivers are occlusion contributions computed from the trees in one pass: the
     same numbers, and so the same top drivers, as re-predicting with each feature at its median."""
-    from valuetier.scoring import Champion, value_drivers
+    from valuetier.tiering.scoring import Champion, value_drivers
 
     _, train, holdout = training
     models = train_models(train, SMALL_SEARCH, seed=3)
@@ -222,8 +222,8 @@ def test_reason_codes_are_the_occlusion_of_each_feature(training):
 
 
 def test_scoring_tiers_every_customer_once_with_reasons(training):
-    from valuetier.scoring import BASIS_DRIVERS, RULE_DRIVER, Champion, ScoringRules, score_customers
-    from valuetier.value_measure import ValueMeasure
+    from valuetier.core.value_measure import ValueMeasure
+    from valuetier.tiering.scoring import BASIS_DRIVERS, RULE_DRIVER, Champion, ScoringRules, score_customers
 
     _, train, holdout = training
     champion = Champion("v0001", train_models(train, SMALL_SEARCH, seed=3), horizon_months=3)
@@ -274,9 +274,9 @@ def test_scoring_tiers_every_customer_once_with_reasons(training):
 
 def test_scoring_a_month_in_batches_equals_scoring_it_at_once(pipeline_run, tmp_path):
     """Streaming in batches must not change a single row: tiers and scores are cut month-wide."""
-    from valuetier.registry import Registry
-    from valuetier.scoring import ScoringRules, current_champion, score_month_tiers
-    from valuetier.settings import Settings
+    from valuetier.core.settings import Settings
+    from valuetier.tiering.registry import Registry
+    from valuetier.tiering.scoring import ScoringRules, current_champion, score_month_tiers
 
     month = pipeline_run["months"][-1]
     champion = current_champion(Registry(Settings.from_env().models_dir))
@@ -298,8 +298,8 @@ def test_scoring_a_month_in_batches_equals_scoring_it_at_once(pipeline_run, tmp_
 
 
 def test_training_plan_keeps_the_holdout_later_than_every_label():
-    from valuetier.lifecycle import TrainingPlan, plan_months
-    from valuetier.training import TrainingDataError
+    from valuetier.tiering.training import TrainingDataError
+    from valuetier.tiering.training_cycle import TrainingPlan, plan_months
 
     labelled = [f"2024-{m:02d}" for m in range(1, 13)]
     training, holdout = plan_months(labelled, TrainingPlan(horizon_months=3, training_months=4))
@@ -323,7 +323,7 @@ def earns_its_place(promotion: dict) -> bool:
 
 
 def test_train_and_decide_registers_evaluates_and_gates_the_champion(training, tmp_path):
-    from valuetier.lifecycle import TrainingPlan, train_and_decide
+    from valuetier.tiering.training_cycle import TrainingPlan, train_and_decide
 
     registry = Registry(tmp_path / "models")
     plan = TrainingPlan(horizon_months=3, training_months=4)
@@ -361,8 +361,8 @@ def test_train_and_decide_registers_evaluates_and_gates_the_champion(training, t
 def test_a_model_trained_on_shuffled_labels_is_rejected(training, tmp_path):
     """Labels shuffled across customers: the model learns nothing real, cannot beat the baselines
     on a true holdout, and the champion stays; with no champion the tiers rank by the better one."""
-    from valuetier.lifecycle import rankings
-    from valuetier.promotion import PromotionRules, decide
+    from valuetier.tiering.promotion import PromotionRules, decide
+    from valuetier.tiering.training_cycle import rankings
 
     _, train, holdout = training
     rng = np.random.default_rng(5)
@@ -392,8 +392,8 @@ def test_a_model_trained_on_shuffled_labels_is_rejected(training, tmp_path):
 
 
 def test_a_tampered_champion_stops_training_and_scoring(training, tmp_path):
-    from valuetier.lifecycle import ChampionUnavailable, TrainingPlan, train_and_decide
-    from valuetier.scoring import current_champion
+    from valuetier.tiering.scoring import current_champion
+    from valuetier.tiering.training_cycle import ChampionUnavailable, TrainingPlan, train_and_decide
 
     registry = Registry(tmp_path / "models")
     plan = TrainingPlan(horizon_months=3, training_months=4)
@@ -436,7 +436,7 @@ def test_training_asset_through_dagster(pipeline_run):
     import dagster as dg
 
     from orchestration.definitions import defs
-    from valuetier.settings import Settings
+    from valuetier.core.settings import Settings
 
     config = {
         "horizon_months": 3,
@@ -496,8 +496,8 @@ def test_a_feature_empty_in_every_training_row_does_not_break_training(training)
 
 
 def test_training_plan_adapts_its_horizon_to_the_history(pipeline_run):
-    from valuetier.lifecycle import TrainingPlan, adapt_plan
-    from valuetier.training import TrainingDataError
+    from valuetier.tiering.training import TrainingDataError
+    from valuetier.tiering.training_cycle import TrainingPlan, adapt_plan
 
     with duckdb.connect(str(WAREHOUSE), read_only=True) as con:
         as_configured = adapt_plan(con, TrainingPlan(horizon_months=3))
@@ -512,7 +512,7 @@ def test_training_plan_adapts_its_horizon_to_the_history(pipeline_run):
 
 
 def test_a_month_with_customers_but_no_live_one_fails_instead_of_publishing_nothing(pipeline_run, tmp_path):
-    from valuetier.scoring import NothingToPublish, ScoringRules, score_month_tiers
+    from valuetier.tiering.scoring import NothingToPublish, ScoringRules, score_month_tiers
 
     month = pipeline_run["months"][-1]
     copy = tmp_path / "warehouse.duckdb"
@@ -530,7 +530,7 @@ def test_a_version_is_written_whole_or_not_at_all(tmp_path):
     """A training run killed while it writes a version leaves no version behind (its staging
     folder, or a folder without a card from an older ValueTier, is not one), and the next run
     writes the same version number."""
-    from valuetier.registry import Registry
+    from valuetier.tiering.registry import Registry
 
     registry = Registry(tmp_path / "models")
     (registry.root / ".v0001.4242").mkdir(parents=True)  # staged by a run killed before its rename

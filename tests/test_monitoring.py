@@ -20,8 +20,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from valuetier.ingest import ensure_raw_tables
-from valuetier.monitoring import (
+from valuetier.application.monitoring import (
     ALERTS_TABLE,
     DRIFT_TABLE,
     INDICATOR_WATCH,
@@ -31,8 +30,9 @@ from valuetier.monitoring import (
     population_stability_index,
     sampling_noise,
 )
-from valuetier.notify import FileNotifier, NotifyError, WebhookNotifier, notifier
-from valuetier.training import FEATURES
+from valuetier.application.notify import FileNotifier, NotifyError, WebhookNotifier, notifier
+from valuetier.ingest.loader import ensure_raw_tables
+from valuetier.tiering.training import FEATURES
 
 MONTHS = [f"{2024 + (m - 1) // 12}-{(m - 1) % 12 + 1:02d}" for m in range(6, 21)]  # 2024-06..2025-08
 TRAINING = MONTHS[:3]
@@ -322,10 +322,10 @@ def test_the_pipeline_monitors_every_month_and_dagster_shows_its_alerts(pipeline
     every warning and error in the notifier's file (no webhook configured)."""
     from orchestration.monitoring import ALERTS
     from tests.conftest import WAREHOUSE
-    from valuetier.monitoring import DELIVERY_KINDS
-    from valuetier.months import add_months
-    from valuetier.registry import Registry
-    from valuetier.settings import Settings
+    from valuetier.application.monitoring import DELIVERY_KINDS
+    from valuetier.core.months import add_months
+    from valuetier.core.settings import Settings
+    from valuetier.tiering.registry import Registry
 
     months = pipeline_run["months"]
     with duckdb.connect(str(WAREHOUSE), read_only=True) as con:

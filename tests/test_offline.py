@@ -53,7 +53,7 @@ def test_the_guard_catches_dbt_tracking_turned_back_on(tmp_path):
 
 @pytest.mark.integration
 def test_a_whole_run_and_the_docs_call_nothing_outside(tmp_path):
-    from valuetier.generator import GeneratorConfig, generate
+    from valuetier.demo.generator import GeneratorConfig, generate
 
     landing, warehouse, home = tmp_path / "landing", tmp_path / "warehouse" / "valuetier.duckdb", tmp_path / "home"
     generate(GeneratorConfig(customers=400, months=9, seed=5, out=landing), progress=lambda _: None)

@@ -15,7 +15,7 @@ import pytest
 from tests.conftest import LANDING, WAREHOUSE, run_dbt
 from tests.conftest import delivery_month_sql as _month
 from tests.conftest import landing_sql as _landing
-from valuetier.contract import SOURCE_ORDER, SOURCES
+from valuetier.core.contract import SOURCE_ORDER, SOURCES
 
 pytestmark = pytest.mark.integration
 MARTS = (
@@ -134,8 +134,8 @@ def test_rfm_values_match_the_transactions(pipeline_run):
 
 
 def test_tiers_cut_every_live_customer_into_shares(pipeline_run):
-    from valuetier.registry import Registry
-    from valuetier.settings import Settings
+    from valuetier.core.settings import Settings
+    from valuetier.tiering.registry import Registry
 
     champion = Registry(Settings.from_env().models_dir).champion_version()
     with duckdb.connect(str(WAREHOUSE), read_only=True) as con:
@@ -229,11 +229,11 @@ def test_earlier_months_do_not_change_when_a_later_month_arrives(pipeline_run, t
     exactly the same rows for every earlier month; adding the last month incrementally (dbt reads
     only that month's window, scoring only that month's indicators) then gives exactly the rows of
     the original full run."""
-    from valuetier.clv_scoring import score_month as clv_month
-    from valuetier.ingest import load_month
-    from valuetier.registry import Registry
-    from valuetier.scoring import ScoringRules, current_champion, score_month_tiers
-    from valuetier.settings import Settings
+    from valuetier.clv.estimates import estimate_month as clv_month
+    from valuetier.core.settings import Settings
+    from valuetier.ingest.loader import load_month
+    from valuetier.tiering.registry import Registry
+    from valuetier.tiering.scoring import ScoringRules, current_champion, score_month_tiers
 
     last = pipeline_run["months"][-1]
     copy = tmp_path / "without_last_month.duckdb"
@@ -280,7 +280,7 @@ def test_earlier_months_do_not_change_when_a_later_month_arrives(pipeline_run, t
 
 
 def test_absent_optional_source_leaves_its_indicators_empty_and_says_so(pipeline_run, tmp_path):
-    from valuetier.warehouse import optional_sources_without_rows
+    from valuetier.core.warehouse import optional_sources_without_rows
 
     months = pipeline_run["months"]
     copy = tmp_path / "without_nps.duckdb"
@@ -300,8 +300,8 @@ def test_absent_optional_source_leaves_its_indicators_empty_and_says_so(pipeline
 
 
 def test_every_scored_month_is_published_for_bi_as_in_the_warehouse(pipeline_run):
-    from valuetier.publish import PUBLISHED_MARTS, read_published
-    from valuetier.settings import Settings
+    from valuetier.application.publish import PUBLISHED_MARTS, read_published
+    from valuetier.core.settings import Settings
 
     published = Settings.from_env().published_dir
     with read_published(published) as bi, duckdb.connect(str(WAREHOUSE), read_only=True) as warehouse:
@@ -348,7 +348,7 @@ BI_READER = """
 import json, re, sys, time
 from pathlib import Path
 sys.path.insert(0, sys.argv[2])
-from valuetier.publish import PUBLISHED_MARTS, read_published
+from valuetier.application.publish import PUBLISHED_MARTS, read_published
 published, stop, out = Path(sys.argv[1]), Path(sys.argv[3]), Path(sys.argv[4])
 reads, errors = [], []
 while True:
@@ -377,8 +377,8 @@ def test_bi_reads_the_published_marts_while_a_real_run_writes(pipeline_run, tmp_
     import subprocess
 
     from orchestration.run import run_months
-    from valuetier.publish import current_version
-    from valuetier.settings import Settings
+    from valuetier.application.publish import current_version
+    from valuetier.core.settings import Settings
 
     published = Settings.from_env().published_dir
     before = current_version(published).name
@@ -406,7 +406,7 @@ def test_bi_reads_the_published_marts_while_a_real_run_writes(pipeline_run, tmp_
 
 
 def test_clv_for_every_live_customer_and_holdout_purchases_within_15_percent(pipeline_run):
-    from valuetier.clv_scoring import holdout_purchases
+    from valuetier.clv.estimates import holdout_purchases
 
     months = pipeline_run["months"]
     with duckdb.connect(str(WAREHOUSE), read_only=True) as con:

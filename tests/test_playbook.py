@@ -8,10 +8,11 @@ import duckdb
 import pandas as pd
 import pytest
 
-from valuetier.contract import PRODUCT_TYPES
-from valuetier.playbook import CRM_ACTIONS_TABLE, PlaybookError, load_playbook
-from valuetier.scoring import ACTION_SEGMENT_SQL, ACTION_SEGMENTS
-from valuetier.settings import REPO_ROOT
+from valuetier.application.playbook import PlaybookError, load_playbook
+from valuetier.core.contract import PRODUCT_TYPES
+from valuetier.core.settings import REPO_ROOT
+from valuetier.core.tables import CRM_ACTIONS_TABLE
+from valuetier.tiering.scoring import ACTION_SEGMENT_SQL, ACTION_SEGMENTS
 
 PLAYBOOK = REPO_ROOT / "playbook.yml"
 

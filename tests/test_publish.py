@@ -1,4 +1,4 @@
-"""Publishing for BI (valuetier/publish.py) on a small real warehouse: readers in another process never
+"""Publishing for BI (valuetier/application/publish.py) on a small real warehouse: readers in another process never
 fail and never see a mix of two publishes, and a publish that fails half-way leaves the previous one."""
 
 import subprocess
@@ -9,7 +9,7 @@ from pathlib import Path
 import duckdb
 import pytest
 
-from valuetier.publish import (
+from valuetier.application.publish import (
     DUCKDB_FILE,
     PUBLISHED_MARTS,
     Mart,
@@ -105,7 +105,7 @@ READER = textwrap.dedent(
     import json, sys, time
     sys.path.insert(0, sys.argv[2])
     from pathlib import Path
-    from valuetier.publish import PUBLISHED_MARTS, read_published
+    from valuetier.application.publish import PUBLISHED_MARTS, read_published
     seen, errors, deadline = [], [], time.monotonic() + float(sys.argv[3])
     while time.monotonic() < deadline:
         try:

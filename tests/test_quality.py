@@ -13,8 +13,8 @@ import pytest
 
 from tests.conftest import LANDING, WAREHOUSE
 from valuetier.cli import main as cli
-from valuetier.contract import SOURCES
-from valuetier.quality import EXPECTATIONS_DIR, SuiteError, all_suites, load_suite
+from valuetier.core.contract import SOURCES
+from valuetier.quality.suites import EXPECTATIONS_DIR, SuiteError, all_suites, load_suite
 
 pytestmark = pytest.mark.integration
 
@@ -29,7 +29,7 @@ def test_gx_still_needs_and_takes_the_duckdb_connection_patch():
     """If a GX upgrade renames or drops the list we extend, this fails before any validation does."""
     from great_expectations.execution_engine import sqlalchemy_execution_engine as engine
 
-    from valuetier.quality import _persist_duckdb_connections
+    from valuetier.quality.suites import _persist_duckdb_connections
 
     assert hasattr(engine, "_PERSISTED_CONNECTION_DIALECTS")
     _persist_duckdb_connections()
@@ -63,7 +63,7 @@ def test_every_checked_table_has_one_reviewable_suite(tmp_path):
 
 
 def test_checks_ran_in_the_pipeline_and_passed_on_the_clean_bank(pipeline_run):
-    from valuetier.settings import Settings
+    from valuetier.core.settings import Settings
 
     evaluations = [
         *pipeline_run["result"].get_asset_check_evaluations(),
@@ -135,7 +135,7 @@ def test_a_month_failing_an_error_expectation_stops_before_marts_and_a_corrected
 def test_failed_expectations_name_observed_values_and_sample_keys(pipeline_run, tmp_path):
     """Rows that slipped past the contract (here edited in a copy) fail the column expectations,
     and the outcome names the failing keys; a warning does not count as an error."""
-    from valuetier.quality import validate
+    from valuetier.quality.suites import validate
 
     month = pipeline_run["months"][-1]
     copy = tmp_path / "warehouse.duckdb"
@@ -167,7 +167,7 @@ def test_a_learned_check_warns_on_a_first_load_blocks_a_monthly_run_and_can_be_a
     loaded the volume check only warns; run alone, as a regular month, it blocks; once an operator
     accepts the month with a reason, it passes and shows the acceptance."""
     from orchestration.quality import check_metadata
-    from valuetier.quality import validate
+    from valuetier.quality.suites import validate
 
     months = pipeline_run["months"]
     month = months[9]
@@ -205,8 +205,8 @@ def test_a_learned_check_warns_on_a_first_load_blocks_a_monthly_run_and_can_be_a
 
 def test_an_accepted_month_runs_through_dagster_and_the_summary_shows_it(pipeline_run, tmp_path, capsys):
     from orchestration.run import print_summary, run_months
-    from valuetier.acceptance import acceptances_path
-    from valuetier.settings import Settings
+    from valuetier.core.settings import Settings
+    from valuetier.quality.acceptance import acceptances_path
 
     month = pipeline_run["months"][-1]
     delivered = LANDING / "transactions" / f"{month}.parquet"

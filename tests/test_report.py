@@ -19,8 +19,8 @@ DRIFT_CHARTS = ("PSI against the recent months", "PSI against the training month
 @pytest.fixture(scope="module")
 def report(pipeline_run):
     from orchestration.report import REPORT
-    from valuetier.report import report_path
-    from valuetier.settings import Settings
+    from valuetier.application.report import report_path
+    from valuetier.core.settings import Settings
 
     latest = pipeline_run["months"][-1]
     # One materialization per month of the run: the latest month's names its report.
@@ -99,8 +99,8 @@ def test_the_report_is_linked_from_dagster_with_its_key_figures(report, pipeline
     html = report["path"].read_text()
     assert not re.search(r"(src|href)=['\"]?(https?:)?//", html)  # nothing to fetch
     # Point in time: the value shares of a month come from the latest month whose window had ended.
-    from valuetier.months import add_months
-    from valuetier.parameters import business_parameters
+    from valuetier.core.months import add_months
+    from valuetier.core.parameters import business_parameters
 
     shares_month = add_months(report["month"], -business_parameters().outcome_months)
     assert f"high-tier value share ({shares_month})" in figures.value

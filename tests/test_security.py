@@ -13,9 +13,10 @@ import pandas as pd
 import pytest
 
 from tests.conftest import CHROMIUM, LANDING, SCREENSHOTS, SESSION_DIR, WAREHOUSE
-from valuetier.generator import GIVEN, SURNAMES, GeneratorConfig, generate
-from valuetier.ingest import KEYED_HASH, QUARANTINE_TABLE, DeliveryError, ensure_raw_tables, load_month
-from valuetier.pii import install_keyed_hash, keyed_hash, keyed_hash_sql, padded_key_blocks
+from valuetier.core.tables import QUARANTINE_TABLE
+from valuetier.demo.generator import GIVEN, SURNAMES, GeneratorConfig, generate
+from valuetier.ingest.loader import KEYED_HASH, DeliveryError, ensure_raw_tables, load_month
+from valuetier.ingest.pii import install_keyed_hash, keyed_hash, keyed_hash_sql, padded_key_blocks
 
 KEY = "test-secret-key"  # the session's VALUETIER_PII_KEY (tests/conftest.py)
 
@@ -120,7 +121,7 @@ PATTERNS = [NAMES, r"\+86 1[0-9]{2} [0-9]{4} [0-9]{4}", r"[a-z]+\.[a-z]+\.[0-9]+
 
 
 def _secrets() -> list[str]:
-    # The key as written, and HMAC's padded blocks of it as they appear in the SQL (valuetier.pii).
+    # The key as written, and HMAC's padded blocks of it as they appear in the SQL (valuetier.ingest.pii).
     return [KEY, *(block.hex() for block in padded_key_blocks(KEY))]
 
 
@@ -180,9 +181,9 @@ def test_no_personal_data_or_key_in_clear_in_any_output_of_a_run(pipeline_run):
 def test_the_data_docs_open_offline_with_their_tables(pipeline_run):
     from playwright.sync_api import sync_playwright
 
-    from valuetier.data_docs import external_references
-    from valuetier.quality import docs_index
-    from valuetier.settings import Settings
+    from valuetier.core.settings import Settings
+    from valuetier.quality.data_docs import external_references
+    from valuetier.quality.suites import docs_index
 
     index = docs_index(Settings.from_env().quality_dir)
     site = index.parent

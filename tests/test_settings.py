@@ -10,8 +10,8 @@ import duckdb
 import pytest
 
 from tests.conftest import DBT, REPO
-from valuetier.settings import DEV_PII_KEY, REPO_ROOT, Settings, SettingsError
-from valuetier.warehouse import connect
+from valuetier.core.settings import DEV_PII_KEY, REPO_ROOT, Settings, SettingsError
+from valuetier.core.warehouse import connect
 
 SETTINGS_QUERY = (
     "SELECT current_setting('memory_limit') AS memory_limit, current_setting('threads') AS threads, "

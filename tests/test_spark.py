@@ -4,7 +4,7 @@ through a mapping, CSV, no margin columns, cohorts, a few faulty rows): each a f
 Dagster (`python -m orchestration.run`: every month built, the first model trained, every month
 scored and evaluated), then the last month run again on Spark, as the monthly schedule would.
 
-The Python steps exchange tables with Spark as Parquet (valuetier.exchange): they write dbt's
+The Python steps exchange tables with Spark as Parquet (valuetier.core.exchange): they write dbt's
 sources there before each dbt step and read what Spark stored through warehouse views after it.
 Every table either warehouse holds is compared row by row, on its unique key where dbt tests one:
 exact everywhere except where the engines' arithmetic differs by design, a DECIMAL one unit of its
@@ -23,8 +23,8 @@ import duckdb
 import pytest
 
 from tests.conftest import REPO
-from valuetier.generator import GeneratorConfig, generate
-from valuetier.ingest import discover_months
+from valuetier.demo.generator import GeneratorConfig, generate
+from valuetier.ingest.loader import discover_months
 
 pytestmark = [pytest.mark.integration, pytest.mark.spark]
 

@@ -13,7 +13,7 @@ import pandas as pd
 import pytest
 
 from tests.conftest import REPO, run_dbt
-from valuetier.generator import GeneratorConfig, generate
+from valuetier.demo.generator import GeneratorConfig, generate
 
 pytestmark = pytest.mark.integration
 
@@ -22,10 +22,10 @@ HOST_ZONES = ("UTC", "Asia/Shanghai", "America/New_York")
 LOAD = """
 import sys
 from pathlib import Path
-from valuetier.contract import SOURCE_ORDER
-from valuetier.ingest import discover_months, load_month
-from valuetier.mapping import find_mapping, load_mapping
-from valuetier.warehouse import connect
+from valuetier.core.contract import SOURCE_ORDER
+from valuetier.ingest.loader import discover_months, load_month
+from valuetier.ingest.mapping import find_mapping, load_mapping
+from valuetier.core.warehouse import connect
 
 landing, warehouse = Path(sys.argv[1]), Path(sys.argv[2])
 mapping = load_mapping(find_mapping(landing))

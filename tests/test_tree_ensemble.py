@@ -6,8 +6,8 @@ import pandas as pd
 import pytest
 from sklearn.ensemble import HistGradientBoostingClassifier, HistGradientBoostingRegressor
 
-from valuetier.training import _boosting
-from valuetier.tree_ensemble import TreeEnsemble
+from valuetier.tiering.training import _boosting
+from valuetier.tiering.tree_ensemble import TreeEnsemble
 
 
 @pytest.fixture(scope="module")

@@ -25,7 +25,7 @@ import yaml
 from packaging.utils import canonicalize_name
 from packaging.version import InvalidVersion, Version
 
-from valuetier.settings import REPO_ROOT
+from valuetier.core.settings import REPO_ROOT
 
 # The main lock and the optional Spark stack's (`make spark`): both are installed by `make test`.
 LOCKS = (REPO_ROOT / "requirements.lock", REPO_ROOT / "requirements-spark.lock")

@@ -9,16 +9,16 @@ import sys
 import time
 from pathlib import Path
 
-from valuetier.acceptance import AcceptanceError, accept, load_acceptances
-from valuetier.contract import SOURCE_ORDER
-from valuetier.generator import ACQUISITIONS, PROFILES, GeneratorConfig, generate
-from valuetier.landing_check import render, validate_landing
-from valuetier.mapping import MappingError, find_mapping, load_mapping
-from valuetier.once import new_command
-from valuetier.quality import all_suites
-from valuetier.registry import Registry, RegistryError
-from valuetier.settings import Settings
-from valuetier.warehouse import connect, export_quarantine, quarantine_query, table_exists
+from valuetier.core.contract import SOURCE_ORDER
+from valuetier.core.notices import new_command
+from valuetier.core.settings import Settings
+from valuetier.core.warehouse import connect, export_quarantine, quarantine_query, table_exists
+from valuetier.demo.generator import ACQUISITIONS, PROFILES, GeneratorConfig, generate
+from valuetier.ingest.landing_check import render, validate_landing
+from valuetier.ingest.mapping import MappingError, find_mapping, load_mapping
+from valuetier.quality.acceptance import AcceptanceError, accept, load_acceptances
+from valuetier.quality.suites import all_suites
+from valuetier.tiering.registry import Registry, RegistryError
 
 
 def _generate(args: argparse.Namespace) -> int:

@@ -1,0 +1,1 @@
+"""Customer lifetime value: the BG/NBD and Gamma-Gamma models and their monthly estimates."""

@@ -1,0 +1,80 @@
+"""Every relation the Python steps write, with its DDL, and the dbt relations they read: one home for
+the warehouse's names, so that a module reads a table without importing the stage that writes it.
+(dbt's own models are described in dbt_project/models; their names here are those Python reads.)"""
+
+from __future__ import annotations
+
+import duckdb
+
+from valuetier.core.contract import Source
+
+# Written by ingestion (valuetier.ingest.loader): one table per source of the contract, and the quarantine.
+RAW_SCHEMA = "raw"
+QUARANTINE_TABLE = "raw_quarantine.quarantined_rows"
+QUARANTINE_COLUMNS = (
+    "source VARCHAR NOT NULL, delivery_month DATE NOT NULL, source_file VARCHAR NOT NULL, source_row BIGINT, "
+    "reason VARCHAR NOT NULL, column_name VARCHAR, detail VARCHAR, raw_record VARCHAR"
+)
+# Written by CLV (valuetier.clv.estimates).
+CLV_TABLE = "marts.customer_clv_monthly"
+CLV_COLUMNS = """customer_id VARCHAR NOT NULL, month_start DATE NOT NULL, repeat_purchases_calibration INTEGER,
+    expected_purchases_12m DOUBLE, probability_alive DOUBLE, expected_value_per_purchase DOUBLE,
+    clv_12m DECIMAL(18, 2), model_params VARCHAR"""
+# Written by scoring and the challenger (valuetier.tiering).
+TIERS_TABLE = "marts.customer_tiers"
+TIERS_COLUMNS = """customer_id VARCHAR NOT NULL, month_start DATE NOT NULL, value_tier VARCHAR NOT NULL,
+    value_score DOUBLE NOT NULL, predicted_value DOUBLE NOT NULL, value_horizon_months INTEGER,
+    churn_probability DOUBLE, clv_12m DOUBLE, lifecycle_stage VARCHAR NOT NULL, segment VARCHAR NOT NULL,
+    rfm_segment VARCHAR, top_drivers VARCHAR NOT NULL, model_version VARCHAR NOT NULL,
+    tiered_by_rule BOOLEAN NOT NULL"""
+CHALLENGER_TABLE = "marts.challenger_scores"
+CHALLENGER_COLUMNS = """customer_id VARCHAR NOT NULL, month_start DATE NOT NULL, model_version VARCHAR NOT NULL,
+    value_tier VARCHAR NOT NULL, predicted_value DOUBLE NOT NULL, value_horizon_months INTEGER NOT NULL"""
+# Written by the training cycle (valuetier.tiering.training_cycle): each version's holdout report.
+MODEL_EVALUATION_TABLE = "marts.model_evaluation"
+MODEL_EVALUATION_COLUMNS = """model_version VARCHAR, holdout_month VARCHAR, ranking VARCHAR, metric VARCHAR,
+    tier VARCHAR, value DOUBLE, status VARCHAR"""
+# Written by the CRM playbook (valuetier.application.playbook).
+CRM_ACTIONS_TABLE = "marts.crm_actions"
+CRM_ACTIONS_COLUMNS = """month_start DATE NOT NULL, customer_id VARCHAR NOT NULL, value_tier VARCHAR NOT NULL,
+    segment VARCHAR NOT NULL, service_level VARCHAR NOT NULL, channel VARCHAR NOT NULL,
+    next_best_product VARCHAR, next_best_product_uptake DOUBLE, pricing_treatment VARCHAR NOT NULL,
+    max_contacts_per_month INTEGER NOT NULL, playbook_line INTEGER NOT NULL, playbook_sha256 VARCHAR NOT NULL"""
+# Written by monitoring (valuetier.application.monitoring).
+MONITORING_SCHEMA = "monitoring"
+ALERTS_TABLE = f"{MONITORING_SCHEMA}.alerts"
+ALERTS_COLUMNS = """month_start DATE NOT NULL, kind VARCHAR NOT NULL, subject VARCHAR NOT NULL,
+    severity VARCHAR NOT NULL, metric DOUBLE, threshold DOUBLE, reason VARCHAR NOT NULL"""
+DRIFT_TABLE = f"{MONITORING_SCHEMA}.drift_monthly"
+DRIFT_COLUMNS = """month_start DATE NOT NULL, measure VARCHAR NOT NULL, subject VARCHAR NOT NULL,
+    psi DOUBLE NOT NULL, reference VARCHAR NOT NULL"""
+
+# Built by dbt, read by the Python steps.
+INDICATORS_TABLE = "marts.customer_indicators_monthly"
+
+
+def create_table(con: duckdb.DuckDBPyConnection, name: str, columns: str) -> None:
+    """The table (and its schema) if it does not exist yet; an existing table is left as it is."""
+    con.execute(f"CREATE SCHEMA IF NOT EXISTS {name.split('.')[0]}")
+    con.execute(f"CREATE TABLE IF NOT EXISTS {name} ({columns})")
+
+
+def raw_table_columns(source: Source) -> str:
+    """A source's raw table: the contract's columns (personal data as its keyed hash) and where each
+    row came from."""
+    columns = ", ".join(f"{c.stored_name} {c.type}" for c in source.columns)
+    return f"{columns}, _delivery_month DATE NOT NULL, _source_file VARCHAR NOT NULL, _source_row BIGINT NOT NULL"
+
+
+def ensure_tiers_tables(con: duckdb.DuckDBPyConnection) -> None:
+    """The tiers and the challenger's scores."""
+    create_table(con, TIERS_TABLE, TIERS_COLUMNS)
+    # Warehouses scored before the evaluation's backtest needed the horizon: their earlier rows keep
+    # a null horizon, which the backtest leaves out, until the months are rescored.
+    con.execute(f"ALTER TABLE {TIERS_TABLE} ADD COLUMN IF NOT EXISTS value_horizon_months INTEGER")
+    create_table(con, CHALLENGER_TABLE, CHALLENGER_COLUMNS)
+
+
+def ensure_monitoring_tables(con: duckdb.DuckDBPyConnection) -> None:
+    create_table(con, ALERTS_TABLE, ALERTS_COLUMNS)
+    create_table(con, DRIFT_TABLE, DRIFT_COLUMNS)

@@ -1,0 +1,1 @@
+"""The demo bank generator: a bank in the raw data contract with its ground truth."""

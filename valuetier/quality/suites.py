@@ -1,0 +1,526 @@
+"""Data quality: the Great Expectations suites in expectations/, validated on the DuckDB tables
+themselves through GX's SQL data source (aggregate queries in DuckDB, never whole tables in pandas).
+
+A suite is a GX suite JSON file plus, in its meta, the table it checks, the column that dates a
+row's month and the table-level checks GX has no built-in for on a month range: volume and
+distribution within bounds learned from the trailing months, freshness, referential integrity.
+Those are expanded here into GX `unexpected_rows_expectation`s whose SQL reads only months before
+the checked one for the bounds (point in time). Each expectation carries a severity in its meta:
+error (blocks downstream) or warning (recorded).
+
+Results are stored in a file-backed GX context beside the warehouse and rendered as Data Docs.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+import duckdb
+
+from valuetier.core.months import parse_month
+from valuetier.core.settings import REPO_ROOT, DuckDBLimits
+from valuetier.core.tables import QUARANTINE_TABLE
+from valuetier.core.warehouse import connect, quarantine_by_month
+from valuetier.quality.acceptance import ACCEPTABLE_PREFIXES, accept_command, accepted_months, is_learned
+from valuetier.quality.data_docs import localise
+
+EXPECTATIONS_DIR = REPO_ROOT / "expectations"
+SEVERITIES = ("error", "warning")
+SAMPLE_SIZE = 5
+log = logging.getLogger(__name__)
+
+
+class SuiteError(ValueError):
+    """A suite file that cannot be used; the message names the file and what is wrong."""
+
+
+@dataclass(frozen=True)
+class Suite:
+    name: str
+    path: Path
+    table: str  # schema.table in the warehouse
+    month_column: str  # DATE column holding the first day of the row's month
+    key: tuple[str, ...]
+    expectations: tuple[dict, ...]  # GX expectation configurations, table-level checks expanded
+    checks: dict = field(default_factory=dict)  # the table-level check specs of the suite's meta
+
+    @property
+    def asset_key_path(self) -> list[str]:
+        return self.table.split(".")
+
+
+def load_suite(path: Path) -> Suite:
+    try:
+        raw = json.loads(path.read_text())
+        meta = raw["meta"]
+        suite = Suite(
+            name=raw["name"],
+            path=path,
+            table=meta["table"],
+            month_column=meta["month_column"],
+            key=tuple(meta["key"]),
+            expectations=tuple(raw.get("expectations", [])) + tuple(expand_table_checks(meta)),
+            checks=meta.get("checks", {}),
+        )
+    except (json.JSONDecodeError, KeyError, TypeError) as exc:
+        raise SuiteError(f"{path}: not a ValueTier expectation suite ({type(exc).__name__}: {exc})") from exc
+    for i, expectation in enumerate(suite.expectations):
+        severity = expectation.get("meta", {}).get("severity")
+        if severity not in SEVERITIES:
+            raise SuiteError(
+                f"{path}: expectation {i} ({expectation.get('type')}) needs meta.severity error or warning"
+            )
+    return suite
+
+
+def all_suites(directory: Path = EXPECTATIONS_DIR) -> list[Suite]:
+    return [load_suite(path) for path in sorted(directory.glob("*.json"))]
+
+
+# --- table-level checks, expanded into unexpected-rows SQL -------------------------------------
+
+
+def _checked_months(month_column: str) -> str:
+    """The CTE `checked`: every month of the checked range ($first_month..$last_month, bound at
+    validation), with or without rows, and the batch's own months."""
+    return f"""checked AS (
+    SELECT CAST(unnest(range(DATE '$first_month', DATE '$last_month' + INTERVAL 1 MONTH, INTERVAL 1 MONTH)) AS DATE)
+        AS month
+    UNION SELECT DISTINCT {month_column} FROM {{batch}}
+)"""
+
+
+def _first_trailing_month(table: str, month_column: str, trailing: int) -> str:
+    """SQL for the earliest month the bands of the checked months read: the `trailing`-th month
+    with rows before $first_month (or $first_month itself). A run's statistics then cost the months
+    it checks and their trailing months, not the whole table's history."""
+    return (
+        f"SELECT coalesce(min(m), DATE '$first_month') FROM (SELECT DISTINCT {month_column} AS m FROM {table} "
+        f"WHERE {month_column} < DATE '$first_month' ORDER BY m DESC LIMIT {trailing})"
+    )
+
+
+def _trailing_band(table: str, month_column: str, statistic: str, spec: dict, empty: str | None = "NULL") -> str:
+    """Months checked whose `statistic` lies outside the band of the trailing months: from their
+    smallest to their largest value, widened on each side by the larger of `low`/`high` x their
+    median and `fence` x their scaled median absolute deviation (1.4826 MAD, the standard
+    deviation's robust twin). A steady trend or a volatile history widens the band by itself, the
+    median keeps one campaign month from setting the margin, and a month far outside what the
+    trailing months did still fails. A checked month without rows counts as `empty` (None:
+    skipped, as an entity source's month with no changes); months with too little history are not
+    judged. $first_month and $last_month are bound at validation."""
+    trailing, history = int(spec.get("trailing_months", 6)), int(spec.get("min_history", 3))
+    high, fence = float(spec["high"]), float(spec.get("fence", 3))
+    # Without `low` a band has no lower side: an entity source delivers only what changed, and a bank
+    # that stops acquiring (a cohort built by one campaign) delivers far fewer customers, not a fault.
+    lower = (
+        "-'infinity'::DOUBLE"
+        if spec["low"] is None
+        else f"trailing_min - greatest({float(spec['low'])} * abs(trailing_median), {fence} * trailing_mad)"
+    )
+    without_rows = (
+        ""
+        if empty is None
+        else f"\n    UNION ALL SELECT month, {empty} FROM checked WHERE month NOT IN (SELECT month FROM stats)"
+    )
+    return f"""WITH stats AS (
+    SELECT {month_column} AS month, {statistic} AS observed FROM {table}
+    WHERE {month_column} BETWEEN ({_first_trailing_month(table, month_column, trailing)}) AND DATE '$last_month'
+    GROUP BY 1
+), {_checked_months(month_column)}, per_month AS (
+    SELECT month, observed FROM stats{without_rows}
+), numbered AS (
+    SELECT month, observed, row_number() OVER (ORDER BY month) AS k FROM per_month
+), past_months AS (
+    SELECT c.month, c.observed, p.observed AS past
+    FROM numbered c JOIN numbered p ON p.k BETWEEN c.k - {trailing} AND c.k - 1
+), centre AS (
+    SELECT month, any_value(observed) AS observed, count(past) AS history_months, median(past) AS trailing_median,
+           min(past) AS trailing_min, max(past) AS trailing_max
+    FROM past_months GROUP BY month
+), spread AS (
+    SELECT c.*, 1.4826 * median(abs(t.past - c.trailing_median)) AS trailing_mad
+    FROM centre c JOIN past_months t USING (month)
+    GROUP BY ALL
+), band AS (
+    SELECT *,
+           {lower} AS lower_bound,
+           trailing_max + greatest({high} * abs(trailing_median), {fence} * trailing_mad) AS upper_bound
+    FROM spread
+)
+SELECT strftime(month, '%Y-%m') AS month, observed, trailing_median, trailing_mad, lower_bound, upper_bound
+FROM band
+WHERE month BETWEEN DATE '$first_month' AND DATE '$last_month' AND history_months >= {history}
+  AND (observed < lower_bound OR observed > upper_bound)
+ORDER BY month"""
+
+
+def _widening(spec: dict) -> str:
+    low = "no lower bound" if spec["low"] is None else f"{spec['low']:.0%}"
+    return f"{low}/{spec['high']:.0%}"
+
+
+def expand_table_checks(meta: dict) -> list[dict]:
+    table, month_column, key = meta["table"], meta["month_column"], meta["key"]
+    checks = meta.get("checks", {})
+    expanded = []
+
+    def add(name: str, description: str, sql: str, severity: str) -> None:
+        expanded.append(
+            {
+                "type": "unexpected_rows_expectation",
+                "kwargs": {"unexpected_rows_query": sql, "description": description},
+                "meta": {"severity": severity, "check": name},
+            }
+        )
+
+    if volume := checks.get("volume"):
+        add(
+            "volume",
+            f"Row count of each month within the robust band of its trailing {volume.get('trailing_months', 6)} "
+            f"months (their range widened by {_widening(volume)} of their median, or by "
+            f"{volume.get('fence', 3)} scaled MADs where wider)"
+            + (", a month without rows skipped" if volume.get("skip_empty") else ""),
+            _trailing_band(table, month_column, "count(*)", volume, empty=None if volume.get("skip_empty") else "0"),
+            volume.get("severity", "error"),
+        )
+    for spec in checks.get("distribution", []):
+        column = spec["column"]
+        # The geometric mean of the magnitudes: a unit change moves it as far as the mean, and one very
+        # large balance or amount (a heavy tail) does not.
+        statistics = {"geomean": f"exp(avg(ln(1 + abs({column}))))"} | {
+            f"p{round(q * 100)}": f"quantile_cont({column}, {q})" for q in spec.get("quantiles", [])
+        }
+        for name, statistic in statistics.items():
+            add(
+                f"distribution:{column}:{name}",
+                f"{name} of {column} in each month within the robust band of its trailing months "
+                f"(their range widened by {_widening(spec)} of their median, or by "
+                f"{spec.get('fence', 3)} scaled MADs where wider)",
+                _trailing_band(table, month_column, statistic, spec),
+                spec.get("severity", "error") if name == "geomean" else spec.get("quantile_severity", "warning"),
+            )
+    if quarantine := checks.get("quarantine"):
+        source, share = quarantine["source"], float(quarantine["max_share"])
+        add(
+            "quarantine_share",
+            f"At most {share:.0%} of each month's delivered {source} rows quarantined",
+            f"""WITH {_checked_months(month_column)}, loaded AS (
+    SELECT {month_column} AS month, count(*) AS n FROM {table}
+    WHERE {month_column} IN (SELECT month FROM checked) GROUP BY 1
+), rejected AS (
+    SELECT delivery_month AS month, count(*) AS n FROM {QUARANTINE_TABLE}
+    WHERE source = '{source}' AND delivery_month IN (SELECT month FROM checked) GROUP BY 1
+)
+SELECT strftime(c.month, '%Y-%m') AS month, coalesce(r.n, 0) AS quarantined, coalesce(l.n, 0) AS loaded
+FROM checked c LEFT JOIN loaded l USING (month) LEFT JOIN rejected r USING (month)
+WHERE coalesce(r.n, 0) > {share} * (coalesce(l.n, 0) + coalesce(r.n, 0))
+ORDER BY 1""",
+            quarantine.get("severity", "error"),
+        )
+    if freshness := checks.get("freshness"):
+        column = freshness["column"]
+        wrong_month = (
+            f"CAST({column} AS DATE) <> last_day({month_column})"
+            if freshness.get("month_end")
+            else f"date_trunc('month', {column}) <> {month_column}"
+        )
+        add(
+            "freshness",
+            f"{column} falls in the month of the delivery" + (" (its last day)" if freshness.get("month_end") else ""),
+            f"SELECT {', '.join(key)}, {column} FROM {{batch}} WHERE {wrong_month}",
+            freshness.get("severity", "error"),
+        )
+    for ref in checks.get("references", []):
+        column, parent = ref["column"], ref["table"]
+        when = "=" if ref.get("same_month") else "<="
+        as_of = f" AND p.{ref['parent_month_column']} {when} b.{month_column}" if ref.get("parent_month_column") else ""
+        add(
+            f"references:{column}",
+            f"{column} names a row of {parent}"
+            + (
+                (" of the same month" if ref.get("same_month") else " delivered on or before the month")
+                if as_of
+                else ""
+            ),
+            f"SELECT {', '.join('b.' + k for k in key)}, b.{column} FROM (SELECT * FROM {{batch}}) AS b "
+            f"WHERE b.{column} IS NOT NULL "
+            f"AND NOT EXISTS (SELECT 1 FROM {parent} p WHERE p.{ref.get('parent_column', column)} = b.{column}{as_of})",
+            ref.get("severity", "error"),
+        )
+    return expanded
+
+
+# --- Great Expectations on DuckDB --------------------------------------------------------------
+
+
+class _DuckDBDialect:
+    """Stands for DuckDB in GX's list of dialects that keep one connection for a validation."""
+
+    value = "duckdb"
+
+    def __eq__(self, other: object) -> bool:
+        return str(getattr(other, "value", other)).lower() == "duckdb"
+
+    def __hash__(self) -> int:
+        return hash("duckdb")
+
+
+def _persist_duckdb_connections() -> None:
+    """GX 1.24 closes a SQL connection between computing metrics and reading them, which on DuckDB
+    fails every expectation with IndexError (GX issues #10738, #11579). It keeps one connection
+    for sqlite and a few others; DuckDB joins that list. tests/test_quality.py fails loudly if a
+    GX upgrade moves it."""
+    from great_expectations.execution_engine import sqlalchemy_execution_engine as engine
+
+    if not any(d == "duckdb" for d in engine._PERSISTED_CONNECTION_DIALECTS):
+        engine._PERSISTED_CONNECTION_DIALECTS = (*engine._PERSISTED_CONNECTION_DIALECTS, _DuckDBDialect())
+
+
+@dataclass(frozen=True)
+class ExpectationOutcome:
+    expectation: str  # GX type, or the table-level check it was expanded from
+    column: str | None
+    severity: str
+    success: bool
+    observed: Any
+    unexpected_count: int | None
+    samples: list = field(default_factory=list)
+    # The query failed (a broken suite, or a column the table lacks). On GX's one DuckDB connection
+    # a failed query also aborts the queries after it, so the first error is the one to read.
+    error: str | None = None
+    note: str | None = None  # why the severity is not the suite's (a first load downgrades learned checks)
+    to_accept: list[str] = field(default_factory=list)  # the commands that accept each failing month
+
+    def as_dict(self) -> dict:
+        return {k: v for k, v in self.__dict__.items() if v not in (None, [])}
+
+
+@dataclass(frozen=True)
+class SuiteResult:
+    suite: str
+    table: str
+    first_month: str
+    last_month: str
+    rows: int
+    outcomes: list[ExpectationOutcome]
+    docs_index: Path
+    seconds: float
+    quarantined: dict[str, dict[str, int]] = field(default_factory=dict)  # month -> reason -> rows (raw suites)
+    accepted: list[dict] = field(default_factory=list)  # operator acceptances applied to the checked months
+    first_load: bool = False  # the run loads a history from its first month: learned checks warn only
+
+    @property
+    def errors(self) -> list[ExpectationOutcome]:
+        return [o for o in self.outcomes if not o.success and o.severity == "error"]
+
+    @property
+    def warnings(self) -> list[ExpectationOutcome]:
+        return [o for o in self.outcomes if not o.success and o.severity == "warning"]
+
+    @property
+    def passed(self) -> bool:
+        return not self.errors
+
+
+def _gx_context(quality_dir: Path):
+    import great_expectations as gx
+    from great_expectations.data_context.types.base import ProgressBarsConfig
+
+    _persist_duckdb_connections()
+    context = gx.get_context(mode="file", project_root_dir=str(quality_dir))
+    context.variables.progress_bars = ProgressBarsConfig(globally=False)
+    if context.config.analytics_enabled is not False:
+        context.enable_analytics(False)  # nothing about the bank's runs leaves the machine
+    return context
+
+
+def _release(datasource) -> None:
+    """Close every connection GX opened on the warehouse: DuckDB lets one process write the file,
+    and dbt (another process) or a differently configured connection of ours comes next."""
+    engine = datasource.execution_engine
+    if engine is not None:
+        if getattr(engine, "_connection", None) is not None:
+            engine._connection.close()
+            engine._connection = None
+        engine.engine.dispose()
+    datasource.get_engine().dispose()
+
+
+def _exception_message(info) -> str | None:
+    """GX reports an exception flat ({raised_exception, exception_message}) or per metric."""
+    if not info:
+        return None
+    if "raised_exception" in info:
+        return info["exception_message"] if info["raised_exception"] else None
+    return next((v["exception_message"] for v in info.values() if v.get("raised_exception")), None)
+
+
+def _outcome(result) -> ExpectationOutcome:
+    config = result.expectation_config
+    details = result.result or {}
+    samples = details.get("partial_unexpected_index_list") or details.get("partial_unexpected_list") or []
+    return ExpectationOutcome(
+        expectation=config.meta.get("check", config.type),
+        column=config.kwargs.get("column")
+        or (",".join(config.kwargs["column_list"]) if "column_list" in config.kwargs else None),
+        severity=config.meta["severity"],
+        success=bool(result.success),
+        observed=details.get("observed_value", details.get("unexpected_percent")),
+        unexpected_count=details.get("unexpected_count"),
+        samples=list(samples)[:SAMPLE_SIZE],
+        error=_exception_message(result.exception_info) if not result.success else None,
+    )
+
+
+def bound_expectations(
+    suite: Suite, first_month: str, last_month: str, accepted: dict[str, dict] | None = None
+) -> list[dict]:
+    """The suite's expectations with the checked month range bound into their SQL; the months an
+    operator accepted for a check are left out of that check's unexpected rows."""
+    first, last = parse_month(first_month).isoformat(), parse_month(last_month).isoformat()
+    accepted = accepted or {}
+    bound = []
+    for expectation in suite.expectations:
+        kwargs = dict(expectation["kwargs"])
+        if "unexpected_rows_query" in kwargs:
+            query = kwargs["unexpected_rows_query"].replace("$first_month", first).replace("$last_month", last)
+            months = sorted(accepted.get(expectation.get("meta", {}).get("check"), {}))
+            if months:
+                listed = ", ".join(f"'{parse_month(m).strftime('%Y-%m')}'" for m in months)
+                query = f"SELECT * FROM ({query}) AS unaccepted WHERE month NOT IN ({listed})"
+            kwargs["unexpected_rows_query"] = query
+        bound.append({**expectation, "kwargs": kwargs})
+    return bound
+
+
+def _judged(outcome: ExpectationOutcome, suite: Suite, first_load: bool) -> ExpectationOutcome:
+    """A failed learned check warns only while a history is first loaded; every failed table-level
+    check names the commands that accept its months."""
+    if outcome.success or outcome.error:
+        return outcome
+    changes: dict = {}
+    months = sorted({s["month"] for s in outcome.samples if isinstance(s, dict) and "month" in s})
+    if outcome.expectation.startswith(ACCEPTABLE_PREFIXES):
+        changes["to_accept"] = [accept_command(suite.name, outcome.expectation, m) for m in months]
+    if first_load and outcome.severity == "error" and is_learned(outcome.expectation):
+        changes |= {
+            "severity": "warning",
+            "note": "first load of a history: bounds learned from its own first months warn, they do not block; "
+            "in a regular monthly run this check blocks",
+        }
+    return ExpectationOutcome(**{**outcome.__dict__, **changes}) if changes else outcome
+
+
+def batch_query(suite: Suite, first_month: str, last_month: str) -> str:
+    first, last = parse_month(first_month), parse_month(last_month)
+    return (
+        f"SELECT * FROM {suite.table} WHERE {suite.month_column} BETWEEN DATE '{first.isoformat()}' "
+        f"AND DATE '{last.isoformat()}'"
+    )
+
+
+def validate(warehouse: Path, quality_dir: Path, suite: Suite, first_month: str, last_month: str) -> SuiteResult:
+    """Validate the months first..last of the suite's table; results go to the Data Docs."""
+    import great_expectations as gx
+
+    started = time.perf_counter()
+    query = batch_query(suite, first_month, last_month)
+    accepted = accepted_months(quality_dir, suite.name)
+    expectations = bound_expectations(suite, first_month, last_month, accepted)
+    context = _gx_context(quality_dir)
+    limits = DuckDBLimits.for_warehouse(warehouse)
+    datasource = context.data_sources.add_or_update_sql(
+        name="warehouse",
+        connection_string=f"duckdb:///{warehouse}",
+        kwargs={"connect_args": {"config": limits.config()}},
+    )
+    try:
+        if suite.name in [a.name for a in datasource.assets]:
+            datasource.delete_asset(suite.name)
+        batch = datasource.add_query_asset(name=suite.name, query=query).add_batch_definition_whole_table("months")
+        gx_suite = context.suites.add_or_update(gx.ExpectationSuite(name=suite.name, expectations=expectations))
+        definition = context.validation_definitions.add_or_update(
+            gx.ValidationDefinition(name=suite.name, data=batch, suite=gx_suite)
+        )
+        checkpoint = context.checkpoints.add_or_update(
+            gx.Checkpoint(
+                name=suite.name,
+                validation_definitions=[definition],
+                result_format={
+                    "result_format": "SUMMARY",
+                    "partial_unexpected_count": SAMPLE_SIZE,
+                    "unexpected_index_column_names": list(suite.key),
+                },
+            )
+        )
+        run = checkpoint.run()
+        [validation] = run.run_results.values()
+        # This validation's page and the index only: a full build re-renders every stored result,
+        # a cost that grows with every run.
+        rendered = time.time()
+        context.build_data_docs(resource_identifiers=list(run.run_results))
+        localise(docs_index(quality_dir).parent, since=rendered - 1)  # served offline (valuetier.quality.data_docs)
+    finally:
+        _release(datasource)
+    outcomes = [_outcome(r) for r in validation.results]
+    with connect(warehouse, read_only=True, limits=limits) as con:
+        rows = con.execute(f"SELECT count(*) FROM ({query})").fetchall()[0][0]
+        first_load = is_first_load(con, suite, first_month, last_month)
+        outcomes = [_judged(_with_row_samples(con, o, expectations, query), suite, first_load) for o in outcomes]
+        source = suite.checks.get("quarantine", {}).get("source")
+        quarantined = quarantine_by_month(con, source, first_month, last_month) if source else {}
+    return SuiteResult(
+        suite=suite.name,
+        table=suite.table,
+        first_month=first_month,
+        last_month=last_month,
+        rows=rows,
+        outcomes=outcomes,
+        docs_index=docs_index(quality_dir),
+        seconds=time.perf_counter() - started,
+        quarantined=quarantined,
+        accepted=[
+            asdict(a)
+            for months in accepted.values()
+            for month, a in sorted(months.items())
+            if first_month <= month <= last_month
+        ],
+        first_load=first_load,
+    )
+
+
+def is_first_load(con: duckdb.DuckDBPyConnection, suite: Suite, first_month: str, last_month: str) -> bool:
+    """A run over several months with nothing in the table before them: a history loaded for the first time."""
+    if first_month == last_month:
+        return False
+    earlier = con.execute(
+        f"SELECT count(*) FROM {suite.table} WHERE {suite.month_column} < DATE '{parse_month(first_month)}'"
+    ).fetchone()[0]
+    return earlier == 0
+
+
+def _with_row_samples(con, outcome: ExpectationOutcome, expectations: list[dict], query: str) -> ExpectationOutcome:
+    """GX's summary of an unexpected-rows expectation has the count only: add a few of the rows."""
+    if outcome.success or outcome.samples or outcome.error:
+        return outcome
+    expectation = next((e for e in expectations if e.get("meta", {}).get("check") == outcome.expectation), None)
+    if expectation is None:
+        return outcome
+    sql = expectation["kwargs"]["unexpected_rows_query"].replace("{batch}", f"({query}) AS subselect")
+    cursor = con.execute(f"SELECT * FROM ({sql}) LIMIT {SAMPLE_SIZE}")
+    names = [d[0] for d in cursor.description]
+    samples = [
+        {n: (v if isinstance(v, int | float | str) or v is None else str(v)) for n, v in zip(names, row, strict=True)}
+        for row in cursor.fetchall()
+    ]
+    return ExpectationOutcome(**{**outcome.__dict__, "samples": samples})
+
+
+def docs_index(quality_dir: Path) -> Path:
+    return quality_dir / "gx" / "uncommitted" / "data_docs" / "local_site" / "index.html"

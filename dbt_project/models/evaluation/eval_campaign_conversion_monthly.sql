@@ -45,8 +45,12 @@ converter_value as (
     select
         v.month_start,
         v.customer_id,
-        sum(case when v.uses_profit then x.profit_contribution else x.transaction_amount end) / v.conversions
-            as value_per_conversion
+        -- A fixed decimal, so that the sums of a campaign's attributed value below are exact: summed as
+        -- doubles they depend on the order parallel threads add them in, and the ROI's last digit did.
+        cast(
+            sum(case when v.uses_profit then x.profit_contribution else x.transaction_amount end) / v.conversions
+            as decimal(38, 10)
+        ) as value_per_conversion
     from converters as v
     inner join {{ ref('int_transactions_by_customer_month') }} as x
         on x.customer_id = v.customer_id

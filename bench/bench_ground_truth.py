@@ -23,6 +23,7 @@ sys.path.insert(0, str(HERE.parent))
 from results import record  # noqa: E402
 
 from valuetier.core.months import add_months  # noqa: E402
+from valuetier.core.parameters import business_parameters  # noqa: E402
 from valuetier.core.settings import Settings  # noqa: E402
 from valuetier.core.warehouse import connect  # noqa: E402
 from valuetier.tiering.registry import Registry  # noqa: E402
@@ -53,7 +54,7 @@ def main() -> int:
             [f"{month}-01"],
         ).df()
     scored["future_profit"] = scored.customer_id.map(future).fillna(0.0)
-    top = max(1, round(0.10 * len(scored)))
+    top = max(1, round(business_parameters().tier_high_share * len(scored)))  # the high tier's size
     truly_high = set(scored.nlargest(top, "future_profit").customer_id)
     clv_high = set(scored.nlargest(top, "clv_12m").customer_id)
 

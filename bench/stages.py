@@ -49,7 +49,7 @@ STAGES = (
 
 def selections() -> dict[str, dg.AssetSelection]:
     expectations = dg.AssetSelection.checks(
-        *(k for k in defs.resolve_asset_graph().asset_check_keys if k.name == CHECK_NAME)
+        *(k for k in defs().resolve_asset_graph().asset_check_keys if k.name == CHECK_NAME)
     )
     return {
         "ingest": dg.AssetSelection.groups("raw").without_checks(),

@@ -1,13 +1,10 @@
 """The CRM's monthly actions: the playbook (playbook.yml) applied to every tiered customer."""
 
-import time
-
 import dagster as dg
 
 from orchestration.dbt import INDICATORS
-from orchestration.flow import flow_metadata
-from orchestration.partitions import WAREHOUSE_POOL, month_partitions, single_run
-from orchestration.resources import WarehouseResource, settings
+from orchestration.monthly import each_month, monthly_asset
+from orchestration.resources import ValueTierSettings, WarehouseResource
 from orchestration.scoring import TIERS
 from valuetier.application.playbook import PlaybookError, build_crm_actions, load_playbook
 from valuetier.core.tables import CRM_ACTIONS_TABLE
@@ -15,7 +12,7 @@ from valuetier.core.tables import CRM_ACTIONS_TABLE
 CRM_ACTIONS = dg.AssetKey(CRM_ACTIONS_TABLE.split("."))
 
 
-@dg.asset(
+@monthly_asset(
     key=CRM_ACTIONS,
     description="One row per tiered customer and month for the CRM: the playbook's service level, preferred "
     "channel, pricing treatment and contact cap for the customer's action segment and tier, and the next best "
@@ -24,29 +21,24 @@ CRM_ACTIONS = dg.AssetKey(CRM_ACTIONS_TABLE.split("."))
     group_name="marts",
     kinds={"duckdb", "python"},
     deps=[TIERS, INDICATORS],
-    partitions_def=month_partitions,
-    backfill_policy=single_run,
-    pool=WAREHOUSE_POOL,
 )
-def crm_actions(context: dg.AssetExecutionContext, warehouse: WarehouseResource) -> dg.MaterializeResult:
-    current = settings()
+def crm_actions(
+    context: dg.AssetExecutionContext, valuetier: ValueTierSettings, warehouse: WarehouseResource
+) -> dg.MaterializeResult:
     try:
-        playbook = load_playbook(current.playbook_file)
+        playbook = load_playbook(valuetier.current.playbook_file)
     except (PlaybookError, OSError) as exc:
         raise dg.Failure(description=f"the playbook cannot be used: {exc}") from exc
-    started, results = time.perf_counter(), []
-    with warehouse.connect() as con:
-        for month in sorted(context.partition_keys):
-            try:
-                result = build_crm_actions(con, month, playbook)
-            except PlaybookError as exc:
-                raise dg.Failure(description=str(exc)) from exc
-            context.log.info(
-                f"crm_actions {month}: {result.customers:,} customers, {result.with_product:,} with a next best "
-                f"product, service levels {result.by_service_level}"
-            )
-            results.append(result)
-        flow = flow_metadata(context, con, started)
+
+    def month_actions(con, month: str):
+        result = build_crm_actions(con, month, playbook)
+        context.log.info(
+            f"crm_actions {month}: {result.customers:,} customers, {result.with_product:,} with a next best "
+            f"product, service levels {result.by_service_level}"
+        )
+        return result
+
+    results, flow = each_month(context, warehouse, month_actions, failures=(PlaybookError,))
     latest = results[-1]
     return dg.MaterializeResult(
         metadata={

@@ -1,12 +1,9 @@
 """The challenger scored on the published months, for the backtest's champion-against-challenger view."""
 
-import time
-
 import dagster as dg
 
-from orchestration.flow import flow_metadata
-from orchestration.partitions import WAREHOUSE_POOL, month_partitions, single_run
-from orchestration.resources import WarehouseResource, settings
+from orchestration.monthly import each_month, monthly_asset
+from orchestration.resources import ValueTierSettings, WarehouseResource
 from orchestration.scoring import TIERS
 from valuetier.core.tables import CHALLENGER_TABLE
 from valuetier.tiering.challenger import score_challenger_month
@@ -15,7 +12,7 @@ from valuetier.tiering.registry import Registry, RegistryError
 CHALLENGER = dg.AssetKey(CHALLENGER_TABLE.split("."))
 
 
-@dg.asset(
+@monthly_asset(
     key=CHALLENGER,
     description="The published months scored again by the challenger (the most recent model version other "
     "than the champion), tiered the same way, so the backtest (evaluation/eval_model_backtest_monthly, ranking "
@@ -24,22 +21,19 @@ CHALLENGER = dg.AssetKey(CHALLENGER_TABLE.split("."))
     group_name="marts",
     kinds={"duckdb", "python", "scikit-learn"},
     deps=[TIERS, ["model", "tiering_model"]],
-    partitions_def=month_partitions,
-    backfill_policy=single_run,
-    pool=WAREHOUSE_POOL,
 )
-def challenger_scores(context: dg.AssetExecutionContext, warehouse: WarehouseResource) -> dg.MaterializeResult:
-    registry = Registry(settings().models_dir)
-    started, scored = time.perf_counter(), []
-    with warehouse.connect() as con:
-        for month in sorted(context.partition_keys):
-            try:
-                result = score_challenger_month(con, month, registry)
-            except RegistryError as exc:
-                raise dg.Failure(description=f"the challenger model cannot be used: {exc}") from exc
-            if result:
-                scored.append(result)
-        flow = flow_metadata(context, con, started)
+def challenger_scores(
+    context: dg.AssetExecutionContext, valuetier: ValueTierSettings, warehouse: WarehouseResource
+) -> dg.MaterializeResult:
+    registry = Registry(valuetier.current.models_dir)
+    results, flow = each_month(
+        context,
+        warehouse,
+        lambda con, month: score_challenger_month(con, month, registry),
+        failures=(RegistryError,),
+        failure_prefix="the challenger model cannot be used: ",
+    )
+    scored = [r for r in results if r]
     if scored:
         context.log.info(f"challenger {scored[-1].version}: {len(scored)} months scored")
     else:

@@ -1,12 +1,9 @@
 """Customer lifetime value per live customer and month (BG/NBD + Gamma-Gamma, valuetier.clv.model)."""
 
-import time
-
 import dagster as dg
 from pydantic import Field
 
-from orchestration.flow import flow_metadata
-from orchestration.partitions import WAREHOUSE_POOL, month_partitions, single_run
+from orchestration.monthly import each_month, monthly_asset
 from orchestration.resources import WarehouseResource
 from valuetier.clv.estimates import estimate_month
 
@@ -18,7 +15,7 @@ class ClvConfig(dg.Config):
     )
 
 
-@dg.asset(
+@monthly_asset(
     key=["marts", "customer_clv_monthly"],
     description="Expected purchases, probability alive and undiscounted 12-month CLV (in the value measure: "
     "profit contribution, or revenue where the deliveries carry no margins) "
@@ -26,23 +23,19 @@ class ClvConfig(dg.Config):
     group_name="marts",
     kinds={"duckdb", "python", "scipy"},
     deps=[["marts", "customer_indicators_monthly"], ["intermediate", "int_purchase_days_by_customer_month"]],
-    partitions_def=month_partitions,
-    backfill_policy=single_run,
-    pool=WAREHOUSE_POOL,
 )
 def customer_clv_monthly(
     context: dg.AssetExecutionContext, config: ClvConfig, warehouse: WarehouseResource
 ) -> dg.MaterializeResult:
-    started, scored = time.perf_counter(), []
-    with warehouse.connect() as con:
-        for month in sorted(context.partition_keys):
-            result = estimate_month(con, month, config.calibration_months)
-            if result.total_clv_12m is None:
-                context.log.warning(f"CLV {month}: models not fitted, values left null ({result.params})")
-            else:
-                context.log.info(f"CLV {month}: {result.customers} customers, total {result.total_clv_12m:,.2f}")
-            scored.append(result)
-        flow = flow_metadata(context, con, started)
+    def month_clv(con, month: str):
+        result = estimate_month(con, month, config.calibration_months)
+        if result.total_clv_12m is None:
+            context.log.warning(f"CLV {month}: models not fitted, values left null ({result.params})")
+        else:
+            context.log.info(f"CLV {month}: {result.customers} customers, total {result.total_clv_12m:,.2f}")
+        return result
+
+    scored, flow = each_month(context, warehouse, month_clv)
     latest = scored[-1]
     return dg.MaterializeResult(
         metadata={

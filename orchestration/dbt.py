@@ -1,7 +1,9 @@
 """The dbt project as Dagster assets, groups by dbt folder, month windows as environment variables.
 
 Two definitions over one manifest: the models up to the indicator marts, and the evaluation, which
-reads the tiers the Python scoring asset writes (a dbt source mapped to marts/customer_tiers).
+reads the tiers the Python scoring asset writes (a dbt source mapped to marts/customer_tiers). Both
+are built when the definitions load (dbt_asset_definitions), not at import: under `dagster dev` the
+manifest is parsed first.
 """
 
 import os
@@ -9,6 +11,7 @@ import shutil
 import time
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
+from functools import cache
 from pathlib import Path
 from typing import Any
 
@@ -24,35 +27,32 @@ from dagster_dbt import (
 
 from orchestration.flow import flow_metadata
 from orchestration.partitions import WAREHOUSE_POOL, month_partitions, single_run
-from orchestration.resources import WarehouseResource, build_resources, pause, settings
+from orchestration.resources import DBT_PROJECT_DIR, ValueTierSettings, WarehouseResource, dbt_cli
 from valuetier.core.exchange import export_sources, mirror_spark_models
 from valuetier.core.months import dbt_month_window
+from valuetier.core.settings import Settings
 from valuetier.core.warehouse import anomalous_transactions_by_month, optional_sources_without_rows
 
 FCT_TRANSACTIONS = dg.AssetKey(["marts", "fct_transactions"])
 INDICATORS = dg.AssetKey(["marts", "customer_indicators_monthly"])
 
-dbt_project = DbtProject(
-    project_dir=settings().dbt_project_dir,
-    profiles_dir=settings().dbt_project_dir,
-    target=settings().dbt_target,
-)
 
-
-def prepare_if_dev(project: DbtProject) -> None:
-    """Under `dagster dev` the manifest is rebuilt on start, as DbtProject.prepare_if_dev does, but
-    through ValueTier's DbtCli: dagster-dbt's own resource first runs `dbt --version`, which asks PyPI
-    for dbt's latest release (tests/test_ui.py's outbound guard caught it). Elsewhere `make` runs
-    `dbt parse` first."""
+@cache
+def dbt_project() -> DbtProject:
+    """The dbt project, built once when first needed. Under `dagster dev` its manifest is rebuilt
+    first, as DbtProject.prepare_if_dev does, but through ValueTier's DbtCli: dagster-dbt's own
+    resource first runs `dbt --version`, which asks PyPI for dbt's latest release (tests/test_ui.py's
+    outbound guard caught it). Elsewhere `make` runs `dbt parse` first."""
+    project = DbtProject(project_dir=DBT_PROJECT_DIR, profiles_dir=DBT_PROJECT_DIR)
     if project.preparer.using_dagster_dev():
-        build_resources()["dbt"].cli(["parse", "--quiet"], target_path=project.target_path).wait()
-
-
-prepare_if_dev(dbt_project)
+        dbt_cli().cli(["parse", "--quiet"], target_path=project.target_path).wait()
+    return project
 
 
 class ValueTierTranslator(DagsterDbtTranslator):
-    """Models are grouped by their folder (staging, intermediate, marts, evaluation). The tests on
+    """Models are grouped by their folder (staging, intermediate, marts, evaluation), but for the
+    evaluation's own intermediates (intermediate/evaluation), which are grouped with the evaluation
+    that builds them after the tiers (a rescore rebuilds the group). The tests on
     dbt sources (the raw tables, the tiers the scoring asset writes) are asset checks on those
     assets, as the tests on models are: otherwise dagster-dbt logs each as an observation with a
     warning of several lines, every run (dagster issue #33986)."""
@@ -68,11 +68,13 @@ class ValueTierTranslator(DagsterDbtTranslator):
 
     def get_group_name(self, dbt_resource_props: Mapping[str, Any]) -> str | None:
         if dbt_resource_props["resource_type"] == "model":
-            return dbt_resource_props["fqn"][1]
+            folders = dbt_resource_props["fqn"][1:-1]
+            return "evaluation" if "evaluation" in folders else folders[0]
         return super().get_group_name(dbt_resource_props)
 
 
-EVALUATION = "path:models/evaluation"
+# The evaluation and its intermediates (dbt_project.yml tags both folders): the models built after the tiers.
+EVALUATION = "tag:evaluation"
 # The tiers' dbt source tests are not run by Dagster: the tiers' own blocking check (the
 # customer_tiers Great Expectations suite, which covers them) runs where the scoring asset writes
 # them; as checks of the evaluation's multi-asset they would split it into three dbt invocations a
@@ -87,7 +89,8 @@ def invocations_dir() -> Path:
     """Where dagster-dbt puts each invocation's target folder and looks for the parse state to
     start from: DBT_TARGET_PATH as dagster-dbt reads it (relative to the dbt project), else the
     project's target folder."""
-    return dbt_project.project_dir / os.getenv("DBT_TARGET_PATH", dbt_project.target_path)
+    project = dbt_project()
+    return project.project_dir / os.getenv("DBT_TARGET_PATH", project.target_path)
 
 
 def keep_partial_parse(target_path: Path) -> None:
@@ -129,79 +132,51 @@ def dbt_build(context: dg.AssetExecutionContext, dbt: DbtCliResource) -> Iterato
         keep_partial_parse(invocation.target_path)
 
 
-@dbt_assets(
-    manifest=dbt_project.manifest_path,
-    project=dbt_project,
-    exclude=EVALUATION,
-    dagster_dbt_translator=ValueTierTranslator(),
-    partitions_def=month_partitions,
-    backfill_policy=single_run,
-    pool=WAREHOUSE_POOL,
-)
-def valuetier_dbt_models(context: dg.AssetExecutionContext, dbt: DbtCliResource, warehouse: WarehouseResource):
-    window = context.partition_key_range
-    held = yield from build_holding_events(context, dbt, warehouse)
-    with warehouse.connect() as con:
-        metadata = model_flows(context, con, held)
-        anomalies = anomalous_transactions_by_month(con, window.start, window.end)
-        absent = optional_sources_without_rows(con, window.start, window.end)
-    for source, months in absent.items():
-        context.log.warning(f"optional source {source} has no rows for {', '.join(months)}: its indicators stay empty")
-    # A step may build a subset of the models (a job interleaves them with Python assets).
-    if FCT_TRANSACTIONS in metadata:
-        metadata[FCT_TRANSACTIONS] |= {
-            "anomalous_transactions": dg.MetadataValue.int(
-                sum(m["amount_outlier"] + m["burst"] for m in anomalies.values())
-            ),
-            "anomalies_by_month": dg.MetadataValue.json(anomalies),
-        }
-    if INDICATORS in metadata:
-        metadata[INDICATORS] |= {"optional_sources_without_rows": dg.MetadataValue.json(absent)}
-    yield from with_metadata(context, held, metadata)
-
-
-def build_holding_events(context: dg.AssetExecutionContext, dbt: DbtCliResource, warehouse: WarehouseResource):
+def build_holding_events(
+    context: dg.AssetExecutionContext, dbt: DbtCliResource, valuetier: ValueTierSettings, warehouse: WarehouseResource
+):
     """The run's dbt build, its events held until dbt has let go of the warehouse, so metadata read
     from the warehouse can be added to them (Dagster wants a multi-asset's outputs in order, so
     none is yielded before). If the build fails, what it did build is yielded, then the error."""
     held: list = []
-    exchanging = settings().dbt_target != "duckdb"
+    current = valuetier.current
+    exchanging = current.dbt_target != "duckdb"
     if exchanging:
-        share_sources(context, warehouse)
+        share_sources(context, current, warehouse)
     try:
         with dbt_build(context, dbt) as invocation:
             try:
                 for event in invocation.stream():
                     held.append(event)
                     if len(held) == 1:
-                        pause("dbt build")  # dbt's first model built, the rest still building
+                        valuetier.pause("dbt build")  # dbt's first model built, the rest still building
             except Exception:
                 yield from held  # what dbt did build stays recorded
                 raise
     finally:
         if exchanging:
-            read_back_models(context, warehouse)
+            read_back_models(context, current, warehouse)
     return held
 
 
-def share_sources(context: dg.AssetExecutionContext, warehouse: WarehouseResource) -> None:
+def share_sources(context: dg.AssetExecutionContext, current: Settings, warehouse: WarehouseResource) -> None:
     """On an engine that cannot open the DuckDB file: what Python wrote for dbt (its sources), as
     Parquet in the exchange folder (valuetier.core.exchange)."""
     started = time.perf_counter()
     with warehouse.connect() as con:
-        exported = export_sources(con, dbt_project.manifest_path, settings().exchange_path)
+        exported = export_sources(con, dbt_project().manifest_path, current.exchange_path)
     context.log.info(
-        f"exported {len(exported)} dbt sources ({sum(exported.values())} rows) to {settings().exchange_path} "
-        f"for dbt on {settings().dbt_target} in {time.perf_counter() - started:.1f} s"
+        f"exported {len(exported)} dbt sources ({sum(exported.values())} rows) to {current.exchange_path} "
+        f"for dbt on {current.dbt_target} in {time.perf_counter() - started:.1f} s"
     )
 
 
-def read_back_models(context: dg.AssetExecutionContext, warehouse: WarehouseResource) -> None:
+def read_back_models(context: dg.AssetExecutionContext, current: Settings, warehouse: WarehouseResource) -> None:
     """What dbt stored on that engine, as warehouse views over its Parquet files, for every Python
     step after (and the flow metadata of this one) to read as it reads a DuckDB build."""
     with warehouse.connect() as con:
-        mirrored = mirror_spark_models(con, dbt_project.manifest_path, settings().exchange_path)
-    context.log.info(f"{len(mirrored)} models dbt stored on {settings().dbt_target} are readable in the warehouse")
+        mirrored = mirror_spark_models(con, dbt_project().manifest_path, current.exchange_path)
+    context.log.info(f"{len(mirrored)} models dbt stored on {current.dbt_target} are readable in the warehouse")
 
 
 def model_flows(context: dg.AssetExecutionContext, con, held: list) -> dict[dg.AssetKey, dict]:
@@ -224,19 +199,54 @@ def with_metadata(context: dg.AssetExecutionContext, held: list, metadata: dict[
         yield event
 
 
-@dbt_assets(
-    manifest=dbt_project.manifest_path,
-    project=dbt_project,
-    select=EVALUATION,
-    exclude=TIERS_SOURCE_TESTS,
-    name="valuetier_dbt_evaluation",
-    dagster_dbt_translator=ValueTierTranslator(),
-    partitions_def=month_partitions,
-    backfill_policy=single_run,
-    pool=WAREHOUSE_POOL,
-)
-def valuetier_dbt_evaluation(context: dg.AssetExecutionContext, dbt: DbtCliResource, warehouse: WarehouseResource):
-    held = yield from build_holding_events(context, dbt, warehouse)
+def valuetier_dbt_models(
+    context: dg.AssetExecutionContext, dbt: DbtCliResource, valuetier: ValueTierSettings, warehouse: WarehouseResource
+):
+    window = context.partition_key_range
+    held = yield from build_holding_events(context, dbt, valuetier, warehouse)
+    with warehouse.connect() as con:
+        metadata = model_flows(context, con, held)
+        anomalies = anomalous_transactions_by_month(con, window.start, window.end)
+        absent = optional_sources_without_rows(con, window.start, window.end)
+    for source, months in absent.items():
+        context.log.warning(f"optional source {source} has no rows for {', '.join(months)}: its indicators stay empty")
+    # A step may build a subset of the models (a job interleaves them with Python assets).
+    if FCT_TRANSACTIONS in metadata:
+        metadata[FCT_TRANSACTIONS] |= {
+            "anomalous_transactions": dg.MetadataValue.int(
+                sum(m["amount_outlier"] + m["burst"] for m in anomalies.values())
+            ),
+            "anomalies_by_month": dg.MetadataValue.json(anomalies),
+        }
+    if INDICATORS in metadata:
+        metadata[INDICATORS] |= {"optional_sources_without_rows": dg.MetadataValue.json(absent)}
+    yield from with_metadata(context, held, metadata)
+
+
+def valuetier_dbt_evaluation(
+    context: dg.AssetExecutionContext, dbt: DbtCliResource, valuetier: ValueTierSettings, warehouse: WarehouseResource
+):
+    held = yield from build_holding_events(context, dbt, valuetier, warehouse)
     with warehouse.connect() as con:
         metadata = model_flows(context, con, held)
     yield from with_metadata(context, held, metadata)
+
+
+@cache
+def dbt_asset_definitions() -> list[dg.AssetsDefinition]:
+    """The dbt models up to the indicator marts, and the evaluation: two multi-assets over one manifest."""
+    project = dbt_project()
+    common = {
+        "manifest": project.manifest_path,
+        "project": project,
+        "dagster_dbt_translator": ValueTierTranslator(),
+        "partitions_def": month_partitions,
+        "backfill_policy": single_run,
+        "pool": WAREHOUSE_POOL,
+    }
+    return [
+        dbt_assets(exclude=EVALUATION, **common)(valuetier_dbt_models),
+        dbt_assets(select=EVALUATION, exclude=TIERS_SOURCE_TESTS, name="valuetier_dbt_evaluation", **common)(
+            valuetier_dbt_evaluation
+        ),
+    ]

@@ -1,12 +1,10 @@
 """Ingestion assets (one per raw source) and the sensor that notices new months in the landing folder."""
 
-import time
-
 import dagster as dg
 
-from orchestration.flow import flow_metadata
-from orchestration.partitions import WAREHOUSE_POOL, month_partitions, single_run
-from orchestration.resources import WarehouseResource, pause, settings
+from orchestration.monthly import each_month, monthly_asset
+from orchestration.partitions import month_partitions
+from orchestration.resources import ValueTierSettings, WarehouseResource
 from valuetier.core.contract import SOURCES, Source
 from valuetier.ingest.loader import DeliveryError, LoadResult, discover_months, load_month
 from valuetier.ingest.mapping import Mapping, MappingError, load_mapping, mapping_in_force
@@ -50,7 +48,7 @@ def ingestion_metadata(results: list[LoadResult], mapping: Mapping) -> dict:
 
 
 def build_ingestion_asset(source: Source) -> dg.AssetsDefinition:
-    @dg.asset(
+    @monthly_asset(
         key=raw_key(source.name),
         description=f"Contract-checked rows of the bank's {source.name} deliveries "
         f"({'required' if source.required else 'optional'} source, {source.kind.value}); invalid rows go to "
@@ -58,40 +56,43 @@ def build_ingestion_asset(source: Source) -> dg.AssetsDefinition:
         group_name="raw",
         kinds={"duckdb", "python"},
         deps=[raw_key(d) for d in source.depends_on],
-        partitions_def=month_partitions,
-        backfill_policy=single_run,
-        pool=WAREHOUSE_POOL,
     )
-    def _ingest(context: dg.AssetExecutionContext, warehouse: WarehouseResource) -> dg.MaterializeResult:
-        started, results = time.perf_counter(), []
+    def _ingest(
+        context: dg.AssetExecutionContext, valuetier: ValueTierSettings, warehouse: WarehouseResource
+    ) -> dg.MaterializeResult:
+        current = valuetier.current
         try:
-            mapping = load_mapping(mapping_in_force(settings().mapping_file, settings().landing_dir))
+            mapping = load_mapping(mapping_in_force(current.mapping_file, current.landing_dir))
         except MappingError as exc:
             raise dg.Failure(description=str(exc)) from exc
-        with warehouse.connect() as con:
-            for month in sorted(context.partition_keys):
-                try:
-                    result = load_month(
-                        con,
-                        settings().landing_dir,
-                        source.name,
-                        month,
-                        mapping=mapping,
-                        progress=context.log.info,
-                        pii_key=settings().pii_key,
-                    )
-                except DeliveryError as exc:
-                    raise dg.Failure(description=str(exc)) from exc
-                context.log.info(
-                    result.skipped
-                    or f"{source.name} {month}: delivered {result.delivered}, loaded {result.loaded}, "
-                    f"quarantined {result.quarantined} {result.reasons or ''}"
-                )
-                results.append(result)
-                if source.name == "transactions":
-                    pause("ingestion")  # the stage's first month written
-            delivered, loaded = sum(r.delivered for r in results), sum(r.loaded for r in results)
-            flow = flow_metadata(context, con, started, rows_in=delivered, rows_out=loaded)
+
+        def month_rows(con, month: str) -> LoadResult:
+            result = load_month(
+                con,
+                current.landing_dir,
+                source.name,
+                month,
+                mapping=mapping,
+                progress=context.log.info,
+                pii_key=current.pii_key,
+            )
+            context.log.info(
+                result.skipped
+                or f"{source.name} {month}: delivered {result.delivered}, loaded {result.loaded}, "
+                f"quarantined {result.quarantined} {result.reasons or ''}"
+            )
+            if source.name == "transactions":
+                valuetier.pause("ingestion")  # the stage's first month written
+            return result
+
+        results, flow = each_month(
+            context,
+            warehouse,
+            month_rows,
+            failures=(DeliveryError,),
+            rows_in=lambda done: sum(r.delivered for r in done),
+            rows_out=lambda done: sum(r.loaded for r in done),
+        )
         return dg.MaterializeResult(metadata={**ingestion_metadata(results, mapping), **flow})
 
     return _ingest
@@ -117,9 +118,9 @@ quarantine_table = dg.AssetSpec(
     minimum_interval_seconds=60,
     job_name="monthly_pipeline",
 )
-def new_month_sensor(context: dg.SensorEvaluationContext) -> dg.SensorResult:
+def new_month_sensor(context: dg.SensorEvaluationContext, valuetier: ValueTierSettings) -> dg.SensorResult:
     known = set(context.instance.get_dynamic_partitions(month_partitions.name))
-    new = [m for m in discover_months(settings().landing_dir) if m not in known]
+    new = [m for m in discover_months(valuetier.current.landing_dir) if m not in known]
     return dg.SensorResult(
         run_requests=[dg.RunRequest(run_key=f"month-{m}", partition_key=m) for m in new],
         dynamic_partitions_requests=[month_partitions.build_add_request(new)] if new else [],

@@ -7,7 +7,7 @@ import dagster as dg
 from orchestration.actions import CRM_ACTIONS
 from orchestration.challenger import CHALLENGER
 from orchestration.partitions import month_partitions
-from orchestration.resources import settings
+from orchestration.resources import ValueTierSettings
 from orchestration.scoring import TIERS
 from valuetier.ingest.loader import discover_months
 
@@ -44,10 +44,11 @@ build_months = dg.define_asset_job(
     "takes in the files that came after that run (late_source_file alerts) and registers the month if the "
     "sensor is off.",
 )
-def monthly_latest_month(context: dg.ScheduleEvaluationContext):
-    months = discover_months(settings().landing_dir)
+def monthly_latest_month(context: dg.ScheduleEvaluationContext, valuetier: ValueTierSettings):
+    landing = valuetier.current.landing_dir
+    months = discover_months(landing)
     if not months:
-        return dg.SkipReason(f"no transactions file in {settings().landing_dir} yet")
+        return dg.SkipReason(f"no transactions file in {landing} yet")
     latest = months[-1]
     if latest not in context.instance.get_dynamic_partitions(month_partitions.name):
         context.instance.add_dynamic_partitions(month_partitions.name, [latest])

@@ -7,7 +7,7 @@ from pydantic import Field
 
 from orchestration.flow import flow_metadata
 from orchestration.partitions import WAREHOUSE_POOL
-from orchestration.resources import WarehouseResource, pause, settings
+from orchestration.resources import ValueTierSettings, WarehouseResource
 from valuetier.tiering.registry import Registry, RegistryError
 from valuetier.tiering.training import SearchSpace, TrainingDataError
 from valuetier.tiering.training_cycle import TrainingPlan, train_and_decide
@@ -71,7 +71,10 @@ class TrainingConfig(dg.Config):
     pool=WAREHOUSE_POOL,
 )
 def tiering_model(
-    context: dg.AssetExecutionContext, config: TrainingConfig, warehouse: WarehouseResource
+    context: dg.AssetExecutionContext,
+    config: TrainingConfig,
+    valuetier: ValueTierSettings,
+    warehouse: WarehouseResource,
 ) -> dg.MaterializeResult:
     plan = TrainingPlan(
         **({"horizon_months": config.horizon_months} if config.horizon_months else {}),
@@ -89,10 +92,10 @@ def tiering_model(
         max_rows=config.max_training_rows,
         max_search_rows=config.max_search_rows,
     )
-    started, registry = time.perf_counter(), Registry(settings().models_dir)
+    started, registry = time.perf_counter(), Registry(valuetier.current.models_dir)
     with warehouse.connect() as con:
         try:
-            card = train_and_decide(con, registry, plan, space, staged=lambda: pause("training"))
+            card = train_and_decide(con, registry, plan, space, staged=lambda: valuetier.pause("training"))
         except (TrainingDataError, RegistryError) as exc:  # RegistryError: a champion that cannot be loaded
             raise dg.Failure(description=str(exc)) from exc
         # In: the labelled rows the model was fitted and checked on; out: one model version.

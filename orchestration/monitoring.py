@@ -12,8 +12,9 @@ from pydantic import Field
 
 from orchestration.dbt import INDICATORS
 from orchestration.flow import flow_metadata
+from orchestration.monthly import rules_from
 from orchestration.partitions import WAREHOUSE_POOL, month_partitions, single_run
-from orchestration.resources import WarehouseResource, settings
+from orchestration.resources import ValueTierSettings, WarehouseResource
 from orchestration.scoring import TIERS
 from valuetier.application.monitoring import (
     ALERTS_TABLE,
@@ -62,10 +63,6 @@ class MonitoringConfig(dg.Config):
         default=DEFAULTS.late_file_hours,
         description="Hours after the month's first file from which a source's file is late.",
     )
-    at_risk_churn_probability: float = Field(
-        default=DEFAULTS.at_risk_churn_probability,
-        description="Churn probability from which a high-tier customer is at risk.",
-    )
     notify_from: str = Field(
         default="warning", description="The lowest severity sent to the notifier (info, warning or error)."
     )
@@ -96,19 +93,16 @@ class MonitoringConfig(dg.Config):
     backfill_policy=single_run,
     pool=WAREHOUSE_POOL,
 )
-def monitoring(context: dg.AssetExecutionContext, config: MonitoringConfig, warehouse: WarehouseResource):
-    current = settings()
+def monitoring(
+    context: dg.AssetExecutionContext,
+    config: MonitoringConfig,
+    valuetier: ValueTierSettings,
+    warehouse: WarehouseResource,
+):
+    current = valuetier.current
     if config.notify_from not in SEVERITIES:
         raise dg.Failure(description=f"notify_from must be one of {', '.join(SEVERITIES)}, not {config.notify_from!r}")
-    rules = MonitoringRules(
-        psi_warning=config.psi_warning,
-        psi_error=config.psi_error,
-        recent_months=config.recent_months,
-        population_psi=config.population_psi,
-        tier_share_shift=config.tier_share_shift,
-        late_file_hours=config.late_file_hours,
-        at_risk_churn_probability=config.at_risk_churn_probability,
-    )
+    rules = rules_from(config, MonitoringRules)
     registry = Registry(current.models_dir)
     champion = registry.champion_version()
     training_months = registry.card(champion).training_months if champion else None

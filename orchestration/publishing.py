@@ -7,7 +7,7 @@ import dagster as dg
 
 from orchestration.flow import flow_metadata, rows_of
 from orchestration.partitions import WAREHOUSE_POOL, month_partitions, single_run
-from orchestration.resources import pause, settings
+from orchestration.resources import ValueTierSettings
 from valuetier.application.publish import PUBLISHED_MARTS, PublishError, publish
 from valuetier.core.warehouse import connect
 
@@ -28,15 +28,15 @@ PUBLISHED = dg.AssetKey(["published", "bi_marts"])
     backfill_policy=single_run,
     pool=WAREHOUSE_POOL,
 )
-def bi_marts(context: dg.AssetExecutionContext) -> dg.MaterializeResult:
-    started, current = time.perf_counter(), settings()
+def bi_marts(context: dg.AssetExecutionContext, valuetier: ValueTierSettings) -> dg.MaterializeResult:
+    started, current = time.perf_counter(), valuetier.current
     try:
         result = publish(
             current.warehouse_path,
             current.published_dir,
             context.partition_keys,
             limits=current.duckdb,
-            staged=lambda: pause("publishing"),
+            staged=lambda: valuetier.pause("publishing"),
         )
     except PublishError as exc:
         raise dg.Failure(description=str(exc)) from exc

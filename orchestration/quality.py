@@ -7,7 +7,7 @@ assets downstream of it in that run; failed warnings are recorded with WARN seve
 import dagster as dg
 
 from orchestration.partitions import WAREHOUSE_POOL, month_partitions
-from orchestration.resources import settings
+from orchestration.resources import ValueTierSettings
 from valuetier.quality.suites import ExpectationOutcome, Suite, SuiteResult, all_suites, validate
 
 CHECK_NAME = "great_expectations"
@@ -53,10 +53,12 @@ def build_expectation_check(suite: Suite) -> dg.AssetChecksDefinition:
         partitions_def=month_partitions,
         pool=WAREHOUSE_POOL,
     )
-    def _check(context: dg.AssetCheckExecutionContext) -> dg.AssetCheckResult:
+    def _check(context: dg.AssetCheckExecutionContext, valuetier: ValueTierSettings) -> dg.AssetCheckResult:
         months = context.partition_key_range
-        current = settings()
-        result = validate(current.warehouse_path, current.quality_dir, suite, months.start, months.end)
+        current = valuetier.current
+        result = validate(
+            current.warehouse_path, current.quality_dir, suite, months.start, months.end, limits=current.duckdb
+        )
         lines = [failure_line(suite, outcome) for outcome in result.errors + result.warnings]
         for line in lines:
             context.log.warning(line)

@@ -1,43 +1,97 @@
-"""Resources shared by every asset: the settings, the DuckDB warehouse and the dbt CLI."""
+"""Resources shared by every asset: the settings, the DuckDB warehouse and the dbt CLI.
+
+Settings reach assets only as resources. `build_resources` is called when the definitions load
+(orchestration/definitions.py), not at import: each settings field takes the environment variable
+of its name (dg.EnvVar, resolved when a run starts) where one is set, else the default that
+valuetier.core.settings documents.
+"""
 
 from __future__ import annotations
 
+import os
 import sys
 from contextlib import contextmanager
-from functools import cache, cached_property
+from functools import cached_property
 from importlib.metadata import version as installed_version
 from pathlib import Path
 
 import dagster as dg
 from dagster_dbt import DbtCliResource
 from packaging.version import Version
+from pydantic import Field, PrivateAttr
 
 from valuetier.core.leftovers import pause_point
-from valuetier.core.settings import Settings
+from valuetier.core.settings import REPO_ROOT, Settings
 from valuetier.core.warehouse import connect
 
-
-@cache
-def settings() -> Settings:
-    current = Settings.from_env()
-    current.export_for_dbt()
-    return current
+# Where an unset variable still matters: the account's configuration folder holds the PII key
+# generated for a run without one (valuetier.core.settings.generated_key_path).
+ACCOUNT_VARIABLES = ("HOME", "XDG_CONFIG_HOME")
 
 
-def pause(point: str) -> None:
-    """A named pause point (valuetier.core.leftovers): off unless a test sets VALUETIER_PAUSE_AT."""
-    current = settings()
-    pause_point(point, current.pause_at, current.warehouse_dir)
+def _variable(name: str, meaning: str) -> Field:
+    return Field(default=None, description=f"{name}: {meaning} (docs/settings.md).")
+
+
+class ValueTierSettings(dg.ConfigurableResource):
+    """ValueTier's settings: one field per VALUETIER_* variable, unset for the default. The one
+    Settings object (valuetier.core.settings) is built from them, once per run."""
+
+    landing: str | None = _variable("VALUETIER_LANDING", "the landing folder of the bank's deliveries")
+    warehouse: str | None = _variable("VALUETIER_WAREHOUSE", "the DuckDB warehouse file")
+    mapping: str | None = _variable("VALUETIER_MAPPING", "the delivery mapping; default mapping.yml in the landing")
+    pii_key: str | None = _variable("VALUETIER_PII_KEY", "the secret personal data is hashed with")
+    pii_key_file: str | None = _variable("VALUETIER_PII_KEY_FILE", "a file holding that secret")
+    mode: str | None = _variable("VALUETIER_MODE", "development or production")
+    dbt_target: str | None = _variable("VALUETIER_DBT_TARGET", "duckdb or spark")
+    alert_webhook: str | None = _variable("VALUETIER_ALERT_WEBHOOK", "where alerts are posted")
+    playbook: str | None = _variable("VALUETIER_PLAYBOOK", "the actions per segment and tier")
+    duckdb_memory_limit: str | None = _variable("VALUETIER_DUCKDB_MEMORY_LIMIT", "DuckDB's memory limit")
+    duckdb_threads: str | None = _variable("VALUETIER_DUCKDB_THREADS", "DuckDB's threads")
+    duckdb_temp_directory: str | None = _variable("VALUETIER_DUCKDB_TEMP_DIRECTORY", "DuckDB's spill folder")
+    exchange_dir: str | None = _variable("VALUETIER_EXCHANGE_DIR", "Parquet exchanged with dbt on Spark")
+    pause_at: str | None = _variable("VALUETIER_PAUSE_AT", "a pause point a test holds a run at")
+
+    _settings: Settings | None = PrivateAttr(default=None)
+
+    @classmethod
+    def variable_names(cls) -> dict[str, str]:
+        return {name: f"VALUETIER_{name.upper()}" for name in cls.model_fields}
+
+    @classmethod
+    def from_environment(cls) -> ValueTierSettings:
+        """Each field bound to its variable where it is set (the launchpad shows the variable's
+        name, never a secret's value)."""
+        return cls(**{name: dg.EnvVar(var) for name, var in cls.variable_names().items() if var in os.environ})
+
+    @property
+    def current(self) -> Settings:
+        """The settings these fields give, checked (SettingsError names the variable to fix)."""
+        if self._settings is None:
+            given = {var: getattr(self, name) for name, var in self.variable_names().items()}
+            account = {var: os.environ[var] for var in ACCOUNT_VARIABLES if var in os.environ}
+            self._settings = Settings.from_env(account | {k: v for k, v in given.items() if v is not None})
+        return self._settings
+
+    def setup_for_execution(self, context: dg.InitResourceContext) -> None:
+        # dagster-dbt starts dbt as a child of this process: it must see the same warehouse and limits.
+        os.environ.update(self.current.dbt_environment())
+
+    def pause(self, point: str) -> None:
+        """A named pause point (valuetier.core.leftovers): off unless a test sets VALUETIER_PAUSE_AT."""
+        pause_point(point, self.current.pause_at, self.current.warehouse_dir)
 
 
 class WarehouseResource(dg.ConfigurableResource):
-    """The DuckDB warehouse file; the same path dbt's profile reads (VALUETIER_WAREHOUSE)."""
+    """The DuckDB warehouse file (VALUETIER_WAREHOUSE), opened with the settings' limits: the same
+    file and limits dbt's profile is given."""
 
-    path: str
+    settings: ValueTierSettings
 
     @contextmanager
-    def connect(self):
-        with connect(Path(self.path), limits=settings().duckdb) as con:
+    def connect(self, read_only: bool = False):
+        current = self.settings.current
+        with connect(current.warehouse_path, read_only=read_only, limits=current.duckdb) as con:
             yield con
 
 
@@ -58,15 +112,21 @@ class DbtCli(DbtCliResource):
         return None
 
 
+DBT_PROJECT_DIR = REPO_ROOT / "dbt_project"
+
+
+def dbt_cli(target: str | dg.EnvVar = "duckdb") -> DbtCli:
+    return DbtCli(
+        project_dir=str(DBT_PROJECT_DIR),
+        profiles_dir=str(DBT_PROJECT_DIR),
+        target=target,
+        # The venv's dbt, found without an activated venv on PATH.
+        dbt_executable=str(Path(sys.executable).parent / "dbt"),
+    )
+
+
 def build_resources() -> dict:
-    current = settings()
-    return {
-        "warehouse": WarehouseResource(path=str(current.warehouse_path)),
-        "dbt": DbtCli(
-            project_dir=str(current.dbt_project_dir),
-            profiles_dir=str(current.dbt_project_dir),
-            target=current.dbt_target,
-            # The venv's dbt, found without an activated venv on PATH.
-            dbt_executable=str(Path(sys.executable).parent / "dbt"),
-        ),
-    }
+    """The resources of the definitions, bound to the environment variables that are set."""
+    settings = ValueTierSettings.from_environment()
+    target = dg.EnvVar("VALUETIER_DBT_TARGET") if "VALUETIER_DBT_TARGET" in os.environ else "duckdb"
+    return {"valuetier": settings, "warehouse": WarehouseResource(settings=settings), "dbt": dbt_cli(target)}

@@ -34,11 +34,10 @@ import yaml
 from dagster._core.storage.tags import ASSET_PARTITION_RANGE_END_TAG, ASSET_PARTITION_RANGE_START_TAG
 
 from orchestration.partitions import month_partitions
-from orchestration.resources import settings
 from valuetier.application.monitoring import monitoring_summary
 from valuetier.core.leftovers import process_alive
 from valuetier.core.notices import new_command
-from valuetier.core.settings import SettingsError
+from valuetier.core.settings import Settings, SettingsError
 from valuetier.core.value_measure import resolve_value_measure
 from valuetier.core.warehouse import (
     WarehouseBusy,
@@ -118,7 +117,7 @@ def run_job(
     from orchestration.definitions import defs  # here: loading it reads the settings, which main checks first
 
     process = dict(zip(PROCESS_TAGS, (socket.gethostname(), str(os.getpid())), strict=True))
-    job = defs.resolve_job_def(job_name)
+    job = defs().resolve_job_def(job_name)
     own = {node: config for node, config in (ops or {}).items() if node in job.graph.node_dict}
     return job.execute_in_process(
         instance=instance,
@@ -151,10 +150,10 @@ def say(text: str, error: bool = False) -> None:
             print(text, flush=True)  # and into the log
 
 
-def training_is_possible() -> str | None:
+def training_is_possible(current: Settings) -> str | None:
     """None when the warehouse holds enough labelled months for a training plan (adapted to a short
     history where needed); else why not."""
-    with connect(settings().warehouse_path, read_only=True) as con:
+    with connect(current.warehouse_path, read_only=True, limits=current.duckdb) as con:
         try:
             adapt_plan(con, TrainingPlan())
         except TrainingDataError as exc:
@@ -162,9 +161,11 @@ def training_is_possible() -> str | None:
     return None
 
 
-def train(instance: dg.DagsterInstance, log: RunLog | None = None, ops: dict | None = None) -> bool | None:
+def train(
+    instance: dg.DagsterInstance, current: Settings, log: RunLog | None = None, ops: dict | None = None
+) -> bool | None:
     """Train a model version: whether it was promoted champion (None: the training run failed)."""
-    registry = Registry(settings().models_dir)
+    registry = Registry(current.models_dir)
     before = registry.champion_version()
     say("training the tiering model (train_tiering_model)")
     if not run_job(instance, "train_tiering_model", log=log, ops=ops).success:
@@ -174,16 +175,20 @@ def train(instance: dg.DagsterInstance, log: RunLog | None = None, ops: dict | N
 
 
 def score_months(
-    instance: dg.DagsterInstance, first: str, last: str, log: RunLog | None = None, ops: dict | None = None
+    instance: dg.DagsterInstance,
+    current: Settings,
+    first: str,
+    last: str,
+    log: RunLog | None = None,
+    ops: dict | None = None,
 ) -> bool:
-    champion = Registry(settings().models_dir).champion_version() or "rule tiers: no champion model"
+    champion = Registry(current.models_dir).champion_version() or "rule tiers: no champion model"
     say(f"scoring {first}..{last} ({champion}) and their tier evaluation (rescore_tiers)")
     return run_months(instance, first, last, "rescore_tiers", log, ops).success
 
 
-def print_summary(seconds: float) -> None:
-    current = settings()
-    with connect(current.warehouse_path, read_only=True) as con:
+def print_summary(current: Settings, seconds: float) -> None:
+    with connect(current.warehouse_path, read_only=True, limits=current.duckdb) as con:
         accounting = row_accounting(con)
         tiers = tiers_of_latest_month(con)
         measure = (
@@ -231,7 +236,7 @@ def print_summary(seconds: float) -> None:
     docs = docs_index(current.quality_dir)
     if docs.exists():
         print(f"data docs:   {docs}")
-    with connect(current.warehouse_path, read_only=True) as con:
+    with connect(current.warehouse_path, read_only=True, limits=current.duckdb) as con:
         alerts = monitoring_summary(con) if table_exists(con, "monitoring", "alerts") else None
     if alerts:
         print(f"\n{alerts}\n(monitoring.alerts; warnings and errors sent to "
@@ -264,22 +269,22 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     new_command()
     try:
-        settings()
+        current = Settings.from_env()
     except SettingsError as exc:
         print(f"refusing to run: {exc}", file=sys.stderr)
         return 2
-    problem = unwritable(settings().warehouse_dir)
+    problem = unwritable(current.warehouse_dir)
     if problem:
         print(f"refusing to run: {problem}", file=sys.stderr)
         return 2
-    landed = discover_months(settings().landing_dir)
+    landed = discover_months(current.landing_dir)
     if not landed:
-        print(f"no transactions files in {settings().landing_dir}/transactions: nothing to run", file=sys.stderr)
+        print(f"no transactions files in {current.landing_dir}/transactions: nothing to run", file=sys.stderr)
         return 2
     first, last = args.months.split(":") if args.months else (landed[0], landed[-1])
     missing = [m for m in (first, last) if m not in landed]
     if missing:
-        print(f"no transactions file for {', '.join(missing)} in {settings().landing_dir}", file=sys.stderr)
+        print(f"no transactions file for {', '.join(missing)} in {current.landing_dir}", file=sys.stderr)
         return 2
     try:
         args.ops = run_config_ops(Path(args.config)) if args.config else None
@@ -287,20 +292,20 @@ def main(argv: list[str] | None = None) -> int:
         print(f"refusing to run: {exc}", file=sys.stderr)
         return 2
     started = time.perf_counter()
-    log = RunLog.new(settings().logs_dir)
+    log = RunLog.new(current.logs_dir)
     say(f"full log: {log.text}")
     failed = None
     try:
         with ExitStack() as stack:
             try:  # one run at a time on a warehouse; runs from the UI share the duckdb pool instead
-                stack.enter_context(exclusive_run(settings().warehouse_path, wait_seconds=args.wait))
+                stack.enter_context(exclusive_run(current.warehouse_path, wait_seconds=args.wait))
             except WarehouseBusy as exc:
                 say(f"refusing to run: {exc}", error=True)
                 return 3
             text = stack.enter_context(log.text.open("a", encoding="utf-8"))
             stack.enter_context(redirect_stdout(text))
             stack.enter_context(redirect_stderr(text))
-            failed = run_all(args, landed, first, last, log)
+            failed = run_all(args, current, landed, first, last, log)
     except OSError as exc:  # the log itself could not be written: a disk that filled up during the run
         failed = f"{failed or 'the run failed'} ({exc.strerror}: {exc.filename or log.text})"
     if failed:
@@ -308,7 +313,7 @@ def main(argv: list[str] | None = None) -> int:
         return 1
     summary = io.StringIO()
     with redirect_stdout(summary):
-        print_summary(time.perf_counter() - started)
+        print_summary(current, time.perf_counter() - started)
         print(f"full log:    {log.text}\nlog records: {log.json_lines}  (JSON lines: run id, job, partition, step)")
     print(summary.getvalue(), end="")
     with log.text.open("a", encoding="utf-8") as text:
@@ -327,7 +332,9 @@ def run_config_ops(path: Path) -> dict:
     return document.get("ops", {})
 
 
-def run_all(args: argparse.Namespace, landed: list[str], first: str, last: str, log: RunLog) -> str | None:
+def run_all(
+    args: argparse.Namespace, current: Settings, landed: list[str], first: str, last: str, log: RunLog
+) -> str | None:
     """Build, train where needed and score: None when everything succeeded, else what failed."""
     with dg.DagsterInstance.get() as instance:
         for run_id in release_killed_runs(instance):
@@ -336,7 +343,7 @@ def run_all(args: argparse.Namespace, landed: list[str], first: str, last: str, 
         # A new installation has never trained a model: a trained model that did not beat the
         # baselines leaves no champion, and the months are tiered by the better baseline until the
         # next training (quarterly, or --train), not retrained on every run.
-        new_installation = not Registry(settings().models_dir).versions()
+        new_installation = not Registry(current.models_dir).versions()
         job = "build_months" if new_installation else "monthly_pipeline"
         say(f"running {job} for {first}..{last} ({len(landed)} months landed)")
         result = run_months(instance, first, last, job, log, args.ops)
@@ -344,14 +351,14 @@ def run_all(args: argparse.Namespace, landed: list[str], first: str, last: str, 
             return f"run {result.run_id} failed"
         promoted = False
         if args.train or new_installation:
-            why_not = training_is_possible()
+            why_not = training_is_possible(current)
             if why_not:
                 say(f"no model trained yet ({why_not}): tiers are by rule")
             else:
-                promoted = train(instance, log, args.ops)
+                promoted = train(instance, current, log, args.ops)
                 if promoted is None:
                     return "training failed"
-        if (new_installation or promoted) and not score_months(instance, first, last, log, args.ops):
+        if (new_installation or promoted) and not score_months(instance, current, first, last, log, args.ops):
             return "scoring failed"
     return None
 

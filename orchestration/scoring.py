@@ -1,14 +1,11 @@
 """Published tiers: every live customer of each month scored with the current champion model."""
 
-import time
-
 import dagster as dg
 from pydantic import Field
 
-from orchestration.flow import flow_metadata
-from orchestration.partitions import WAREHOUSE_POOL, month_partitions, single_run
-from orchestration.resources import WarehouseResource, pause, settings
-from valuetier.core.parameters import business_parameters
+from orchestration.monthly import each_month, monthly_asset, rules_from
+from orchestration.partitions import month_partitions
+from orchestration.resources import ValueTierSettings, WarehouseResource
 from valuetier.tiering.registry import Registry, RegistryError
 from valuetier.tiering.scoring import NothingToPublish, ScoringRules, current_champion, score_month_tiers
 
@@ -16,31 +13,25 @@ TIERS = dg.AssetKey(["marts", "customer_tiers"])
 
 
 class ScoringConfig(dg.Config):
-    high_share: float = Field(
-        default=business_parameters().tier_high_share,
-        description=(
-            "Share of the month's live customers in the high tier (by predicted value); default: dbt_project.yml."
-        ),
-    )
-    mid_share: float = Field(
-        default=business_parameters().tier_mid_share, description="Share in the mid tier; the rest are low."
-    )
+    """What a run may change about the published tiers alone. The tier shares and the at-risk churn
+    probability are business parameters (dbt_project.yml vars): every reader takes them from there,
+    so they are not offered here. The challenger is cut into the published tiers' sizes, whatever
+    cut made them (valuetier.tiering.challenger)."""
+
     high_value_threshold: float | None = Field(
         default=None,
-        description="Cut by value instead of shares: predicted value over the horizon from which a customer is high.",
+        description="Cut by value instead of the tier shares (dbt_project.yml): predicted value over the horizon "
+        "from which a customer is high.",
     )
     mid_value_threshold: float | None = Field(
         default=None, description="... and from which mid (set both thresholds, or neither)."
-    )
-    churn_risk: float = Field(
-        default=0.30, description="Churn probability from which a customer counts as at risk in the action segment."
     )
     batch_size: int = Field(
         default=50_000, description="Customers scored and written at a time: bounds memory at any bank size."
     )
 
 
-@dg.asset(
+@monthly_asset(
     key=TIERS,
     description="The published tiers: value tier, 0-100 score, predicted value, churn probability, CLV, "
     "lifecycle stage, action segment, RFM segment and the top three drivers of every live customer of the "
@@ -52,22 +43,15 @@ class ScoringConfig(dg.Config):
         ["marts", "customer_clv_monthly"],
         ["model", "tiering_model"],
     ],
-    partitions_def=month_partitions,
-    backfill_policy=single_run,
-    pool=WAREHOUSE_POOL,
 )
 def customer_tiers(
-    context: dg.AssetExecutionContext, config: ScoringConfig, warehouse: WarehouseResource
+    context: dg.AssetExecutionContext,
+    config: ScoringConfig,
+    valuetier: ValueTierSettings,
+    warehouse: WarehouseResource,
 ) -> dg.MaterializeResult:
-    rules = ScoringRules(
-        high_share=config.high_share,
-        mid_share=config.mid_share,
-        high_value=config.high_value_threshold,
-        mid_value=config.mid_value_threshold,
-        churn_risk=config.churn_risk,
-        batch_size=config.batch_size,
-    )
-    registry = Registry(settings().models_dir)
+    rules = rules_from(config, ScoringRules, high_value="high_value_threshold", mid_value="mid_value_threshold")
+    registry = Registry(valuetier.current.models_dir)
     try:
         champion = current_champion(registry)
     except RegistryError as exc:
@@ -79,21 +63,18 @@ def customer_tiers(
             + (f", ranked by {preferred}, the better baseline of the latest training" if preferred else "")
             + " (train with train_tiering_model)"
         )
-    started, scored = time.perf_counter(), []
-    with warehouse.connect() as con:
-        for month in sorted(context.partition_keys):
-            try:
-                result = score_month_tiers(con, month, champion, rules, context.log.debug, preferred)
-            except NothingToPublish as exc:
-                raise dg.Failure(description=str(exc)) from exc
-            context.log.info(
-                f"tiers {month}: {result.customers:,} customers ({result.tiers}), "
-                f"{result.tiered_by_rule:,} by rule, ranked by {result.basis}, {result.value_measure}, "
-                f"{result.seconds:.1f}s"
-            )
-            scored.append(result)
-            pause("scoring")  # the stage's first month written
-        flow = flow_metadata(context, con, started)
+
+    def month_tiers(con, month: str):
+        result = score_month_tiers(con, month, champion, rules, context.log.debug, preferred)
+        context.log.info(
+            f"tiers {month}: {result.customers:,} customers ({result.tiers}), "
+            f"{result.tiered_by_rule:,} by rule, ranked by {result.basis}, {result.value_measure}, "
+            f"{result.seconds:.1f}s"
+        )
+        valuetier.pause("scoring")  # the stage's first month written
+        return result
+
+    scored, flow = each_month(context, warehouse, month_tiers, failures=(NothingToPublish,))
     latest = scored[-1]
     return dg.MaterializeResult(
         metadata={

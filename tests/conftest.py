@@ -117,14 +117,15 @@ def pipeline_run(bank):
         register_months(instance, months)
         result = run_months(instance, months[0], months[-1], "build_months")
         assert result.success, "the build run failed"
-        assert training_is_possible() is None
-        assert train(instance) is not None, "the first training failed"
+        current = Settings.from_env()
+        assert training_is_possible(current) is None
+        assert train(instance, current) is not None, "the first training failed"
         # On this short history the model need not beat the CLV ranking (measured: 43.6 % of the
         # holdout's value against 45.2 %), and the promotion gate then keeps the baseline. The
         # tests of model scoring need a champion: the first version is made one as an operator
         # would, by hand (valuetier model rollback v0001). tests/test_alert_precision.py and the
         # foreign bank run the gate's own outcome through.
-        registry = Registry(Settings.from_env().models_dir)
+        registry = Registry(current.models_dir)
         assert registry.card("v0001").promotion["rankings"], "the first model has no promotion record"
         if registry.champion_version() is None:
             registry.rollback("v0001")

@@ -46,7 +46,7 @@ def test_the_challenger_is_backtested_on_the_same_months(pipeline_run, tmp_path)
         tiered = con.execute("SELECT count(*) FROM marts.customer_tiers").fetchone()[0]
         assert con.execute(f"SELECT count(*) FROM {CHALLENGER_TABLE}").fetchone()[0] == tiered
     assert scored == [(twin.version,)] and differ == 0
-    run_dbt(["build", "--select", "path:models/evaluation"], warehouse, tmp_path / "target")
+    run_dbt(["build", "--select", "tag:evaluation"], warehouse, tmp_path / "target")
     with duckdb.connect(str(warehouse), read_only=True) as con:
         backtest = con.execute("""
             SELECT month_start, ranking, customers, normalized_gini, tier_accuracy

@@ -8,9 +8,13 @@ from valuetier.application.publish import PUBLISHED_MARTS
 from valuetier.core.contract import SOURCE_ORDER
 from valuetier.core.months import dbt_month_window
 
+# Loaded once, as a code location does (a Definitions built after a test instance has closed trips over
+# the closed instance's state storage).
+DEFS = defs()
+
 
 def test_definitions_load_with_one_lineage_graph():
-    graph = defs.resolve_asset_graph()
+    graph = DEFS.resolve_asset_graph()
     keys = {key.to_user_string() for key in graph.get_all_asset_keys()}
     assert {f"raw/{s}" for s in SOURCE_ORDER} <= keys
     assert {
@@ -27,7 +31,7 @@ def test_definitions_load_with_one_lineage_graph():
     assert groups == {"raw", "staging", "intermediate", "marts", "evaluation", "monitoring", "published", "model"}
     # The evaluation reads the tiers the Python scoring writes: dbt marts -> scoring -> dbt evaluation.
     tiers = dg.AssetKey(["marts", "customer_tiers"])
-    outcomes = dg.AssetKey(["evaluation", "int_tier_outcomes"])
+    outcomes = dg.AssetKey(["intermediate", "int_tier_outcomes"])
     assert tiers in graph.get(outcomes).parent_keys
     assert outcomes in graph.get(dg.AssetKey(["evaluation", "tier_evaluation_monthly"])).parent_keys
     # BI's published marts come last, after the tiers, the indicators and their evaluation.
@@ -55,7 +59,7 @@ def test_definitions_load_with_one_lineage_graph():
 def test_every_asset_says_what_it_is_who_owns_it_and_which_code_made_it():
     from orchestration.versions import OWNERS, code_version
 
-    graph = defs.resolve_asset_graph()
+    graph = DEFS.resolve_asset_graph()
     materialised = [graph.get(k) for k in graph.get_all_asset_keys() if graph.get(k).is_materializable]
     assert len(materialised) > 50
     for node in materialised:
@@ -71,22 +75,22 @@ def test_every_asset_says_what_it_is_who_owns_it_and_which_code_made_it():
     assert tiers.code_version != code_version(("tiering.scoring",))
     # The dbt steps stay one build each per run: checks on the tiers would split the evaluation.
     for job, steps in (("monthly_pipeline", 2), ("rescore_tiers", 1), ("build_months", 1)):
-        nodes = defs.resolve_job_def(job).graph.node_dict
+        nodes = DEFS.resolve_job_def(job).graph.node_dict
         assert len([n for n in nodes if n.startswith("valuetier_dbt")]) == steps, job
 
 
 def test_warehouse_writers_share_one_pool():
-    for spec in defs.resolve_all_asset_specs():
+    for spec in DEFS.resolve_all_asset_specs():
         if spec.group_name == "model":  # trained on its own schedule, not per month
             assert spec.partitions_def is None
         else:
             assert spec.partitions_def is not None and spec.partitions_def.name == "month", spec.key
     for name in ("monthly_pipeline", "build_months", "train_tiering_model", "rescore_tiers"):
-        job = defs.resolve_job_def(name)
+        job = DEFS.resolve_job_def(name)
         assert job.executor_def.name == "in_process"
         for node in job.graph.node_defs:
             assert node.pool == "duckdb", node.name
-    assert defs.resolve_schedule_def("quarterly_training").cron_schedule == "0 6 10 1,4,7,10 *"
+    assert DEFS.resolve_schedule_def("quarterly_training").cron_schedule == "0 6 10 1,4,7,10 *"
 
 
 def test_dbt_month_window():
@@ -106,53 +110,52 @@ def test_dbt_month_window():
 
 def test_sensor_adds_and_runs_each_new_month_once(bank):
     from orchestration.ingestion import new_month_sensor
+    from orchestration.resources import ValueTierSettings
     from valuetier.ingest.loader import discover_months
 
     months = discover_months(bank)
+    landed = {"valuetier": ValueTierSettings(landing=str(bank))}
     with dg.instance_for_test() as instance:
-        first = new_month_sensor(dg.build_sensor_context(instance=instance))
+        first = new_month_sensor(dg.build_sensor_context(instance=instance, resources=landed))
         assert [r.partition_key for r in first.run_requests] == months
         [add] = first.dynamic_partitions_requests
         assert list(add.partition_keys) == months
         instance.add_dynamic_partitions("month", months[:-1])
-        again = new_month_sensor(dg.build_sensor_context(instance=instance))
+        again = new_month_sensor(dg.build_sensor_context(instance=instance, resources=landed))
         assert [r.partition_key for r in again.run_requests] == months[-1:]
 
 
-def test_the_monthly_schedule_runs_the_latest_month(bank, tmp_path, monkeypatch):
+def test_the_monthly_schedule_runs_the_latest_month(bank, tmp_path):
     from datetime import datetime
 
     from orchestration.jobs import monthly_latest_month
+    from orchestration.resources import ValueTierSettings
     from valuetier.ingest.loader import discover_months
 
     months = discover_months(bank)
-    schedule = defs.resolve_schedule_def("monthly_latest_month")
+    schedule = DEFS.resolve_schedule_def("monthly_latest_month")
     assert schedule.cron_schedule == "0 6 5 * *" and schedule.job_name == "monthly_pipeline"
     with dg.instance_for_test() as instance:
         when = datetime(2026, 12, 5, 6)
-        request = monthly_latest_month(dg.build_schedule_context(instance=instance, scheduled_execution_time=when))
+        landed = {"valuetier": ValueTierSettings(landing=str(bank))}
+        context = dg.build_schedule_context(instance=instance, scheduled_execution_time=when, resources=landed)
+        request = monthly_latest_month(context)
         assert request.partition_key == months[-1] and request.run_key == f"scheduled-2026-12-{months[-1]}"
         assert instance.get_dynamic_partitions("month") == [months[-1]]  # registered when the sensor is off
-    from orchestration.resources import settings
 
-    monkeypatch.setenv("VALUETIER_LANDING", str(tmp_path))  # an empty landing folder
-    settings.cache_clear()
-    try:
-        with dg.instance_for_test() as instance:
-            skipped = monthly_latest_month(dg.build_schedule_context(instance=instance))
-            assert isinstance(skipped, dg.SkipReason) and str(tmp_path) in skipped.skip_message
-    finally:
-        monkeypatch.undo()
-        settings.cache_clear()
+    empty = ValueTierSettings(landing=str(tmp_path))  # an empty landing folder
+    with dg.instance_for_test() as instance:
+        skipped = monthly_latest_month(dg.build_schedule_context(instance=instance, resources={"valuetier": empty}))
+        assert isinstance(skipped, dg.SkipReason) and str(tmp_path) in skipped.skip_message
 
 
 def test_a_new_installation_builds_months_without_tiers_then_scores_them_once():
     tiers, evaluation = dg.AssetKey(["marts", "customer_tiers"]), dg.AssetKey(["evaluation", "tier_evaluation_monthly"])
-    build = defs.resolve_job_def("build_months").asset_layer.asset_graph
+    build = DEFS.resolve_job_def("build_months").asset_layer.asset_graph
     assert tiers not in build.get_all_asset_keys() and evaluation not in build.get_all_asset_keys()
     assert not any(check.asset_key == tiers for check in build.asset_check_keys)
     assert dg.AssetKey(["marts", "customer_clv_monthly"]) in build.get_all_asset_keys()
-    score = defs.resolve_job_def("rescore_tiers").asset_layer.asset_graph
+    score = DEFS.resolve_job_def("rescore_tiers").asset_layer.asset_graph
     published = dg.AssetKey(["published", "bi_marts"])
     assert published not in build.get_all_asset_keys()
     alerts = dg.AssetKey(["monitoring", "alerts"])
@@ -194,3 +197,45 @@ def test_every_launchpad_config_field_says_what_it_does():
         assert fields, config
         for name, field in fields.items():
             assert field.description and len(field.description) > 15, f"{config.__name__}.{name}"
+
+
+def test_settings_reach_assets_as_resources_bound_to_the_environment(tmp_path, monkeypatch):
+    """Each settings field is bound to its variable where one is set (resolved when a run starts);
+    an unset one keeps the documented default."""
+    from orchestration.resources import ValueTierSettings
+
+    monkeypatch.setenv("VALUETIER_LANDING", str(tmp_path / "landing"))
+    monkeypatch.setenv("VALUETIER_DUCKDB_THREADS", "1")
+    monkeypatch.delenv("VALUETIER_MAPPING", raising=False)
+    bound = ValueTierSettings.from_environment()
+    assert bound.landing == dg.EnvVar("VALUETIER_LANDING") and bound.mapping is None
+    with dg.build_resources({"valuetier": bound}) as resources:
+        current = resources.valuetier.current
+    assert current.landing_dir == tmp_path / "landing" and current.duckdb.threads == 1
+    assert current.mapping_file is None
+
+
+def test_importing_and_loading_the_definitions_read_no_setting():
+    """Settings are read when a run starts, not when a module is imported or the code location loads:
+    settings a run would refuse still let the UI show the definitions."""
+    import os
+    import sys
+
+    refused = {**os.environ, "VALUETIER_MODE": "nonsense", "VALUETIER_DUCKDB_THREADS": "all"}
+    loaded = subprocess.run(
+        [
+            sys.executable,
+            "-c",
+            "from orchestration.definitions import defs; print(len(defs().resolve_all_asset_specs()))",
+        ],
+        env=refused,
+        capture_output=True,
+        text=True,
+    )
+    assert loaded.returncode == 0, loaded.stderr
+    assert int(loaded.stdout) > 50
+    # The settings are built in two places only: the resource, and the console runner's main.
+    from tests.conftest import REPO
+
+    readers = sorted(p.name for p in (REPO / "orchestration").glob("*.py") if "Settings.from_env(" in p.read_text())
+    assert readers == ["resources.py", "run.py"]

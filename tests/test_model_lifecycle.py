@@ -74,7 +74,8 @@ def test_cut_tiers_gives_exact_stable_shares():
 
 def test_ranking_report_on_a_perfect_and_a_reversed_ranking():
     realised = np.arange(100, dtype=float)
-    perfect, reversed_ = ranking_report(realised, realised), ranking_report(-realised, realised)
+    shares = business_parameters().tier_high_share, business_parameters().tier_mid_share
+    perfect, reversed_ = ranking_report(realised, realised, *shares), ranking_report(-realised, realised, *shares)
     assert perfect.per_tier["high"]["f1"] == 1.0 and perfect.spearman == 1.0
     assert perfect.high_tier_value_capture == pytest.approx(realised[90:].sum() / realised.sum(), abs=1e-4)
     assert reversed_.per_tier["high"]["f1"] == 0.0 and reversed_.spearman == -1.0
@@ -147,9 +148,12 @@ def test_model_beats_rfm_and_training_is_deterministic(training, tmp_path):
     h = holdout.frame
     predicted = first.predict_value(h)
     assert np.array_equal(predicted, second.predict_value(h))
-    model = ranking_report(predicted, h.realised_value)
+    shares = business_parameters().tier_high_share, business_parameters().tier_mid_share
+    model = ranking_report(predicted, h.realised_value, *shares)
     rfm = ranking_report(
-        business_parameters().rfm_weighted(h.recency_score, h.frequency_score, h.monetary_score), h.realised_value
+        business_parameters().rfm_weighted(h.recency_score, h.frequency_score, h.monetary_score),
+        h.realised_value,
+        *shares,
     )
     assert model.high_tier_value_capture > rfm.high_tier_value_capture
     assert model.per_tier["high"]["f1"] > rfm.per_tier["high"]["f1"]
@@ -450,8 +454,10 @@ def test_training_asset_through_dagster(pipeline_run):
     registry = Registry(Settings.from_env().models_dir)
     champion_before = registry.champion_version()
     with dg.DagsterInstance.get() as instance:
-        result = defs.resolve_job_def("train_tiering_model").execute_in_process(
-            instance=instance, run_config={"ops": {"model__tiering_model": {"config": config}}}
+        result = (
+            defs()
+            .resolve_job_def("train_tiering_model")
+            .execute_in_process(instance=instance, run_config={"ops": {"model__tiering_model": {"config": config}}})
         )
     assert result.success
     [event] = result.asset_materializations_for_node("model__tiering_model")

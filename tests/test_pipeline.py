@@ -261,12 +261,12 @@ def test_earlier_months_do_not_change_when_a_later_month_arrives(pipeline_run, t
     with duckdb.connect(str(copy)) as con:
         for source in SOURCE_ORDER:
             load_month(con, LANDING, source, last)
-    run_dbt(["build", "--exclude", "path:models/evaluation"], copy, tmp_path / "target", month=last)
+    run_dbt(["build", "--exclude", "tag:evaluation"], copy, tmp_path / "target", month=last)
     with duckdb.connect(str(copy)) as con:
         clv_month(con, last)
         champion = current_champion(Registry(Settings.from_env().models_dir))
         score_month_tiers(con, last, champion, ScoringRules(batch_size=700))
-    run_dbt(["build", "--select", "path:models/evaluation"], copy, tmp_path / "target", month=last)
+    run_dbt(["build", "--select", "tag:evaluation"], copy, tmp_path / "target", month=last)
     last_month = f"(SELECT * FROM marts.customer_clv_monthly WHERE month_start = DATE '{last}-01')"
     assert fingerprint(copy, last_month) == fingerprint(WAREHOUSE, last_month)
     with duckdb.connect(str(WAREHOUSE), read_only=True) as con:

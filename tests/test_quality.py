@@ -235,7 +235,7 @@ def test_an_accepted_month_runs_through_dagster_and_the_summary_shows_it(pipelin
                 e for e in accepted.get_asset_check_evaluations() if e.asset_key == dg.AssetKey(["raw", "transactions"])
             ]
             assert check.metadata["accepted_by_operator"].value[0]["month"] == month
-        print_summary(1.0)
+        print_summary(Settings.from_env(), 1.0)
         assert f"{month} raw_transactions.volume: a partial extract, confirmed by the bank" in capsys.readouterr().out
     finally:
         shutil.copy(original, delivered)

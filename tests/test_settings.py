@@ -68,6 +68,40 @@ def test_dbt_takes_the_same_limits_through_its_profile(tmp_path):
     } == expected_limits(tmp_path)
 
 
+def test_the_profile_s_defaults_are_the_settings_defaults():
+    """A bare `dbt` call (no VALUETIER_DUCKDB_* exported) gets the limits a ValueTier run would give it."""
+    import re
+
+    from valuetier.core.settings import DuckDBLimits
+
+    profile = (REPO / "dbt_project" / "profiles.yml").read_text(encoding="utf-8")
+    defaults = dict(re.findall(r"env_var\('(VALUETIER_DUCKDB_\w+)', '([^']*)'\)", profile))
+    settings = Settings.from_env({})
+    assert defaults["VALUETIER_DUCKDB_MEMORY_LIMIT"] == DuckDBLimits.memory_limit == settings.duckdb.memory_limit
+    assert int(defaults["VALUETIER_DUCKDB_THREADS"]) == DuckDBLimits.threads == settings.duckdb.threads
+    # The spill folder, relative to the dbt project: beside the default warehouse.
+    spill = (REPO / "dbt_project" / defaults["VALUETIER_DUCKDB_TEMP_DIRECTORY"]).resolve()
+    assert str(spill) == settings.duckdb.temp_directory
+
+
+def test_the_landing_check_takes_the_settings_limits(tmp_path, monkeypatch):
+    """validate-landing's throwaway database: the settings' memory and threads, its own spill folder."""
+    from valuetier.core.settings import DuckDBLimits
+    from valuetier.ingest import landing_check
+    from valuetier.ingest.mapping import Mapping
+
+    opened = []
+    real_connect = duckdb.connect
+    monkeypatch.setattr(
+        landing_check.duckdb, "connect", lambda path, config: opened.append(config) or real_connect(path, config=config)
+    )
+    (tmp_path / "landing" / "transactions").mkdir(parents=True)
+    landing_check.validate_landing(tmp_path / "landing", Mapping(), limits=DuckDBLimits("1536MB", 1, "/elsewhere"))
+    [config] = opened
+    assert config["memory_limit"] == "1536MB" and config["threads"] == "1"
+    assert config["temp_directory"] not in ("", "/elsewhere")
+
+
 STRONG_KEY = "0123456789abcdef0123456789abcdef"
 
 

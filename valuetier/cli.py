@@ -5,13 +5,14 @@ from __future__ import annotations
 import argparse
 import json
 import logging
+import os
 import sys
 import time
 from pathlib import Path
 
 from valuetier.core.contract import SOURCE_ORDER
 from valuetier.core.notices import new_command
-from valuetier.core.settings import Settings
+from valuetier.core.settings import DuckDBLimits, Settings
 from valuetier.core.warehouse import connect, export_quarantine, quarantine_query, table_exists
 from valuetier.demo.generator import ACQUISITIONS, PROFILES, GeneratorConfig, generate
 from valuetier.ingest.landing_check import render, validate_landing
@@ -57,7 +58,14 @@ def _validate_landing(args: argparse.Namespace) -> int:
     except MappingError as exc:
         print(f"mapping error: {exc}", file=sys.stderr)
         return 2
-    report = validate_landing(landing, mapping, progress=lambda line: print(line, file=sys.stderr, flush=True))
+    try:
+        limits = DuckDBLimits.from_env(dict(os.environ), landing)
+    except ValueError as exc:
+        print(f"refusing to run: {exc}", file=sys.stderr)
+        return 2
+    report = validate_landing(
+        landing, mapping, progress=lambda line: print(line, file=sys.stderr, flush=True), limits=limits
+    )
     print(json.dumps(report.as_dict(), indent=1) if args.json else render(report))
     return 0 if report.ok else 1
 

@@ -7,7 +7,7 @@
 {#- The first scored month an evaluation run rewrites: a run of months S..E rescored S..E and
     extended the outcome windows of the months up to the longest window before S. -#}
 {% macro first_evaluated_month() -%}
-    {{ dbt.dateadd('month', -longest_outcome_window(), "cast('" ~ window_start() ~ "' as date)") }}
+    {{ dbt.dateadd('month', -(longest_outcome_window() | int), "cast('" ~ window_start() ~ "' as date)") }}
 {%- endmacro %}
 
 {#- True for the months whose tier moves a run rewrites: the run's months, and the month after its

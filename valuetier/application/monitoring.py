@@ -22,7 +22,7 @@ Every PSI measured, breach or not, goes to `monitoring.drift_monthly` (measure `
 from __future__ import annotations
 
 import math
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 from datetime import date
 from pathlib import Path
 
@@ -30,6 +30,7 @@ import duckdb
 
 from valuetier.core.contract import SOURCES, SourceKind
 from valuetier.core.months import add_months, parse_month
+from valuetier.core.parameters import business_parameters
 from valuetier.core.tables import (
     ALERTS_TABLE,
     DRIFT_TABLE,
@@ -40,7 +41,6 @@ from valuetier.core.tables import (
 )
 from valuetier.core.warehouse import column_names, optional_sources_without_rows, transaction
 from valuetier.ingest.loader import find_delivery
-from valuetier.tiering.scoring import ScoringRules
 from valuetier.tiering.training import FEATURES
 
 SEVERITIES = ("info", "warning", "error")  # in rising order
@@ -134,7 +134,7 @@ class MonitoringRules:
     population_psi: float = 0.25
     tier_share_shift: float = 0.05  # absolute change of a tier's share of customers from the previous month
     late_file_hours: float = 24.0  # a file modified this long after the month's first file is late
-    at_risk_churn_probability: float = ScoringRules.churn_risk
+    at_risk_churn_probability: float = field(default_factory=lambda: business_parameters().at_risk_churn_probability)
 
     def __post_init__(self) -> None:
         if not 0 < self.psi_warning <= self.psi_error:

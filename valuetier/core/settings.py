@@ -107,8 +107,9 @@ class DuckDBLimits:
     """The resources every DuckDB connection may use: Python's connections and dbt's profile alike
     (DuckDB's own default is 80 % of the machine's memory and every core, for each process)."""
 
+    # The defaults are dbt_project/profiles.yml's too (tests/test_settings.py holds them equal).
     memory_limit: str = "4GB"  # VALUETIER_DUCKDB_MEMORY_LIMIT: beyond it DuckDB spills to temp_directory
-    threads: int = os.cpu_count() or 1  # VALUETIER_DUCKDB_THREADS
+    threads: int = 2  # VALUETIER_DUCKDB_THREADS: the two cores ValueTier is sized for; more on a larger machine
     temp_directory: str = ""  # VALUETIER_DUCKDB_TEMP_DIRECTORY; default: duckdb_tmp beside the warehouse
 
     @classmethod
@@ -273,7 +274,3 @@ class Settings:
             "VALUETIER_EXCHANGE_DIR": str(self.exchange_path),
             **self.duckdb.environment(),
         }
-
-    def export_for_dbt(self) -> None:
-        # dagster-dbt starts dbt as a child process that inherits this process's environment.
-        os.environ.update(self.dbt_environment())

@@ -9,6 +9,7 @@ database may spill to its temporary folder: memory stays bounded whatever the fi
 
 from __future__ import annotations
 
+import dataclasses
 import tempfile
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
@@ -18,13 +19,13 @@ import duckdb
 
 from valuetier.core.contract import FILE_FORMATS, SOURCE_ORDER, SOURCES, Reason
 from valuetier.core.months import add_months, is_month_key, parse_month
+from valuetier.core.settings import DuckDBLimits
 from valuetier.core.tables import QUARANTINE_TABLE
 from valuetier.core.warehouse import pin_time_zone
 from valuetier.ingest.loader import DeliveryError, discover_months, find_delivery, load_month
 from valuetier.ingest.mapping import Mapping
 
 FIRST_ROWS = 3  # offending rows shown per file and reason
-MEMORY_LIMIT = "1GB"
 
 
 @dataclass(frozen=True)
@@ -108,16 +109,20 @@ def _first_rows(con: duckdb.DuckDBPyConnection, source: str, month: str) -> list
 
 
 def validate_landing(
-    landing: Path, mapping: Mapping, progress: Callable[[str], None] = lambda _: None
+    landing: Path,
+    mapping: Mapping,
+    progress: Callable[[str], None] = lambda _: None,
+    limits: DuckDBLimits | None = None,
 ) -> LandingReport:
+    """`limits`: the settings' DuckDB memory and threads (the throwaway database spills to its own
+    temporary folder, whatever their spill folder)."""
     months = discover_months(landing)
     errors = misnamed_files(landing) + missing_months(landing, months)
     files: list[FileReport] = []
     with tempfile.TemporaryDirectory(prefix="valuetier-validate-") as scratch:
-        con = duckdb.connect(str(Path(scratch) / "check.duckdb"))
+        scratch_limits = dataclasses.replace(limits or DuckDBLimits(), temp_directory=scratch)
+        con = duckdb.connect(str(Path(scratch) / "check.duckdb"), config=scratch_limits.config())
         pin_time_zone(con)
-        con.execute(f"SET memory_limit = '{MEMORY_LIMIT}'")
-        con.execute(f"SET temp_directory = '{scratch}'")
         con.execute("SET enable_progress_bar = false")
         try:
             for month in months:

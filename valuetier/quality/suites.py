@@ -425,8 +425,16 @@ def batch_query(suite: Suite, first_month: str, last_month: str) -> str:
     )
 
 
-def validate(warehouse: Path, quality_dir: Path, suite: Suite, first_month: str, last_month: str) -> SuiteResult:
-    """Validate the months first..last of the suite's table; results go to the Data Docs."""
+def validate(
+    warehouse: Path,
+    quality_dir: Path,
+    suite: Suite,
+    first_month: str,
+    last_month: str,
+    limits: DuckDBLimits | None = None,
+) -> SuiteResult:
+    """Validate the months first..last of the suite's table; results go to the Data Docs. `limits`:
+    the settings' (default: read from this process's environment)."""
     import great_expectations as gx
 
     started = time.perf_counter()
@@ -434,7 +442,7 @@ def validate(warehouse: Path, quality_dir: Path, suite: Suite, first_month: str,
     accepted = accepted_months(quality_dir, suite.name)
     expectations = bound_expectations(suite, first_month, last_month, accepted)
     context = _gx_context(quality_dir)
-    limits = DuckDBLimits.for_warehouse(warehouse)
+    limits = limits or DuckDBLimits.for_warehouse(warehouse)
     datasource = context.data_sources.add_or_update_sql(
         name="warehouse",
         connection_string=f"duckdb:///{warehouse}",

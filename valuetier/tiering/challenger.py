@@ -5,6 +5,10 @@ version other than the champion, for the backtest's champion-against-challenger 
 The challenger is judged out of sample where the champion is in sample and the other way round
 (each trained on its own months): the backtest says which months each trained on. Rows are
 compared only where the challenger predicts the same months of value as the published tiers.
+
+The challenger's tiers have the published tiers' sizes, month by month: whatever cut a run made
+the published tiers with (the tier shares, or value thresholds from the launchpad), the two
+rankings are compared on tiers of equal size.
 """
 
 from __future__ import annotations
@@ -53,17 +57,22 @@ def score_challenger_month(
         con.execute(f"DELETE FROM {CHALLENGER_TABLE} WHERE month_start = ?", [start])
         return None
     challenger = registered_model(registry, version)
+    sizes = con.execute(
+        f"""SELECT count(*) FILTER (WHERE value_tier = 'high'), count(*) FILTER (WHERE value_tier IN ('high', 'mid'))
+            FROM {TIERS_TABLE} WHERE month_start = ?""",
+        [start],
+    ).fetchone()
     stage = "challenger_stage"
     try:
         staged = stage_month(con, month, challenger, rules, champion_measure(challenger), "model", stage)
         with transaction(con):
             con.execute(f"DELETE FROM {CHALLENGER_TABLE} WHERE month_start = ?", [start])
-            # The same tier cut as the published tiers, on the challenger's ranking, for the tiered customers.
+            # The published tiers' sizes, on the challenger's ranking, for the tiered customers.
             con.execute(
                 f"""INSERT INTO {CHALLENGER_TABLE}
                     SELECT s.customer_id, s.month_start, s.model_version, s.value_tier, s.predicted_value,
                            s.value_horizon_months
-                    FROM ({publish_sql(stage, staged, rules)}) AS s
+                    FROM ({publish_sql(stage, staged, rules, tier_sizes=sizes)}) AS s
                     SEMI JOIN {TIERS_TABLE} AS t ON t.customer_id = s.customer_id AND t.month_start = s.month_start"""
             )
     finally:

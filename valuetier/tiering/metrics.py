@@ -18,7 +18,7 @@ def tier_counts(customers: int, high_share: float, mid_share: float) -> tuple[in
     return round(high_share * customers), round((high_share + mid_share) * customers)
 
 
-def cut_tiers(scores: np.ndarray, high_share: float = 0.10, mid_share: float = 0.30) -> np.ndarray:
+def cut_tiers(scores: np.ndarray, high_share: float, mid_share: float) -> np.ndarray:
     """high / mid / low by rank of score (highest first): exact shares, ties broken by position so
     the same input always gives the same tiers."""
     scores = np.asarray(scores, dtype=float)
@@ -49,7 +49,7 @@ class RankingReport:
         }
 
 
-def ranking_report(scores, realised, high_share: float = 0.10, mid_share: float = 0.30) -> RankingReport:
+def ranking_report(scores, realised, high_share: float, mid_share: float) -> RankingReport:
     scores, realised = np.asarray(scores, dtype=float), np.asarray(realised, dtype=float)
     predicted, actual = cut_tiers(scores, high_share, mid_share), cut_tiers(realised, high_share, mid_share)
     per_tier = {}

@@ -64,7 +64,7 @@ class ScoringRules:
     high_value: float | None = None
     mid_value: float | None = None
     horizon_months: int = field(default_factory=lambda: business_parameters().label_horizon_months)
-    churn_risk: float = 0.30  # churn probability from which a customer counts as at risk
+    churn_risk: float = field(default_factory=lambda: business_parameters().at_risk_churn_probability)
     trend_change: float = 0.20  # 3-month spend trend beyond which a customer is growing or declining
     dormant_months: int = 3  # months without activity from which a customer is dormant
     batch_size: int = 50_000  # customers described and written at a time
@@ -255,12 +255,13 @@ def stage_customers(
     )
 
 
-def publish_sql(stage: str, customers: int, rules: ScoringRules) -> str:
+def publish_sql(stage: str, customers: int, rules: ScoringRules, tier_sizes: tuple[int, int] | None = None) -> str:
     """The published rows of the staged customers (`customers` of them): month-wide tiers (exact
-    shares of the ranking, ties by position; or value cut points when set), the 0-100 percentile
-    of the ranking (ties share their average rank), the action segment and the drivers' text."""
-    if rules.high_value is None and rules.mid_value is None:
-        high, mid = tier_counts(customers, rules.high_share, rules.mid_share)
+    shares of the ranking, ties by position; or value cut points when set; or, given `tier_sizes`,
+    the first `high` ranks high and the ranks up to `high + mid` mid), the 0-100 percentile of the
+    ranking (ties share their average rank), the action segment and the drivers' text."""
+    if tier_sizes is not None or (rules.high_value is None and rules.mid_value is None):
+        high, mid = tier_sizes or tier_counts(customers, rules.high_share, rules.mid_share)
         tier = f"CASE WHEN tier_rank <= {high} THEN 'high' WHEN tier_rank <= {mid} THEN 'mid' ELSE 'low' END"
     elif rules.high_value is None or rules.mid_value is None or rules.mid_value > rules.high_value:
         raise ValueError(f"value cut points need mid <= high, both set: {rules.mid_value}, {rules.high_value}")

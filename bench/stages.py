@@ -31,7 +31,7 @@ CLV = dg.AssetKey(["marts", "customer_clv_monthly"])
 INDICATORS = dg.AssetKey(["marts", "customer_indicators_monthly"])
 DIM_CUSTOMER = dg.AssetKey(["marts", "dim_customer"])  # the indicators' relationship test reads it
 CRM_ACTIONS = dg.AssetKey(["marts", "crm_actions"])
-CHALLENGER = dg.AssetKey(["marts", "challenger_scores"])
+CHALLENGER = dg.AssetKey(["marts", "customer_tiers_challenger"])
 REPORT = dg.AssetKey(["published", "monthly_report"])
 STAGES = (
     "ingest",

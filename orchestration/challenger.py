@@ -22,7 +22,7 @@ CHALLENGER = dg.AssetKey(CHALLENGER_TABLE.split("."))
     kinds={"duckdb", "python", "scikit-learn"},
     deps=[TIERS, ["model", "tiering_model"]],
 )
-def challenger_scores(
+def customer_tiers_challenger(
     context: dg.AssetExecutionContext, valuetier: ValueTierSettings, warehouse: WarehouseResource
 ) -> dg.MaterializeResult:
     registry = Registry(valuetier.current.models_dir)

@@ -7,7 +7,7 @@ environment nor the dbt manifest; loading the definitions does, once per process
 import dagster as dg
 
 from orchestration.actions import crm_actions
-from orchestration.challenger import challenger_scores
+from orchestration.challenger import customer_tiers_challenger
 from orchestration.clv import customer_clv_monthly
 from orchestration.dbt import dbt_asset_definitions
 from orchestration.ingestion import ingestion_assets, new_month_sensor, quarantine_table
@@ -36,7 +36,7 @@ def defs() -> dg.Definitions:
                 customer_clv_monthly,
                 customer_tiers,
                 crm_actions,
-                challenger_scores,
+                customer_tiers_challenger,
                 dbt_evaluation,
                 monitoring,
                 bi_marts,

@@ -98,7 +98,7 @@ def customer_tiers(
 rescore_tiers = dg.define_asset_job(
     name="rescore_tiers",
     selection=dg.AssetSelection.assets(
-        TIERS, dg.AssetKey(["marts", "crm_actions"]), dg.AssetKey(["marts", "challenger_scores"])
+        TIERS, dg.AssetKey(["marts", "crm_actions"]), dg.AssetKey(["marts", "customer_tiers_challenger"])
     )
     | dg.AssetSelection.groups("evaluation", "monitoring", "published"),
     partitions_def=month_partitions,

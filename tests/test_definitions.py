@@ -21,7 +21,7 @@ def test_definitions_load_with_one_lineage_graph():
         "staging/stg_transactions",
         "marts/customer_indicators_monthly",
         "marts/customer_tiers",
-        "evaluation/tier_evaluation_monthly",
+        "evaluation/eval_tier_outcomes_monthly",
         "marts/dim_customer",
     } <= keys
     # dbt sources are the ingestion assets, so staging hangs off raw in one graph.
@@ -33,7 +33,7 @@ def test_definitions_load_with_one_lineage_graph():
     tiers = dg.AssetKey(["marts", "customer_tiers"])
     outcomes = dg.AssetKey(["intermediate", "int_tier_outcomes"])
     assert tiers in graph.get(outcomes).parent_keys
-    assert outcomes in graph.get(dg.AssetKey(["evaluation", "tier_evaluation_monthly"])).parent_keys
+    assert outcomes in graph.get(dg.AssetKey(["evaluation", "eval_tier_outcomes_monthly"])).parent_keys
     # BI's published marts come last, after the tiers, the indicators and their evaluation.
     evaluation = {dg.AssetKey(m.name.split(".")) for m in PUBLISHED_MARTS if m.schema == "evaluation"}
     assert len(evaluation) >= 9 and all(graph.get(key).group_name == "evaluation" for key in evaluation)
@@ -150,7 +150,10 @@ def test_the_monthly_schedule_runs_the_latest_month(bank, tmp_path):
 
 
 def test_a_new_installation_builds_months_without_tiers_then_scores_them_once():
-    tiers, evaluation = dg.AssetKey(["marts", "customer_tiers"]), dg.AssetKey(["evaluation", "tier_evaluation_monthly"])
+    tiers, evaluation = (
+        dg.AssetKey(["marts", "customer_tiers"]),
+        dg.AssetKey(["evaluation", "eval_tier_outcomes_monthly"]),
+    )
     build = DEFS.resolve_job_def("build_months").asset_layer.asset_graph
     assert tiers not in build.get_all_asset_keys() and evaluation not in build.get_all_asset_keys()
     assert not any(check.asset_key == tiers for check in build.asset_check_keys)
@@ -162,7 +165,7 @@ def test_a_new_installation_builds_months_without_tiers_then_scores_them_once():
     assert {tiers, evaluation, alerts, published} <= set(score.get_all_asset_keys())
     report = dg.AssetKey(["published", "monthly_report"])
     assert alerts not in build.get_all_asset_keys() and report not in build.get_all_asset_keys()
-    for key in (report, dg.AssetKey(["marts", "crm_actions"]), dg.AssetKey(["marts", "challenger_scores"])):
+    for key in (report, dg.AssetKey(["marts", "crm_actions"]), dg.AssetKey(["marts", "customer_tiers_challenger"])):
         assert key in score.get_all_asset_keys() and key not in build.get_all_asset_keys()
     assert any(check.asset_key == tiers for check in score.asset_check_keys)
     assert {c.name for c in score.asset_check_keys if c.asset_key == alerts} == {

@@ -12,7 +12,7 @@ import pytest
 
 from tests.conftest import TRUTH, WAREHOUSE, landing_sql
 from valuetier.core.parameters import business_parameters
-from valuetier.demo.generator import true_conversion_uplift
+from valuetier.demo.activity import true_conversion_uplift
 from valuetier.tiering.metrics import normalized_gini
 
 pytestmark = pytest.mark.integration
@@ -52,7 +52,7 @@ def test_every_evaluation_mart_fills_every_month_with_outcomes(con, pipeline_run
     months = pipeline_run["months"]
     filled = {
         "eval_retention_monthly": months[:-1],
-        "tier_evaluation_monthly": months[:-K],
+        "eval_tier_outcomes_monthly": months[:-K],
         "eval_campaign_conversion_monthly": months[:-K],
         "eval_campaign_ab_monthly": months[:-K],
         "eval_satisfaction_monthly": months[:-K],
@@ -120,7 +120,7 @@ def test_value_shares_ticket_and_clv_by_tier(con):
         con,
         """SELECT month_start, value_tier, customers, realised_value, value_share, realised_transactions,
                   average_ticket, mean_clv_12m
-           FROM evaluation.tier_evaluation_monthly""",
+           FROM evaluation.eval_tier_outcomes_monthly""",
     )
 
     def numbers(r):
@@ -130,7 +130,7 @@ def test_value_shares_ticket_and_clv_by_tier(con):
     assert [numbers(r) for r in actual] == [numbers(r) for r in expected]
     assert {r[-1] for r in actual} != {None}  # CLV was fitted: the means are numbers
     shares = con.execute(
-        "SELECT month_start, sum(value_share) FROM evaluation.tier_evaluation_monthly GROUP BY 1"
+        "SELECT month_start, sum(value_share) FROM evaluation.eval_tier_outcomes_monthly GROUP BY 1"
     ).fetchall()
     assert all(abs(float(s) - 1) <= 0.0002 for _, s in shares)
 

@@ -16,7 +16,8 @@ import duckdb
 import pytest
 
 from tests.conftest import FOREIGN_DELIVERY, REPO
-from valuetier.demo.generator import FOREIGN_COLUMNS, GeneratorConfig, generate
+from valuetier.demo.foreign import FOREIGN_COLUMNS
+from valuetier.demo.generator import GeneratorConfig, generate
 
 pytestmark = pytest.mark.integration
 MONTHS = 12
@@ -149,7 +150,7 @@ def test_every_live_customer_of_every_month_has_a_tier(foreign_run):
         indicators = con.execute(
             "SELECT month_start, count(*) FROM marts.customer_indicators_monthly GROUP BY 1 ORDER BY 1"
         ).fetchall()
-        measures = con.execute("SELECT DISTINCT value_measure FROM evaluation.tier_evaluation_monthly").fetchall()
+        measures = con.execute("SELECT DISTINCT value_measure FROM evaluation.eval_tier_outcomes_monthly").fetchall()
         clv = con.execute("SELECT count(clv_12m), count(*) FROM marts.customer_clv_monthly").fetchone()
     assert len(expected) == MONTHS
     assert indicators == expected
@@ -190,7 +191,7 @@ def test_the_evaluation_is_filled_on_revenue_without_the_optional_sources(foreig
 
         assert months("eval_retention_monthly", "retained_1m IS NOT NULL") == MONTHS - 1
         assert months("eval_tier_migration_monthly") == MONTHS - 1
-        assert months("tier_evaluation_monthly", "value_measure = 'revenue' AND realised_value > 0") == MONTHS - 3
+        assert months("eval_tier_outcomes_monthly", "value_measure = 'revenue' AND realised_value > 0") == MONTHS - 3
         assert months("eval_satisfaction_monthly", "nps_answers = 0 AND nps IS NULL AND complaints = 0") == MONTHS - 3
         for campaigns in ("eval_campaign_conversion_monthly", "eval_campaign_ab_monthly"):
             assert con.execute(f"SELECT count(*) FROM evaluation.{campaigns}").fetchone()[0] == 0

@@ -6,7 +6,8 @@ import pytest
 
 from tests.conftest import FOREIGN_DELIVERY
 from valuetier.core.contract import SOURCE_ORDER
-from valuetier.demo.generator import FAULT_REASONS, GeneratorConfig, generate
+from valuetier.demo.faults import FAULT_REASONS
+from valuetier.demo.generator import GeneratorConfig, generate
 
 
 def _files(folder):

@@ -8,7 +8,8 @@ import pytest
 
 from valuetier.core.contract import SOURCE_ORDER
 from valuetier.core.months import month_range
-from valuetier.demo.generator import FAULT_REASONS, GeneratorConfig, generate
+from valuetier.demo.faults import FAULT_REASONS
+from valuetier.demo.generator import GeneratorConfig, generate
 from valuetier.ingest.loader import DeliveryError, discover_months, load_month
 
 

@@ -23,7 +23,7 @@ MARTS = (
     "marts.customer_indicators_monthly",
     "marts.customer_tiers_rfm",
     "marts.customer_tiers",
-    "evaluation.tier_evaluation_monthly",
+    "evaluation.eval_tier_outcomes_monthly",
 )
 
 
@@ -170,21 +170,21 @@ def test_evaluation_measures_every_month_with_a_full_outcome_window(pipeline_run
         evaluated = [
             r[0]
             for r in con.execute(
-                "SELECT DISTINCT strftime(month_start, '%Y-%m') FROM evaluation.tier_evaluation_monthly ORDER BY 1"
+                "SELECT DISTINCT strftime(month_start, '%Y-%m') FROM evaluation.eval_tier_outcomes_monthly ORDER BY 1"
             ).fetchall()
         ]
         by_tier = dict(
             con.execute("""
             SELECT value_tier, sum(realised_profit_contribution) / sum(customers)
-            FROM evaluation.tier_evaluation_monthly GROUP BY 1""").fetchall()
+            FROM evaluation.eval_tier_outcomes_monthly GROUP BY 1""").fetchall()
         )
         retention = dict(
             con.execute("""
             SELECT value_tier, sum(retained_customers) / sum(customers)
-            FROM evaluation.tier_evaluation_monthly GROUP BY 1""").fetchall()
+            FROM evaluation.eval_tier_outcomes_monthly GROUP BY 1""").fetchall()
         )
         counts_match = con.execute("""
-            SELECT bool_and(e.customers = t.n) FROM evaluation.tier_evaluation_monthly e
+            SELECT bool_and(e.customers = t.n) FROM evaluation.eval_tier_outcomes_monthly e
             JOIN (SELECT month_start, value_tier, count(*) n FROM marts.customer_tiers GROUP BY 1, 2) t
             USING (month_start, value_tier)""").fetchone()[0]
     assert evaluated == months[:-3]
@@ -243,12 +243,12 @@ def test_earlier_months_do_not_change_when_a_later_month_arrives(pipeline_run, t
             con.execute(f"DELETE FROM raw.{source} WHERE _delivery_month = DATE '{last}-01'")
         # Keep the earlier months of the tables the scoring assets write, not dbt: the published tiers
         # and the challenger's scores.
-        for table in ("customer_tiers", "challenger_scores"):
+        for table in ("customer_tiers", "customer_tiers_challenger"):
             con.execute(f"CREATE TABLE main.{table} AS SELECT * FROM marts.{table} WHERE month_start < '{last}-01'")
         for schema in ("staging", "intermediate", "marts", "evaluation"):
             con.execute(f"DROP SCHEMA {schema} CASCADE")
         con.execute("CREATE SCHEMA marts")
-        for table in ("customer_tiers", "challenger_scores"):
+        for table in ("customer_tiers", "customer_tiers_challenger"):
             con.execute(f"CREATE TABLE marts.{table} AS SELECT * FROM main.{table}")
     run_dbt(["build", "--full-refresh"], copy, tmp_path / "target")
     tables = ("marts.customer_indicators_monthly", "marts.customer_tiers_rfm", "marts.fct_transactions")

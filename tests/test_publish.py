@@ -51,7 +51,7 @@ def test_a_publish_writes_what_changed_links_the_rest_and_is_read_only(tmp_path)
     write_warehouse(warehouse, MONTHS, 1)
     second = publish(warehouse, published, MONTHS[2:])
     assert second.months_written["marts.customer_tiers"] == MONTHS[2:]
-    assert second.months_written["evaluation.tier_evaluation_monthly"] == MONTHS  # small: rewritten whole
+    assert second.months_written["evaluation.eval_tier_outcomes_monthly"] == MONTHS  # small: rewritten whole
     assert second.rows == {m.name: 300 for m in PUBLISHED_MARTS}
     assert current_version(published).name == second.version
     january = "marts.customer_tiers/month=2025-01/data.parquet"

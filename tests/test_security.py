@@ -14,7 +14,8 @@ import pytest
 
 from tests.conftest import CHROMIUM, LANDING, SCREENSHOTS, SESSION_DIR, WAREHOUSE
 from valuetier.core.tables import QUARANTINE_TABLE
-from valuetier.demo.generator import GIVEN, SURNAMES, GeneratorConfig, generate
+from valuetier.demo.generator import GeneratorConfig, generate
+from valuetier.demo.population import GIVEN, SURNAMES
 from valuetier.ingest.loader import KEYED_HASH, DeliveryError, ensure_raw_tables, load_month
 from valuetier.ingest.pii import install_keyed_hash, keyed_hash, keyed_hash_sql, padded_key_blocks
 

@@ -14,7 +14,8 @@ from valuetier.core.contract import SOURCE_ORDER
 from valuetier.core.notices import new_command
 from valuetier.core.settings import DuckDBLimits, Settings
 from valuetier.core.warehouse import connect, export_quarantine, quarantine_query, table_exists
-from valuetier.demo.generator import ACQUISITIONS, PROFILES, GeneratorConfig, generate
+from valuetier.demo.config import ACQUISITIONS, PROFILES
+from valuetier.demo.generator import GeneratorConfig, generate
 from valuetier.ingest.landing_check import render, validate_landing
 from valuetier.ingest.mapping import MappingError, find_mapping, load_mapping
 from valuetier.quality.acceptance import AcceptanceError, accept, load_acceptances

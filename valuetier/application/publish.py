@@ -58,7 +58,7 @@ PUBLISHED_MARTS = (
     *(
         Mart("evaluation", table, rewrite_all=True)
         for table in (
-            "tier_evaluation_monthly",
+            "eval_tier_outcomes_monthly",
             "eval_retention_monthly",
             "eval_campaign_conversion_monthly",
             "eval_campaign_ab_monthly",

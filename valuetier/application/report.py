@@ -64,7 +64,7 @@ def write_report(con: duckdb.DuckDBPyConnection, month: str, reports_dir: Path) 
         ).fetchall()
     )
     shares_month, shares = _latest(
-        con, "evaluation.tier_evaluation_monthly", "value_tier, value_share", known_k, "true"
+        con, "evaluation.eval_tier_outcomes_monthly", "value_tier, value_share", known_k, "true"
     )
     conversion_month, conversion = _latest(
         con,

@@ -27,7 +27,7 @@ TIERS_COLUMNS = """customer_id VARCHAR NOT NULL, month_start DATE NOT NULL, valu
     churn_probability DOUBLE, clv_12m DOUBLE, lifecycle_stage VARCHAR NOT NULL, segment VARCHAR NOT NULL,
     rfm_segment VARCHAR, top_drivers VARCHAR NOT NULL, model_version VARCHAR NOT NULL,
     tiered_by_rule BOOLEAN NOT NULL"""
-CHALLENGER_TABLE = "marts.challenger_scores"
+CHALLENGER_TABLE = "marts.customer_tiers_challenger"
 CHALLENGER_COLUMNS = """customer_id VARCHAR NOT NULL, month_start DATE NOT NULL, model_version VARCHAR NOT NULL,
     value_tier VARCHAR NOT NULL, predicted_value DOUBLE NOT NULL, value_horizon_months INTEGER NOT NULL"""
 # Written by the training cycle (valuetier.tiering.training_cycle): each version's holdout report.

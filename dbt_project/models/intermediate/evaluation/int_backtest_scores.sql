@@ -1,7 +1,7 @@
 -- Every ranking the backtest judges, customer by customer, with the value each customer then
 -- realised over the months the predicted value stands for (value_horizon_months): the published
 -- tiers ('tiers': the champion's predictions as the bank received them), the challenger on the same
--- customers where it predicts the same months of value ('challenger', marts.challenger_scores) and
+-- customers where it predicts the same months of value ('challenger', marts.customer_tiers_challenger) and
 -- the weighted-RFM baseline ('rfm', marts.customer_tiers_rfm), once the horizon has passed. The
 -- RFM score ranks; it is no value, so it has no predicted value.
 {{ config(materialized='view') }}
@@ -53,7 +53,7 @@ select
     o.value_measure,
     cast(o.value_over_horizon as double) as realised_value
 from outcomes as o
-inner join {{ source('marts', 'challenger_scores') }} as c
+inner join {{ source('marts', 'customer_tiers_challenger') }} as c
     on c.customer_id = o.customer_id
     and c.month_start = o.month_start
     and c.value_horizon_months = o.value_horizon_months

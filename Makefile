@@ -98,6 +98,7 @@ lint: $(VENV)/.installed
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
 	$(BIN)/lint-imports --no-logo --no-cache
+	cd dbt_project && $(abspath $(BIN))/sqlfluff lint models macros --processes 2 --disable-progress-bar --nocolor
 
 # One pytest worker per core (tests/conftest.py says how the tests are split between them).
 TEST_WORKERS ?= 2

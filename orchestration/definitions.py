@@ -1,8 +1,11 @@
 """The one entry point: `dagster dev -w workspace.yaml` and the tests load `defs()` from here.
 
 A definitions function, not a module-level object: importing the orchestration reads neither the
-environment nor the dbt manifest; loading the definitions does, once per process.
+environment nor the dbt manifest; loading the definitions does, once per process (a process that
+runs several jobs, as the console runner does, resolves them all from the one Definitions).
 """
+
+from functools import cache
 
 import dagster as dg
 
@@ -25,6 +28,11 @@ from orchestration.versions import described
 
 @dg.definitions
 def defs() -> dg.Definitions:
+    return build_definitions()
+
+
+@cache
+def build_definitions() -> dg.Definitions:
     dbt_models, dbt_evaluation = dbt_asset_definitions()
     return dg.Definitions(
         assets=dg.map_asset_specs(

@@ -14,6 +14,8 @@
             where margins.month_start <= {{ month_column }} and margins.profit_contribution <> 0
         )
     {%- else -%}
-        {{ exceptions.raise_compiler_error("var value_measure must be profit, revenue or auto, not '" ~ measure ~ "'") }}
+        {{ exceptions.raise_compiler_error(
+            "var value_measure must be profit, revenue or auto, not '" ~ measure ~ "'"
+        ) }}
     {%- endif -%}
 {%- endmacro %}

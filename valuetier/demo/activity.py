@@ -8,17 +8,8 @@ import numpy as np
 import pyarrow as pa
 
 from valuetier.core.contract import PRODUCT_TYPES
-from valuetier.demo.config import (
-    US_PER_DAY,
-    FileWriter,
-    MonthContext,
-    id_array,
-    money_array,
-    next_seq,
-    optional_ts_array,
-    ts_array,
-)
-from valuetier.demo.population import EXTRA_PRODUCT_P, EXTRA_PRODUCTS
+from valuetier.demo.config import US_PER_DAY, FileWriter, id_array, money_array, optional_ts_array, ts_array
+from valuetier.demo.population import EXTRA_PRODUCT_P, EXTRA_PRODUCTS, MonthContext, next_seq
 
 TXN_TYPES = ("purchase", "transfer", "payment", "withdrawal", "investment")
 TXN_TYPE_P = (0.55, 0.2, 0.12, 0.08, 0.05)

@@ -1,12 +1,11 @@
 """The demo bank's configuration, what a generation reports, and the pieces every part of the
-generator shares: Arrow columns from numpy arrays, the file writer, and the month being generated."""
+generator shares: Arrow columns from numpy arrays and the file writer."""
 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
 from datetime import date
 from pathlib import Path
-from typing import TYPE_CHECKING
 
 import numpy as np
 import pyarrow as pa
@@ -15,9 +14,6 @@ import pyarrow.parquet as pq
 
 from valuetier.core.contract import FILE_FORMATS, SOURCE_ORDER
 from valuetier.core.months import parse_month
-
-if TYPE_CHECKING:  # the month's context names them; population builds on this module
-    from valuetier.demo.population import Accounts, Population
 
 EPOCH = date(1970, 1, 1)
 US_PER_DAY = 86_400_000_000
@@ -145,25 +141,3 @@ class FileWriter:
     def close(self) -> None:
         if self._writer is not None:
             self._writer.close()
-
-
-@dataclass
-class MonthContext:
-    cfg: GeneratorConfig
-    key: str
-    m: int
-    rng: np.random.Generator
-    start_days: int
-    end_days: int
-    month_days: int
-    pop: Population
-    accounts: Accounts
-    primary_account: np.ndarray
-    counters: dict[str, int] = field(default_factory=dict)
-
-
-def next_seq(ctx: MonthContext, source: str, count: int) -> np.ndarray:
-    """The next `count` sequence numbers of a source's ids in this month's file."""
-    first = ctx.counters.get(source, 0)
-    ctx.counters[source] = first + count
-    return np.arange(first + 1, first + count + 1)

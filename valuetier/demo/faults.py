@@ -11,7 +11,8 @@ import pyarrow as pa
 
 from valuetier.core.contract import SOURCE_ORDER, Reason
 from valuetier.core.months import month_end
-from valuetier.demo.config import Fault, FileWriter, GenerationSummary, GeneratorConfig, MonthContext
+from valuetier.demo.config import Fault, FileWriter, GenerationSummary, GeneratorConfig
+from valuetier.demo.population import MonthContext
 
 # Which reason code ingestion must give each injected fault.
 FAULT_REASONS = {

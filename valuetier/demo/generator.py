@@ -23,18 +23,12 @@ import pyarrow as pa
 from valuetier.core.contract import SOURCE_ORDER
 from valuetier.core.months import month_end, month_range, parse_month
 from valuetier.demo.activity import activity_tables
-from valuetier.demo.config import (
-    MARGIN_COLUMNS,
-    FileWriter,
-    GenerationSummary,
-    GeneratorConfig,
-    MonthContext,
-    epoch_days,
-)
+from valuetier.demo.config import MARGIN_COLUMNS, FileWriter, GenerationSummary, GeneratorConfig, epoch_days
 from valuetier.demo.faults import inject_faults, write_fault_manifest
 from valuetier.demo.foreign import as_foreign, write_foreign_mapping
 from valuetier.demo.population import (
     Accounts,
+    MonthContext,
     Population,
     accounts_table,
     balances_table,

@@ -1,9 +1,11 @@
 """The demo bank's customers and their products: latent traits (spending propensity, product
 appetite, digital affinity, churn hazard, value trend), the accounts they open and close, and the
-customers, accounts and balances deliveries drawn from them. The traits go to the ground truth."""
+customers, accounts and balances deliveries drawn from them, and the month being generated (the
+context every delivery of a month is drawn in). The traits go to the ground truth."""
 
 from __future__ import annotations
 
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
@@ -11,7 +13,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from valuetier.core.contract import PRODUCT_TYPES
-from valuetier.demo.config import COHORT_MONTHS, GeneratorConfig, MonthContext, date_array, id_array, money_array
+from valuetier.demo.config import COHORT_MONTHS, GeneratorConfig, date_array, id_array, money_array
 
 CITIES = ("Shanghai", "Beijing", "Shenzhen", "Guangzhou", "Hangzhou", "Chengdu", "Wuhan", "Nanjing", "Xian", "Suzhou")
 INCOME_BANDS = ("low", "middle", "upper_middle", "high")
@@ -77,6 +79,28 @@ class Accounts:
         self.opened = np.concatenate([self.opened, opened_days.astype(np.int32)])
         self.closed = np.concatenate([self.closed, np.zeros(len(customer), dtype=np.int32)])
         return np.arange(first_new, len(self.customer))
+
+
+@dataclass
+class MonthContext:
+    cfg: GeneratorConfig
+    key: str
+    m: int
+    rng: np.random.Generator
+    start_days: int
+    end_days: int
+    month_days: int
+    pop: Population
+    accounts: Accounts
+    primary_account: np.ndarray
+    counters: dict[str, int] = field(default_factory=dict)
+
+
+def next_seq(ctx: MonthContext, source: str, count: int) -> np.ndarray:
+    """The next `count` sequence numbers of a source's ids in this month's file."""
+    first = ctx.counters.get(source, 0)
+    ctx.counters[source] = first + count
+    return np.arange(first + 1, first + count + 1)
 
 
 def open_accounts(rng, pop, accounts, joiners, cfg, start_days, month_days) -> np.ndarray:

@@ -8,7 +8,7 @@ with deciles as (
         month_start,
         predicted_value,
         realised_value,
-        ntile(10) over (partition by month_start order by predicted_value desc, customer_id) as decile
+        ntile(10) over (partition by month_start order by predicted_value desc, customer_id asc) as decile
     from {{ ref('int_backtest_scores') }}
     where ranking = 'tiers'
       and {{ in_evaluated_months('month_start') }}

@@ -1,13 +1,14 @@
 {{ incremental_by_month() }}
 -- A/B evaluation of the campaigns that hold out a control group (contacts with test_group
--- 'control': selected, not contacted), treatment against control only: per scored month, campaign of the following month and the
--- tier the customers held in the scored month ('all' for the campaign's total), the treated and
--- control groups' conversion and value over the outcome window (var outcome_months), and the
--- uplift (treated minus control) with a normal confidence interval (var ab_confidence_z; Welch's
--- standard error for value). Conversion is measured the same way in both groups, since control
--- customers never answer a contact: the customer opened an account of the offered product between
--- the send and the window's end (null without an accounts delivery). Value is the scored month's
--- value measure over the window, zero for a customer with no transactions.
+-- 'control': selected, not contacted), treatment against control only: per scored month, campaign
+-- of the following month and the tier the customers held in the scored month ('all' for the
+-- campaign's total), the treated and control groups' conversion and value over the outcome window
+-- (var outcome_months), and the uplift (treated minus control) with a normal confidence interval
+-- (var ab_confidence_z; Welch's standard error for value). Conversion is measured the same way in
+-- both groups, since control customers never answer a contact: the customer opened an account of
+-- the offered product between the send and the window's end (null without an accounts delivery).
+-- Value is the scored month's value measure over the window, zero for a customer with no
+-- transactions.
 {% set k = var('outcome_months') %}
 {% set z = var('ab_confidence_z') %}
 

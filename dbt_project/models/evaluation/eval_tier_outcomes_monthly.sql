@@ -21,12 +21,12 @@ with outcomes as (
 flagged as (
     select
         o.*,
-        exists (
+        exists(
             select 1 from {{ ref('stg_accounts') }} as a
             where a.customer_id = o.customer_id
               and a.opened_at >= o.window_start and a.opened_at < o.window_end
         ) as opened_product,
-        exists (
+        exists(
             select 1 from {{ ref('stg_campaign_contacts') }} as c
             where c.customer_id = o.customer_id
               and c.converted_at >= o.window_start and c.converted_at < o.window_end

@@ -23,7 +23,7 @@ resolved as (
     where kind = 'complaint'
       and resolved_at is not null
       and {{ in_month_window("cast(" ~ dbt.date_trunc('month', 'resolved_at') ~ " as date)") }}
-    group by 1, 2
+    group by customer_id, cast({{ dbt.date_trunc('month', 'resolved_at') }} as date)
 )
 
 select

@@ -29,6 +29,26 @@ grid as (
     where {{ in_grid_months }}
 ),
 
+grid_transactions as (
+    select * from {{ ref('int_transactions_by_customer_month') }}
+    where {{ in_grid_months }}
+),
+
+grid_logins as (
+    select * from {{ ref('int_digital_activity_by_customer_month') }}
+    where {{ in_grid_months }}
+),
+
+grid_service as (
+    select * from {{ ref('int_service_by_customer_month') }}
+    where {{ in_grid_months }}
+),
+
+grid_nps as (
+    select * from {{ ref('int_nps_by_customer_month') }}
+    where {{ in_grid_months }}
+),
+
 activity as (
     select
         g.customer_id,
@@ -52,13 +72,13 @@ activity as (
         coalesce(s.complaint_satisfaction_total, 0) as satisfaction_total_in_month,
         n.last_nps_score
     from grid as g
-    left join (select * from {{ ref('int_transactions_by_customer_month') }} where {{ in_grid_months }}) as t
+    left join grid_transactions as t
         on t.customer_id = g.customer_id and t.month_start = g.month_start
-    left join (select * from {{ ref('int_digital_activity_by_customer_month') }} where {{ in_grid_months }}) as d
+    left join grid_logins as d
         on d.customer_id = g.customer_id and d.month_start = g.month_start
-    left join (select * from {{ ref('int_service_by_customer_month') }} where {{ in_grid_months }}) as s
+    left join grid_service as s
         on s.customer_id = g.customer_id and s.month_start = g.month_start
-    left join (select * from {{ ref('int_nps_by_customer_month') }} where {{ in_grid_months }}) as n
+    left join grid_nps as n
         on n.customer_id = g.customer_id and n.month_start = g.month_start
 ),
 
@@ -121,21 +141,25 @@ trailing_values as (
         {{ trailing('sum', 'amount_in_month', 11, one_month=one_month) }} as monetary_12m,
         {{ trailing('sum', 'profit_in_month', 11, one_month=one_month) }} as profit_contribution_12m,
         {{ trailing('max', 'largest_transaction', 11, one_month=one_month) }} as largest_transaction_12m,
-        {{ trailing('sum', 'case when purchases_in_month > 0 then 1 else 0 end', 11, one_month=one_month) }} as purchase_months_12m,
-        {{ trailing('sum', 'case when purchases_in_month > 1 then 1 else 0 end', 11, one_month=one_month) }} as repeat_purchase_months_12m,
+        {{ trailing('sum', 'case when purchases_in_month > 0 then 1 else 0 end', 11, one_month=one_month) }}
+            as purchase_months_12m,
+        {{ trailing('sum', 'case when purchases_in_month > 1 then 1 else 0 end', 11, one_month=one_month) }}
+            as repeat_purchase_months_12m,
         {{ trailing('max', 'amount_in_month', 1, 1, one_month=one_month) }} as amount_previous_month,
         {{ trailing('sum', 'amount_in_month', 2, one_month=one_month) }} as amount_3m,
         {{ trailing('sum', 'amount_in_month', 5, 3, one_month=one_month) }} as amount_prior_3m,
         {{ trailing('sum', 'logins_in_month', 2, one_month=one_month) }} as logins_3m,
         {{ trailing('max', 'most_features_in_a_session', 2, one_month=one_month) }} as most_features_3m,
-        {{ trailing('sum', 'logins_in_month + service_interactions_in_month', 2, one_month=one_month) }} as interactions_3m,
+        {{ trailing('sum', 'logins_in_month + service_interactions_in_month', 2, one_month=one_month) }}
+            as interactions_3m,
         {{ trailing('sum', 'complaints_in_month', 11, one_month=one_month) }} as complaints_12m,
         {{ trailing('sum', 'rated_resolutions_in_month', 11, one_month=one_month) }} as rated_resolutions_12m,
         {{ trailing('sum', 'satisfaction_total_in_month', 11, one_month=one_month) }} as satisfaction_total_12m,
         {{ trailing('sum', 'transactions_in_month', one_month=one_month) }} as grid_transactions,
         {{ trailing('sum', 'amount_in_month', one_month=one_month) }} as grid_amount,
         {{ trailing('sum', 'profit_in_month', one_month=one_month) }} as grid_profit,
-        {{ trailing('sum', 'case when purchases_in_month > 0 then 1 else 0 end', one_month=one_month) }} as grid_purchase_months,
+        {{ trailing('sum', 'case when purchases_in_month > 0 then 1 else 0 end', one_month=one_month) }}
+            as grid_purchase_months,
         {{ trailing('max', 'last_booked_at', one_month=one_month) }} as grid_last_booked_at,
         {{ trailing('max', 'last_login_at', one_month=one_month) }} as grid_last_login_at,
         {% if one_month -%}
@@ -145,7 +169,8 @@ trailing_values as (
             partition by customer_id order by month_start rows between unbounded preceding and current row)
         {%- endif %} as grid_last_nps_score,
         {{ trailing('count', 'month_start', one_month=one_month) }} as grid_months_to_date,
-        {{ trailing('max', 'case when transactions_in_month = 0 then month_start end', one_month=one_month) }} as last_inactive_month,
+        {{ trailing('max', 'case when transactions_in_month = 0 then month_start end', one_month=one_month) }}
+            as last_inactive_month,
         max(case when month_start < {{ window_first }} and transactions_in_month = 0 then month_start end)
             {%- if not one_month %} over (partition by customer_id){% endif %} as last_inactive_before_window
     from history
@@ -154,7 +179,8 @@ trailing_values as (
 
 {% if one_month %}
 windowed as (
-    select *
+    -- USING merges the key columns: the result has one customer_id and one month_start.
+    select *  -- noqa: RF02
     from activity
     inner join trailing_values using (customer_id, month_start)
 ),
@@ -298,7 +324,8 @@ select
     amount_in_month,
     cast(monetary_12m as decimal(18, 2)) as monetary_12m,
     cast(profit_contribution_12m as decimal(18, 2)) as profit_contribution_12m,
-    case when frequency_12m > 0 then {{ rounded_ratio('monetary_12m', 'frequency_12m', 18, 2) }} end as average_ticket_12m,
+    case when frequency_12m > 0 then {{ rounded_ratio('monetary_12m', 'frequency_12m', 18, 2) }} end
+        as average_ticket_12m,
     largest_transaction_12m,
     case when purchase_months_12m > 0
         then {{ rounded_ratio('repeat_purchase_months_12m', 'purchase_months_12m', 5, 4) }} end
@@ -322,7 +349,8 @@ select
     -- loyalty
     cast(complaints_12m as integer) as complaints_12m,
     case when rated_resolutions_12m > 0
-        then {{ rounded_ratio('satisfaction_total_12m', 'rated_resolutions_12m', 4, 2) }} end as complaint_satisfaction_12m,
+        then {{ rounded_ratio('satisfaction_total_12m', 'rated_resolutions_12m', 4, 2) }}
+    end as complaint_satisfaction_12m,
     last_nps_score_to_date as last_nps_score,
     case
         when last_nps_score_to_date >= 9 then 'promoter'
@@ -331,7 +359,8 @@ select
     end as nps_class,
     tenure_months,
     retention_streak_raw as retention_streak_months,
-    {{ months_between_dates(dbt.date_trunc('month', 'last_activity_at'), 'month_start') }} as months_since_last_activity,
+    {{ months_between_dates(dbt.date_trunc('month', 'last_activity_at'), 'month_start') }}
+        as months_since_last_activity,
     -- RFM
     recency_days,
     cast(frequency_12m as integer) as frequency_12m,

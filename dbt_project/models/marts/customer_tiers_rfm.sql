@@ -27,7 +27,7 @@ ranked as (
         *,
         row_number() over (
             partition by month_start
-            order by rfm_weighted_score desc, monetary_12m desc, profit_contribution_12m desc, customer_id
+            order by rfm_weighted_score desc, monetary_12m desc, profit_contribution_12m desc, customer_id asc
         ) as value_rank,
         count(*) over (partition by month_start) as customers_in_month
     from scored

@@ -8,7 +8,9 @@
 with ranked as (
     select
         *,
-        row_number() over (partition by ranking, month_start order by realised_value desc, customer_id) as realised_rank,
+        row_number() over (
+            partition by ranking, month_start order by realised_value desc, customer_id asc
+        ) as realised_rank,
         count(*) over (partition by ranking, month_start) as customers_in_month
     from {{ ref('int_backtest_scores') }}
 )

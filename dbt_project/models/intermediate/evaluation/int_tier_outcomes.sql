@@ -109,7 +109,9 @@ select
     case when s.months_observed >= {{ k }} then cast(coalesce(a.transactions_{{ k }}m, 0) as bigint) end
         as transactions_{{ k }}m,
     {%- endfor %}
-    case when s.months_observed >= s.value_horizon_months then cast(coalesce(a.value_over_horizon, 0) as decimal(18, 2)) end
+    case
+        when s.months_observed >= s.value_horizon_months then cast(coalesce(a.value_over_horizon, 0) as decimal(18, 2))
+    end
         as value_over_horizon
 from scored as s
 left join activity as a

@@ -27,12 +27,6 @@ class TrainingConfig(dg.Config):
     holdout_month: str | None = Field(
         default=None, description="YYYY-MM; default: the latest month with a complete label horizon."
     )
-    value_measure: str | None = Field(
-        default=None,
-        description=(
-            "profit, revenue, or auto (revenue when the files carry no margins); default: the business parameter."
-        ),
-    )
     seed: int = Field(
         default=42, description="Seed of the sampling, the folds and the fits: the same seed, the same model."
     )
@@ -80,7 +74,6 @@ def tiering_model(
         **({"horizon_months": config.horizon_months} if config.horizon_months else {}),
         training_months=config.training_months,
         holdout_month=config.holdout_month,
-        value_measure=config.value_measure,
         seed=config.seed,
     )
     space = SearchSpace(

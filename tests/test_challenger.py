@@ -54,3 +54,35 @@ def test_the_challenger_is_backtested_on_the_same_months(pipeline_run, tmp_path)
     by = {(m, r): rest for m, r, *rest in backtest}
     months_backtested = {m for m, _ in by}
     assert months_backtested and all(by[(m, "challenger")] == by[(m, "tiers")] for m in months_backtested)
+
+
+def test_the_challenger_is_cut_into_the_published_tiers_sizes_whatever_cut_made_them(pipeline_run, tmp_path):
+    """A run may cut the published tiers by value thresholds instead of the tier shares (the one tier
+    override the launchpad offers): the challenger is then cut into the same tier sizes, so the
+    backtest compares the two rankings on tiers of equal size, not the override against the shares."""
+    from valuetier.core.settings import Settings
+    from valuetier.tiering.scoring import ScoringRules, current_champion, score_month_tiers
+
+    warehouse, models = tmp_path / "valuetier.duckdb", tmp_path / "models"
+    shutil.copy(WAREHOUSE, warehouse)
+    shutil.copytree(Settings.from_env().models_dir, models)
+    registry = Registry(models)
+    champion = registry.champion_version()
+    card = dataclasses.asdict(registry.card(champion))
+    for field in ("version", "package_versions", "artifact_sha256"):
+        card.pop(field)
+    registry.register(registry.load(champion), **{**card, "status": "challenger", "decision": "test twin"})
+    month = pipeline_run["months"][-1]
+    sizes = f"""SELECT count(*) FILTER (WHERE value_tier = 'high'), count(*) FILTER (WHERE value_tier = 'mid'),
+                       count(*) FROM {{}} WHERE strftime(month_start, '%Y-%m') = '{month}'"""
+    with duckdb.connect(str(warehouse)) as con:
+        high, mid = con.execute(
+            f"""SELECT quantile_cont(predicted_value, 0.75), quantile_cont(predicted_value, 0.35)
+                FROM marts.customer_tiers WHERE strftime(month_start, '%Y-%m') = '{month}'"""
+        ).fetchone()
+        score_month_tiers(con, month, current_champion(registry), ScoringRules(high_value=high, mid_value=mid))
+        published = con.execute(sizes.format("marts.customer_tiers")).fetchone()
+        by_shares = ScoringRules()
+        assert published[0] > round(by_shares.high_share * published[2]) + 10  # the thresholds cut a larger high tier
+        score_challenger_month(con, month, registry)
+        assert con.execute(sizes.format(CHALLENGER_TABLE)).fetchone() == published

@@ -242,3 +242,22 @@ def test_importing_and_loading_the_definitions_read_no_setting():
 
     readers = sorted(p.name for p in (REPO / "orchestration").glob("*.py") if "Settings.from_env(" in p.read_text())
     assert readers == ["resources.py", "run.py"]
+
+
+def test_the_launchpad_offers_no_business_parameter():
+    """A business parameter has one home, dbt_project.yml's vars, which dbt and every Python reader
+    take: a launchpad override of one would reach some readers (the published tiers) and not others
+    (the rule tiers, the challenger, the training's holdout, the backtest), so none is offered."""
+    from dataclasses import fields
+
+    from orchestration.clv import ClvConfig
+    from orchestration.model import TrainingConfig
+    from orchestration.monitoring import MonitoringConfig
+    from orchestration.scoring import ScoringConfig
+    from valuetier.core.parameters import BusinessParameters
+
+    parameters = {f.name for f in fields(BusinessParameters)} | {"high_share", "mid_share", "churn_risk"}
+    for config in (ClvConfig, MonitoringConfig, ScoringConfig, TrainingConfig):
+        assert not parameters & set(config.model_fields), config.__name__
+    # A training may shorten the label horizon of its candidate (horizon_months): the horizon is on
+    # the model's card and on every row it scores (value_horizon_months), which the backtest reads.

@@ -1,9 +1,10 @@
 """Resources shared by every asset: the settings, the DuckDB warehouse and the dbt CLI.
 
 Settings reach assets only as resources. `build_resources` is called when the definitions load
-(orchestration/definitions.py), not at import: each settings field takes the environment variable
-of its name (dg.EnvVar, resolved when a run starts) where one is set, else the default that
-valuetier.core.settings documents.
+(orchestration/definitions.py), not at import: each settings field is bound to the environment
+variable of its name (dg.EnvVar, resolved when a run starts) where one is set then, so the
+launchpad shows where a setting comes from. A field left unset is read from the environment when
+the run starts, like the bound ones: a variable set after the definitions loaded still counts.
 """
 
 from __future__ import annotations
@@ -23,10 +24,6 @@ from pydantic import Field, PrivateAttr
 from valuetier.core.leftovers import pause_point
 from valuetier.core.settings import REPO_ROOT, Settings
 from valuetier.core.warehouse import connect
-
-# Where an unset variable still matters: the account's configuration folder holds the PII key
-# generated for a run without one (valuetier.core.settings.generated_key_path).
-ACCOUNT_VARIABLES = ("HOME", "XDG_CONFIG_HOME")
 
 
 def _variable(name: str, meaning: str) -> Field:
@@ -66,11 +63,12 @@ class ValueTierSettings(dg.ConfigurableResource):
 
     @property
     def current(self) -> Settings:
-        """The settings these fields give, checked (SettingsError names the variable to fix)."""
+        """The settings of the fields given, and of the environment for the others, checked
+        (SettingsError names the variable to fix). Built once per run: Dagster makes the resource
+        anew for each run."""
         if self._settings is None:
             given = {var: getattr(self, name) for name, var in self.variable_names().items()}
-            account = {var: os.environ[var] for var in ACCOUNT_VARIABLES if var in os.environ}
-            self._settings = Settings.from_env(account | {k: v for k, v in given.items() if v is not None})
+            self._settings = Settings.from_env({**os.environ, **{k: v for k, v in given.items() if v is not None}})
         return self._settings
 
     def setup_for_execution(self, context: dg.InitResourceContext) -> None:

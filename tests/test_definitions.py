@@ -261,3 +261,26 @@ def test_the_launchpad_offers_no_business_parameter():
         assert not parameters & set(config.model_fields), config.__name__
     # A training may shorten the label horizon of its candidate (horizon_months): the horizon is on
     # the model's card and on every row it scores (value_horizon_months), which the backtest reads.
+
+
+def test_a_run_reads_the_settings_when_it_starts(tmp_path, monkeypatch):
+    """The resource is built when the definitions load; the settings are those of the run's start,
+    also for a variable that was not set at load (a test, an operator exporting one later)."""
+    from orchestration.resources import ValueTierSettings
+
+    monkeypatch.delenv("VALUETIER_WAREHOUSE", raising=False)
+    loaded = ValueTierSettings.from_environment()
+    seen = []
+
+    @dg.op
+    def probe(valuetier: ValueTierSettings):
+        seen.append(valuetier.current.warehouse_path)
+
+    @dg.job(resource_defs={"valuetier": loaded})
+    def two_runs():
+        probe()
+
+    for name in ("first", "second"):
+        monkeypatch.setenv("VALUETIER_WAREHOUSE", str(tmp_path / name / "valuetier.duckdb"))
+        assert two_runs.execute_in_process().success
+    assert seen == [tmp_path / "first" / "valuetier.duckdb", tmp_path / "second" / "valuetier.duckdb"]

@@ -80,7 +80,7 @@ def run_stage(stage: str, first: str, last: str) -> bool:
             partitions_def=month_partitions,
             executor_def=dg.in_process_executor,
         )
-        resolved = dg.Definitions.merge(defs, dg.Definitions(jobs=[job])).resolve_job_def(job.name)
+        resolved = dg.Definitions.merge(defs(), dg.Definitions(jobs=[job])).resolve_job_def(job.name)
         return resolved.execute_in_process(instance=instance, tags=tags, raise_on_error=False).success
 
 

@@ -483,7 +483,7 @@ def test_training_asset_through_dagster(pipeline_run):
     from orchestration.scoring import rescore_on_new_champion
 
     with dg.DagsterInstance.get() as instance:
-        [request] = list(rescore_on_new_champion(dg.build_sensor_context(instance=instance, definitions=defs)))
+        [request] = list(rescore_on_new_champion(dg.build_sensor_context(instance=instance, definitions=defs())))
     if card.status == "champion":
         assert isinstance(request, dg.RunRequest) and request.run_key == f"champion-{version}"
         assert request.partition_key == pipeline_run["months"][-1]

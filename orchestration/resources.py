@@ -22,7 +22,7 @@ from packaging.version import Version
 from pydantic import Field, PrivateAttr
 
 from valuetier.core.leftovers import pause_point
-from valuetier.core.settings import REPO_ROOT, Settings
+from valuetier.core.settings import DBT_PROJECT_DIR, Settings
 from valuetier.core.warehouse import connect
 
 
@@ -72,12 +72,14 @@ class ValueTierSettings(dg.ConfigurableResource):
         return self._settings
 
     def setup_for_execution(self, context: dg.InitResourceContext) -> None:
-        # dagster-dbt starts dbt as a child of this process: it must see the same warehouse and limits.
+        # dagster-dbt starts dbt as a child of this process: it must see the same target, warehouse
+        # and limits.
         os.environ.update(self.current.dbt_environment())
 
     def pause(self, point: str) -> None:
         """A named pause point (valuetier.core.leftovers): off unless a test sets VALUETIER_PAUSE_AT."""
-        pause_point(point, self.current.pause_at, self.current.warehouse_dir)
+        current = self.current
+        pause_point(point, current.pause_at, current.warehouse_dir)
 
 
 class WarehouseResource(dg.ConfigurableResource):
@@ -110,14 +112,12 @@ class DbtCli(DbtCliResource):
         return None
 
 
-DBT_PROJECT_DIR = REPO_ROOT / "dbt_project"
-
-
-def dbt_cli(target: str | dg.EnvVar = "duckdb") -> DbtCli:
+def dbt_cli() -> DbtCli:
+    """dbt on the project. No target: the profile picks VALUETIER_DBT_TARGET, which the settings
+    resource exports when a run starts (Settings.dbt_environment), as it does the warehouse."""
     return DbtCli(
         project_dir=str(DBT_PROJECT_DIR),
         profiles_dir=str(DBT_PROJECT_DIR),
-        target=target,
         # The venv's dbt, found without an activated venv on PATH.
         dbt_executable=str(Path(sys.executable).parent / "dbt"),
     )
@@ -126,5 +126,4 @@ def dbt_cli(target: str | dg.EnvVar = "duckdb") -> DbtCli:
 def build_resources() -> dict:
     """The resources of the definitions, bound to the environment variables that are set."""
     settings = ValueTierSettings.from_environment()
-    target = dg.EnvVar("VALUETIER_DBT_TARGET") if "VALUETIER_DBT_TARGET" in os.environ else "duckdb"
-    return {"valuetier": settings, "warehouse": WarehouseResource(settings=settings), "dbt": dbt_cli(target)}
+    return {"valuetier": settings, "warehouse": WarehouseResource(settings=settings), "dbt": dbt_cli()}

@@ -15,13 +15,9 @@ from valuetier.tiering.registry import Registry
 pytestmark = pytest.mark.integration
 
 
-def test_without_a_second_version_there_is_no_challenger(tmp_path):
-    assert challenger_version(Registry(tmp_path / "models")) is None
-
-
-def test_the_challenger_is_backtested_on_the_same_months(pipeline_run, tmp_path):
-    """A challenger registered with the champion's own models must score exactly as the champion:
-    the backtest's challenger rows then equal the published tiers' rows, month by month."""
+def copy_with_a_challenger_twin(tmp_path):
+    """The session's warehouse and registry copied, with the champion's own models registered again
+    as the challenger: the warehouse, the registry, the champion's version and the twin's card."""
     from valuetier.core.settings import Settings
 
     warehouse, models = tmp_path / "valuetier.duckdb", tmp_path / "models"
@@ -33,6 +29,17 @@ def test_the_challenger_is_backtested_on_the_same_months(pipeline_run, tmp_path)
     for field in ("version", "package_versions", "artifact_sha256"):
         card.pop(field)
     twin = registry.register(registry.load(champion), **{**card, "status": "challenger", "decision": "test twin"})
+    return warehouse, registry, champion, twin
+
+
+def test_without_a_second_version_there_is_no_challenger(tmp_path):
+    assert challenger_version(Registry(tmp_path / "models")) is None
+
+
+def test_the_challenger_is_backtested_on_the_same_months(pipeline_run, tmp_path):
+    """A challenger registered with the champion's own models must score exactly as the champion:
+    the backtest's challenger rows then equal the published tiers' rows, month by month."""
+    warehouse, registry, champion, twin = copy_with_a_challenger_twin(tmp_path)
     assert challenger_version(registry) == twin.version != champion
     months = pipeline_run["months"]
     with duckdb.connect(str(warehouse)) as con:
@@ -60,18 +67,9 @@ def test_the_challenger_is_cut_into_the_published_tiers_sizes_whatever_cut_made_
     """A run may cut the published tiers by value thresholds instead of the tier shares (the one tier
     override the launchpad offers): the challenger is then cut into the same tier sizes, so the
     backtest compares the two rankings on tiers of equal size, not the override against the shares."""
-    from valuetier.core.settings import Settings
     from valuetier.tiering.scoring import ScoringRules, current_champion, score_month_tiers
 
-    warehouse, models = tmp_path / "valuetier.duckdb", tmp_path / "models"
-    shutil.copy(WAREHOUSE, warehouse)
-    shutil.copytree(Settings.from_env().models_dir, models)
-    registry = Registry(models)
-    champion = registry.champion_version()
-    card = dataclasses.asdict(registry.card(champion))
-    for field in ("version", "package_versions", "artifact_sha256"):
-        card.pop(field)
-    registry.register(registry.load(champion), **{**card, "status": "challenger", "decision": "test twin"})
+    warehouse, registry, _, _ = copy_with_a_challenger_twin(tmp_path)
     month = pipeline_run["months"][-1]
     sizes = f"""SELECT count(*) FILTER (WHERE value_tier = 'high'), count(*) FILTER (WHERE value_tier = 'mid'),
                        count(*) FROM {{}} WHERE strftime(month_start, '%Y-%m') = '{month}'"""

@@ -183,6 +183,8 @@ def test_the_dbt_target_is_one_of_the_profiles_and_spark_exchanges_beside_the_wa
     spark = Settings.from_env({"VALUETIER_DBT_TARGET": "spark", "VALUETIER_WAREHOUSE": str(warehouse)})
     assert spark.exchange_path == warehouse.parent / "exchange"
     assert spark.dbt_environment()["VALUETIER_EXCHANGE_DIR"] == str(warehouse.parent / "exchange")
+    # dbt's profile picks its target from the settings a run starts with, as it does the warehouse.
+    assert spark.dbt_environment()["VALUETIER_DBT_TARGET"] == "spark"
     elsewhere = {"VALUETIER_DBT_TARGET": "spark", "VALUETIER_EXCHANGE_DIR": str(tmp_path / "lake")}
     assert Settings.from_env(elsewhere).exchange_path == tmp_path / "lake"
     # Without `make spark`: said before any step starts, not as dbt's missing adapter midway.

@@ -12,9 +12,9 @@ from functools import cache
 
 import yaml
 
-from valuetier.core.settings import REPO_ROOT
+from valuetier.core.settings import DBT_PROJECT_DIR
 
-DBT_PROJECT_FILE = REPO_ROOT / "dbt_project" / "dbt_project.yml"
+DBT_PROJECT_FILE = DBT_PROJECT_DIR / "dbt_project.yml"
 VALUE_MEASURES = ("profit", "revenue", "auto")
 
 

@@ -15,6 +15,7 @@ from valuetier.core.notices import warn_once
 log = logging.getLogger(__name__)
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
+DBT_PROJECT_DIR = REPO_ROOT / "dbt_project"  # the dbt project, its profile and its vars (the business parameters)
 DEV_PII_KEY = "valuetier-development-key-do-not-use-in-production"
 DEV_PII_KEY_NAME = "development"  # VALUETIER_PII_KEY=development: the public key, for the demo only
 MODES = ("development", "production")  # VALUETIER_MODE
@@ -150,7 +151,6 @@ class Settings:
     landing_dir: Path
     warehouse_path: Path
     given_pii_key: str | None = field(repr=False)  # a secret: never in a repr, a log or an error message
-    dbt_project_dir: Path
     dbt_target: str
     mapping_file: Path | None = None  # VALUETIER_MAPPING; default: mapping.yml (or .yaml) in the landing folder
     alert_webhook_url: str | None = None  # VALUETIER_ALERT_WEBHOOK; without it alerts go to alerts_file
@@ -237,7 +237,6 @@ class Settings:
                 if given_key is not None
                 else f"generated for this account: {generated_key_path(env)}"
             ),
-            dbt_project_dir=REPO_ROOT / "dbt_project",
             dbt_target=env.get("VALUETIER_DBT_TARGET", "duckdb"),
             mapping_file=_path(env["VALUETIER_MAPPING"]) if env.get("VALUETIER_MAPPING") else None,
             alert_webhook_url=env.get("VALUETIER_ALERT_WEBHOOK") or None,
@@ -267,9 +266,11 @@ class Settings:
         return settings
 
     def dbt_environment(self) -> dict[str, str]:
-        """What the dbt subprocess must see: absolute paths, so dbt and Python open the same file.
-        Not the PII key: personal data is hashed at ingestion, and dbt never needs it."""
+        """What the dbt subprocess must see: absolute paths, so dbt and Python open the same file,
+        and the target its profile picks. Not the PII key: personal data is hashed at ingestion, and
+        dbt never needs it."""
         return {
+            "VALUETIER_DBT_TARGET": self.dbt_target,
             "VALUETIER_WAREHOUSE": str(self.warehouse_path),
             "VALUETIER_EXCHANGE_DIR": str(self.exchange_path),
             **self.duckdb.environment(),

@@ -21,3 +21,11 @@
 {% macro in_evaluated_months(column) -%}
     {{ column }} between {{ first_evaluated_month() }} and cast('{{ run_end_month() }}' as date)
 {%- endmacro %}
+
+{#- True for the months whose tier stability a run rewrites: those whose outcome window it extended
+    (in_evaluated_months), and the two months after its last, whose changes and flips look back
+    to the months it rescored. -#}
+{% macro in_stability_months(column) -%}
+    {{ column }} between {{ first_evaluated_month() }}
+        and {{ dbt.dateadd('month', 2, "cast('" ~ run_end_month() ~ "' as date)") }}
+{%- endmacro %}

@@ -23,6 +23,7 @@ class BusinessParameters:
     value_measure: str
     tier_high_share: float
     tier_mid_share: float
+    tier_incumbent_margin: float
     at_risk_churn_probability: float
     promotion_margin: float
     rfm_weight_recency: float
@@ -46,6 +47,8 @@ class BusinessParameters:
             self.tier_high_share > 0 and self.tier_mid_share >= 0 and self.tier_high_share + self.tier_mid_share <= 1
         ):
             raise ValueError(f"{DBT_PROJECT_FILE}: vars.tier_high_share + tier_mid_share must lie in (0, 1]")
+        if not 0 <= self.tier_incumbent_margin < 1:
+            raise ValueError(f"{DBT_PROJECT_FILE}: vars.tier_incumbent_margin must lie in [0, 1)")
         if not 0 < self.at_risk_churn_probability <= 1:
             raise ValueError(f"{DBT_PROJECT_FILE}: vars.at_risk_churn_probability must lie in (0, 1]")
         if not 0 <= self.promotion_margin < 1:

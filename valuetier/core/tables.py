@@ -26,7 +26,7 @@ TIERS_COLUMNS = """customer_id VARCHAR NOT NULL, month_start DATE NOT NULL, valu
     value_score DOUBLE NOT NULL, predicted_value DOUBLE NOT NULL, value_horizon_months INTEGER,
     churn_probability DOUBLE, clv_12m DOUBLE, lifecycle_stage VARCHAR NOT NULL, segment VARCHAR NOT NULL,
     rfm_segment VARCHAR, top_drivers VARCHAR NOT NULL, model_version VARCHAR NOT NULL,
-    tiered_by_rule BOOLEAN NOT NULL"""
+    tiered_by_rule BOOLEAN NOT NULL, plain_tier VARCHAR"""
 CHALLENGER_TABLE = "marts.customer_tiers_challenger"
 CHALLENGER_COLUMNS = """customer_id VARCHAR NOT NULL, month_start DATE NOT NULL, model_version VARCHAR NOT NULL,
     value_tier VARCHAR NOT NULL, predicted_value DOUBLE NOT NULL, value_horizon_months INTEGER NOT NULL"""
@@ -72,6 +72,8 @@ def ensure_tiers_tables(con: duckdb.DuckDBPyConnection) -> None:
     # Warehouses scored before the evaluation's backtest needed the horizon: their earlier rows keep
     # a null horizon, which the backtest leaves out, until the months are rescored.
     con.execute(f"ALTER TABLE {TIERS_TABLE} ADD COLUMN IF NOT EXISTS value_horizon_months INTEGER")
+    # Likewise the plain cut, before tiers were made stable: null until the month is rescored.
+    con.execute(f"ALTER TABLE {TIERS_TABLE} ADD COLUMN IF NOT EXISTS plain_tier VARCHAR")
     create_table(con, CHALLENGER_TABLE, CHALLENGER_COLUMNS)
 
 

@@ -64,6 +64,8 @@ class ScoringRules:
     high_value: float | None = None
     mid_value: float | None = None
     horizon_months: int = field(default_factory=lambda: business_parameters().label_horizon_months)
+    # Stable tiers: last month's incumbents rank this share of the customers higher (sticky_tier_sql).
+    incumbent_margin: float = field(default_factory=lambda: business_parameters().tier_incumbent_margin)
     churn_risk: float = field(default_factory=lambda: business_parameters().at_risk_churn_probability)
     trend_change: float = 0.20  # 3-month spend trend beyond which a customer is growing or declining
     dormant_months: int = 3  # months without activity from which a customer is dormant
@@ -255,18 +257,28 @@ def stage_customers(
     )
 
 
-def publish_sql(stage: str, customers: int, rules: ScoringRules, tier_sizes: tuple[int, int] | None = None) -> str:
-    """The published rows of the staged customers (`customers` of them): month-wide tiers (exact
-    shares of the ranking, ties by position; or value cut points when set; or, given `tier_sizes`,
-    the first `high` ranks high and the ranks up to `high + mid` mid), the 0-100 percentile of the
-    ranking (ties share their average rank), the action segment and the drivers' text."""
-    if tier_sizes is not None or (rules.high_value is None and rules.mid_value is None):
+def publish_sql(
+    stage: str,
+    customers: int,
+    rules: ScoringRules,
+    tier_sizes: tuple[int, int] | None = None,
+    previous: str | None = None,
+) -> str:
+    """The published rows of the staged customers (`customers` of them): month-wide tiers, the 0-100
+    percentile of the ranking (ties share their average rank), the action segment and the drivers' text.
+
+    The plain cut (plain_tier) gives exact shares of the ranking, ties by position; or value cut
+    points when set; or, given `tier_sizes`, the first `high` ranks high and the ranks up to
+    `high + mid` mid. The published tier (value_tier) is the plain cut made stable where shares cut
+    and `previous` names last month's published tiers (customer_id, value_tier): see sticky_tier_sql."""
+    thresholds = tier_sizes is None and (rules.high_value is not None or rules.mid_value is not None)
+    if not thresholds:
         high, mid = tier_sizes or tier_counts(customers, rules.high_share, rules.mid_share)
-        tier = f"CASE WHEN tier_rank <= {high} THEN 'high' WHEN tier_rank <= {mid} THEN 'mid' ELSE 'low' END"
+        plain = f"CASE WHEN tier_rank <= {high} THEN 'high' WHEN tier_rank <= {mid} THEN 'mid' ELSE 'low' END"
     elif rules.high_value is None or rules.mid_value is None or rules.mid_value > rules.high_value:
         raise ValueError(f"value cut points need mid <= high, both set: {rules.mid_value}, {rules.high_value}")
     else:
-        tier = (
+        plain = (
             f"CASE WHEN predicted_value >= {float(rules.high_value)!r} THEN 'high' "
             f"WHEN predicted_value >= {float(rules.mid_value)!r} THEN 'mid' ELSE 'low' END"
         )
@@ -274,19 +286,60 @@ def publish_sql(stage: str, customers: int, rules: ScoringRules, tier_sizes: tup
         f"driver_{k} || ' (' || printf('%+.2f', contribution_{k}) || ')'" for k in range(1, TOP_DRIVERS + 1)
     )
     segment = ACTION_SEGMENT_SQL.replace("$churn_risk", repr(float(rules.churn_risk)))
-    return f"""
-        WITH ranked AS (
-            SELECT *, {tier} AS value_tier,
+    ranked = f"""SELECT *, {plain} AS plain_tier,
                    round(100 * (rank() OVER (ORDER BY ranking) + (count(*) OVER (PARTITION BY ranking) - 1) / 2)
                          / {customers}, 1) AS value_score
-            FROM (SELECT *, row_number() OVER (ORDER BY ranking DESC, position) AS tier_rank FROM {stage})
-        )
-        SELECT position, customer_id, month_start, value_tier, value_score,
+            FROM (SELECT *, row_number() OVER (ORDER BY ranking DESC, position) AS tier_rank FROM {stage})"""
+    if previous is not None and not thresholds and rules.incumbent_margin > 0:
+        ranked = sticky_tier_sql(ranked, previous, customers, high, mid, rules.incumbent_margin)
+    else:
+        ranked = f"SELECT *, plain_tier AS value_tier FROM ({ranked})"
+    return f"""
+        SELECT position, customer_id, month_start, value_tier, plain_tier, value_score,
                round(predicted_value, 2) AS predicted_value, value_horizon_months,
                round(churn_probability, 4) AS churn_probability,
                clv_12m, lifecycle_stage, {segment} AS segment, rfm_segment,
                coalesce(rule_drivers, concat_ws('; ', {drivers})) AS top_drivers, model_version, tiered_by_rule
-        FROM ranked"""
+        FROM ({ranked})"""
+
+
+def sticky_tier_sql(ranked: str, previous: str, customers: int, high: int, mid: int, margin: float) -> str:
+    """The stable tiers of the `ranked` rows (tier_rank 1..customers): the plain cut's sizes, with
+    last month's incumbents ranked `margin` of the customers higher (hysteresis).
+
+    The high tier is the first `high` customers by their place from the top, (tier_rank - 1) /
+    customers, minus the margin for last month's high customers; the mid tier the next `mid - high`
+    of the rest by their place minus the margin for last month's high and mid customers. Ties go to
+    the better ranked. A customer in no tier last month (new, or not scored) gets no margin."""
+    place = f"(tier_rank - 1) / {customers}"
+    margin = repr(float(margin))
+    return f"""
+        WITH incumbents AS (
+            SELECT r.*, p.value_tier AS last_tier
+            FROM ({ranked}) AS r LEFT JOIN ({previous}) AS p ON p.customer_id = r.customer_id
+        ),
+        for_high AS (
+            SELECT *, row_number() OVER (
+                ORDER BY {place} - CASE WHEN last_tier = 'high' THEN {margin} ELSE 0 END ASC, tier_rank ASC
+            ) <= {high} AS is_high
+            FROM incumbents
+        ),
+        for_mid AS (
+            SELECT *, row_number() OVER (
+                PARTITION BY is_high
+                ORDER BY {place} - CASE WHEN last_tier IN ('high', 'mid') THEN {margin} ELSE 0 END ASC, tier_rank ASC
+            ) AS mid_rank
+            FROM for_high
+        )
+        SELECT * EXCLUDE (last_tier, is_high, mid_rank),
+               CASE WHEN is_high THEN 'high' WHEN mid_rank <= {mid - high} THEN 'mid' ELSE 'low' END AS value_tier
+        FROM for_mid"""
+
+
+def previous_tiers_sql(month: str) -> str:
+    """Last month's published tiers (customer_id, value_tier): the incumbents of the stable cut."""
+    return f"""SELECT customer_id, value_tier FROM {TIERS_TABLE}
+               WHERE month_start = DATE '{parse_month(month)}' - INTERVAL 1 MONTH"""
 
 
 def _create_stage(con: duckdb.DuckDBPyConnection, name: str) -> None:
@@ -398,7 +451,7 @@ def score_month_tiers(
         ensure_tiers_tables(con)
         with transaction(con):
             con.execute(f"DELETE FROM {TIERS_TABLE} WHERE month_start = ?", [parse_month(month)])
-            published = publish_sql(stage, staged, rules)
+            published = publish_sql(stage, staged, rules, previous=previous_tiers_sql(month))
             con.execute(f"INSERT INTO {TIERS_TABLE} BY NAME SELECT * EXCLUDE (position) FROM ({published})")
         counts = dict(
             con.execute(

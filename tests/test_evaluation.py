@@ -57,6 +57,7 @@ def test_every_evaluation_mart_fills_every_month_with_outcomes(con, pipeline_run
         "eval_campaign_ab_monthly": months[:-K],
         "eval_satisfaction_monthly": months[:-K],
         "eval_tier_migration_monthly": months[1:],
+        "eval_tier_stability_monthly": months,
         "eval_model_backtest_monthly": months[: -business_parameters().label_horizon_months],
         "eval_backtest_tiers_monthly": months[: -business_parameters().label_horizon_months],
         "eval_calibration_deciles_monthly": months[: -business_parameters().label_horizon_months],
@@ -297,6 +298,63 @@ def test_tier_migration_matrix_and_two_tier_jumps(con):
         JOIN (SELECT month_start, count(*) AS tiered FROM marts.customer_tiers GROUP BY 1) USING (month_start)
         """).fetchone()[0]
     assert totals
+
+
+TIER_ORDER = {"low": 1, "mid": 2, "high": 3}
+
+
+def test_tier_stability_of_the_published_tiers_and_the_plain_cut(con):
+    """Changes, A->B->A flips and high-tier capture, from the published tiers and the landing
+    files' value; and the stable rule's mark on the tiers: sizes of the plain cut, and a customer
+    above their plain tier only by holding last month's tier."""
+    tiers = con.execute("SELECT customer_id, month_start, value_tier, plain_tier FROM marts.customer_tiers").df()
+    value = con.execute(f"""
+        SELECT t.customer_id, t.month_start, coalesce(sum(x.profit), 0) AS value
+        FROM marts.customer_tiers t LEFT JOIN txn x ON x.customer_id = t.customer_id AND {within("x.booked_at", K)}
+        WHERE t.month_start + INTERVAL {K} MONTH <= (FROM last_month) GROUP BY ALL""").df()
+
+    def months_before(k: int) -> pd.DataFrame:
+        shifted = tiers.assign(month_start=tiers.month_start + pd.DateOffset(months=k))
+        return shifted.rename(columns={"value_tier": f"value_tier_{k}", "plain_tier": f"plain_tier_{k}"})
+
+    keys = ["customer_id", "month_start"]
+    history = tiers.merge(months_before(1), on=keys, how="left").merge(months_before(2), on=keys, how="left")
+    history = history.merge(value, on=keys, how="left")
+    expected = []
+    for month, m in history.groupby("month_start", sort=True):
+        row = {
+            "month_start": month,
+            "customers_tiered": len(m),
+            "customers_tiered_1m_before": int(m.value_tier_1.notna().sum()),
+            "customers_tiered_2m_before": int((m.value_tier_1.notna() & m.value_tier_2.notna()).sum()),
+        }
+        window_passed = m.value.notna().all()
+        row["realised_value"] = round(float(m.value.sum()), 2) if window_passed else None
+        for cut, name in (("value_tier", "published"), ("plain_tier", "plain")):
+            changed = m[cut_1 := f"{cut}_1"].notna() & (m[cut] != m[cut_1])
+            row[f"{name}_tier_changes"] = int(changed.sum())
+            row[f"{name}_flips"] = int((changed & (m[cut] == m[f"{cut}_2"])).sum())
+            captured = m.value[m[cut] == "high"].sum() / m.value.sum() if window_passed else None
+            row[f"{name}_high_capture"] = None if captured is None else round(float(captured), 4)
+        expected.append(row)
+        # The stable rule: the plain cut's sizes; above the plain tier only by holding last month's.
+        assert m.value_tier.value_counts().to_dict() == m.plain_tier.value_counts().to_dict()
+        raised = m.value_tier.map(TIER_ORDER) > m.plain_tier.map(TIER_ORDER)
+        assert (m.value_tier_1[raised].map(TIER_ORDER) >= m.value_tier[raised].map(TIER_ORDER)).all()
+    expected = pd.DataFrame(expected)
+    actual = con.execute(
+        f"SELECT {', '.join(expected.columns)} FROM evaluation.eval_tier_stability_monthly ORDER BY month_start"
+    ).df()
+    for column in ("published_high_capture", "plain_high_capture", "realised_value"):
+        actual[column] = actual[column].astype(float)
+
+    def records(frame: pd.DataFrame) -> list[dict]:
+        return frame.astype(object).where(frame.notna(), None).to_dict("records")
+
+    assert records(actual) == records(expected)
+    assert expected.realised_value.notna().sum() == len(expected) - K
+    # The incumbent's margin is at work on this bank: fewer flips than the plain cut.
+    assert expected.published_flips.sum() < expected.plain_flips.sum()
 
 
 def test_nps_and_satisfaction_by_tier(con):

@@ -70,7 +70,9 @@ def test_stable_tiers_follow_the_rule_month_after_month(margin):
     for _ in range(6):
         value = value * rng.lognormal(0, 0.3, len(value))  # the ranking moves every month
         rows = published(stage_of(value), rules, last)
-        expected = by_the_rule(value, {} if last is None else dict(zip(last.customer_id, last.value_tier)), margin)
+        expected = by_the_rule(
+            value, {} if last is None else dict(zip(last.customer_id, last.value_tier, strict=True)), margin
+        )
         assert rows.value_tier.tolist() == expected.tolist()
         high, mid = tier_counts(len(value), **SHARES)
         plain = np.array(["high"] * high + ["mid"] * (mid - high) + ["low"] * (len(value) - mid))

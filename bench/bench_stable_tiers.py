@@ -1,14 +1,18 @@
 """How often published tiers flip, and what a stickier cut would change (issue 31's measurement).
 
-Reads a built warehouse: the published tiers (marts.customer_tiers) and what each tiered customer
-brought over the 3 months after (intermediate.int_tier_outcomes). For the plain cut and for an
-incumbent's bonus of each margin given, it prints tier changes a month, A->B->A flips within two
+Reads a built warehouse: the published tiers (marts.customer_tiers: value_tier, and the plain cut
+of the same ranking, plain_tier) and what each tiered customer brought over the 3 months after
+(intermediate.int_tier_outcomes). For the published tiers, the plain cut and a replay of the
+incumbent's margin at each margin given, it prints tier changes a month, A->B->A flips within two
 months, and the high tier's capture of the 3-month value.
 
 The sticky cut keeps the tier shares exact: the high tier is the top share by the percentile from
 the top minus the margin for last month's high customers, the mid tier the next share by the
 percentile minus the margin for last month's high and mid customers; months in order, each from
-the previous month's sticky tiers. A prototype: nothing in the pipeline uses it yet.
+the previous month's sticky tiers. The replay ranks by the published 0-100 percentile (value_score,
+one decimal), so it approximates the pipeline's rule (valuetier/tiering/scoring.py), which ranks
+customers exactly: compare margins here, read the pipeline's own figures in
+evaluation.eval_tier_stability_monthly.
 
     .venv/bin/python bench/bench_stable_tiers.py [--warehouse W] [--margins 0.02,0.04]
 """
@@ -27,7 +31,7 @@ from valuetier.core.parameters import business_parameters  # noqa: E402
 from valuetier.core.settings import Settings  # noqa: E402
 
 QUERY = """
-    SELECT t.customer_id, t.month_start, t.value_tier, t.value_score, o.value_3m, o.months_observed
+    SELECT t.customer_id, t.month_start, t.value_tier, t.plain_tier, t.value_score, o.value_3m, o.months_observed
     FROM marts.customer_tiers AS t
     JOIN intermediate.int_tier_outcomes AS o USING (customer_id, month_start)
     ORDER BY t.month_start, t.customer_id
@@ -79,7 +83,7 @@ def main() -> None:
     with duckdb.connect(warehouse, read_only=True) as con:
         tiers = con.execute(QUERY).df()
     shares = business_parameters().tier_high_share, business_parameters().tier_mid_share
-    rows = {"published": stability(tiers, "value_tier")}
+    rows = {"published": stability(tiers, "value_tier"), "plain cut": stability(tiers, "plain_tier")}
     for margin in (float(m) for m in args.margins.split(",")):
         tiers[f"sticky_{margin}"] = sticky_tiers(tiers, margin, *shares)
         rows[f"sticky, margin {margin}"] = stability(tiers, f"sticky_{margin}")

@@ -11,8 +11,9 @@ import pytest
 from tests.conftest import CHROMIUM, SCREENSHOTS
 
 pytestmark = pytest.mark.integration
-# tier sizes, value shares, retention, conversion, ROI, migration, model quality, delivery and population drift
-CHARTS = 9
+# tier sizes, value shares, retention, conversion, ROI, migration, flips, capture, model quality, delivery and
+# population drift
+CHARTS = 11
 DRIFT_CHARTS = ("PSI against the recent months", "PSI against the training months")
 
 
@@ -78,6 +79,7 @@ def test_the_report_opens_offline_with_every_chart_drawn(report):
         assert marks > 0, label
     labels = {label for label, _, _ in drawn}
     assert {"customers per tier", "share of realised value", "normalized Gini", *DRIFT_CHARTS} <= labels
+    assert {"A->B->A flips", "high-tier value capture"} <= labels
     for title, drawn_names in names.items():
         assert len(drawn_names) >= 3, title
         for box in drawn_names:

@@ -83,6 +83,18 @@ def write_report(con: duckdb.DuckDBPyConnection, month: str, reports_dir: Path) 
            WHERE month_start + to_months(value_horizon_months) <= ? ORDER BY 1""",
         [m],
     ).fetchall()
+    stability = con.execute(
+        """SELECT strftime(month_start, '%Y-%m'), published_flip_rate, plain_flip_rate
+           FROM evaluation.eval_tier_stability_monthly WHERE month_start <= ? AND customers_tiered_2m_before > 0
+           ORDER BY 1""",
+        [m],
+    ).fetchall()
+    capture = con.execute(
+        """SELECT sum(published_high_capture * realised_value) / sum(realised_value),
+                  sum(plain_high_capture * realised_value) / sum(realised_value), count(*)
+           FROM evaluation.eval_tier_stability_monthly WHERE month_start <= ? AND realised_value IS NOT NULL""",
+        [known_k],
+    ).fetchone()
     moves = {
         (f, t): float(s)
         for f, t, s in con.execute(
@@ -112,6 +124,7 @@ def write_report(con: duckdb.DuckDBPyConnection, month: str, reports_dir: Path) 
     rules = MonitoringRules()
     retention_months = sorted({r[0] for r in retention})
     backtest_months = sorted({r[0] for r in backtest})
+    stability_months = [r[0] for r in stability]
     sections = [
         _section(
             "Tier sizes and value shares",
@@ -158,6 +171,30 @@ def write_report(con: duckdb.DuckDBPyConnection, month: str, reports_dir: Path) 
             "Tier migration",
             f"Where each tier of the month before {month} went: the share of the row's customers in each cell.",
             heatmap("migration from last month's tier", list(MOVES_FROM), list(MOVES_TO), moves) if moves else None,
+        ),
+        _section(
+            "Tier stability",
+            "A->B->A flips within two months, as a share of the customers tiered in all three months: the "
+            "published tiers (stable: last month's tier is kept within a margin, var tier_incumbent_margin) "
+            "against the plain cut of the same ranking; and the high tier's share of the value realised over "
+            f"the {k} months after each month, over the {capture[2]} months whose window had ended"
+            + (f": published {_percent(capture[0])}, plain cut {_percent(capture[1])}." if capture[2] else "."),
+            line_chart(
+                "A->B->A flips",
+                stability_months,
+                {"published": [_float(r[1]) for r in stability], "plain cut": [_float(r[2]) for r in stability]},
+                ".1%",
+            )
+            if stability
+            else None,
+            bar_chart(
+                "high-tier value capture",
+                ["published", "plain cut"],
+                {"capture": [_float(capture[0]), _float(capture[1])]},
+                ".1%",
+            )
+            if capture[2]
+            else None,
         ),
         _section(
             "Model quality against RFM",

@@ -26,6 +26,7 @@ from valuetier.application.monitoring import (
 )
 from valuetier.application.notify import NotifyError, notifier
 from valuetier.core.months import parse_month
+from valuetier.core.tables import FAIRNESS_TABLE
 from valuetier.tiering.registry import Registry
 
 DRIFT = dg.AssetKey(DRIFT_TABLE.split("."))
@@ -68,6 +69,9 @@ class MonitoringConfig(dg.Config):
     )
 
 
+FAIRNESS = dg.AssetKey(FAIRNESS_TABLE.split("."))
+
+
 @dg.multi_asset(
     specs=[
         dg.AssetSpec(
@@ -83,10 +87,12 @@ class MonitoringConfig(dg.Config):
             ALERTS,
             description="The month's alerts, each with a severity (info, warning, error) and a reason: a delivery that "
             "looks broken (a sudden shift, a missing or late file), a population that moved away from the champion's "
-            "training window (retrain), tier-share shifts, and high-tier customers at risk of churn.",
+            "training window (retrain), tier-share shifts, protected groups given a pricing or service action at "
+            "under the four-fifths of the most favoured group's rate (evaluation.eval_tier_fairness_monthly), and "
+            "high-tier customers at risk of churn.",
             group_name="monitoring",
             kinds={"duckdb", "python"},
-            deps=[DRIFT],
+            deps=[DRIFT, FAIRNESS],
         ),
     ],
     partitions_def=month_partitions,
@@ -120,7 +126,7 @@ def monitoring(
             log(
                 f"monitoring {month}: delivery {result.count('error', 'delivery')} errors, "
                 f"{result.count('warning', 'delivery')} warnings; population {result.count('warning', 'population')} "
-                "warnings"
+                f"warnings; fairness {result.count('warning', 'fairness')} warnings"
                 + (f" ({', '.join(f'{k} {n}' for k, n in sorted(kinds.items()))})" if kinds else "")
                 + f"; population against {result.reference or 'no champion yet'}"
             )

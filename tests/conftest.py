@@ -46,11 +46,13 @@ shutil.copy(REPO / "orchestration" / "dagster.yaml", SESSION_DIR / "dagster_home
 
 BANK = {"customers": 2500, "months": 15, "seed": 7}
 # A bank unlike the demo: its own names and codes (with landing/mapping.yml), CSV, only the two
-# required sources, no margin columns, every customer acquired in the first 3 months.
+# required sources, no margin columns, no birth dates or income bands, every customer acquired in
+# the first 3 months.
 FOREIGN_DELIVERY = {
     "file_format": "csv",
     "sources": ("customers", "transactions"),
     "margins": False,
+    "demographics": False,
     "profile": "foreign",
     "acquisition": "cohorts",
 }

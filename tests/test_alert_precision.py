@@ -23,7 +23,7 @@ import pyarrow.parquet as pq
 import pytest
 
 from tests.conftest import FOREIGN_DELIVERY, REPO
-from valuetier.application.monitoring import DELIVERY_KINDS, POPULATION_KINDS
+from valuetier.application.monitoring import DELIVERY_KINDS, FAIRNESS_KINDS, POPULATION_KINDS
 from valuetier.demo.generator import GeneratorConfig, generate
 
 pytestmark = pytest.mark.integration
@@ -111,20 +111,25 @@ def test_healthy_banks_raise_no_error_and_end_green(healthy):
         errors = [a for a in after_three if a[1] == "error"]
         delivery_warnings = [a for a in found if a[1] == "warning" and a[2] in DELIVERY_KINDS]
         population = [a for a in found if a[2] in POPULATION_KINDS]
+        # Cities are drawn independently of value in every generated bank: a fair attribute, which
+        # the fairness review must not flag (age bands follow wealth, and may be flagged rightly).
+        fairness = sorted({a[3] for a in found if a[2] in FAIRNESS_KINDS})
         passed, failed = (sum(c[i] for c in bank["checks"]) for i in (0, 1))
         rows.append(
             f"| {name} | {len(months)} | {sum(a[1] == 'error' for a in found)} | {len(errors)} | "
-            f"{len(delivery_warnings)} | {len({a[0] for a in population})} | {passed} / {failed} | "
-            f"{', '.join(bank['tiered_by'])} |"
+            f"{len(delivery_warnings)} | {len({a[0] for a in population})} | {', '.join(fairness) or '-'} | "
+            f"{passed} / {failed} | {', '.join(bank['tiered_by'])} |"
         )
+        assert not [group for group in fairness if group.startswith("city=")], (name, fairness)
         assert errors == [], (name, errors)
         assert delivery_warnings == [], (name, delivery_warnings)
         assert bank["checks"] and failed == 0, (name, bank["stdout"][-3000:])
         assert "deliveries " in bank["stdout"] and "(every month's delivery looks whole)" in bank["stdout"], name
     header = (
         "| healthy bank (1,200 customers x 18 months) | months | error alerts | errors after month 3 | "
-        "delivery warnings | months with a population warning (retrain) | checks passed / failed | tiered by |\n"
-        "|---|---|---|---|---|---|---|---|\n"
+        "delivery warnings | months with a population warning (retrain) | groups with a fairness warning | "
+        "checks passed / failed | tiered by |\n"
+        "|---|---|---|---|---|---|---|---|---|\n"
     )
     write_table("healthy", header + "\n".join(rows))
 
@@ -211,13 +216,16 @@ def test_every_injected_fault_raises_the_right_alert(healthy, tmp_path):
         published = result.returncode == 0
         # A stopped month keeps the alerts of its earlier run: only a published month's are this run's.
         found = alerts(env, month) if published else []
-        signals = {(s, f"{kind} {subject}") for _, s, kind, subject in found if kind not in POPULATION_KINDS[:2]}
+        # The tiering's standing findings (retrain, fairness) are reported beside the month's signals.
+        standing = (*POPULATION_KINDS[:2], *FAIRNESS_KINDS)
+        signals = {(s, f"{kind} {subject}") for _, s, kind, subject in found if kind not in standing}
         signals |= {(s, f"{suite} {expectation}") for suite, s, expectation in failed_checks(run_log(env))}
         retrain = sorted({subject for _, _, kind, subject in found if kind in POPULATION_KINDS[:2]})
+        unfair = sorted({subject for _, _, kind, subject in found if kind in FAIRNESS_KINDS})
         fired = sorted(f"{s} {what}" for s, what in signals)
         rows.append(
             f"| {fault} | {'yes' if published else 'no: stopped'} | {'; '.join(fired) or 'nothing'} | "
-            f"{', '.join(retrain) or '-'} |"
+            f"{', '.join(retrain) or '-'} | {', '.join(unfair) or '-'} |"
         )
         if expected is None:
             assert published and fired == [], (fault, fired, result.stdout[-2000:])
@@ -228,7 +236,8 @@ def test_every_injected_fault_raises_the_right_alert(healthy, tmp_path):
         assert severity == "error" or not [f for f in fired if f.startswith("error")], (fault, fired)
     header = (
         f"| fault injected into {month} of a copy of the demo-shaped bank | month published | what fired "
-        "(severity, alert or failed check, subject) | population warnings (retrain) |\n|---|---|---|---|\n"
+        "(severity, alert or failed check, subject) | population warnings (retrain) | fairness warnings |\n"
+        "|---|---|---|---|---|\n"
     )
     write_table("faults", header + "\n".join(rows))
 

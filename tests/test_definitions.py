@@ -48,7 +48,8 @@ def test_definitions_load_with_one_lineage_graph():
     }
     # Monitoring measures the scored month's indicators and tiers.
     assert graph.get(drift).parent_keys == {tiers, dg.AssetKey(["marts", "customer_indicators_monthly"])}
-    assert graph.get(alerts).parent_keys == {drift}
+    # Its alerts come from the drift and from the fairness review (tier_fairness).
+    assert graph.get(alerts).parent_keys == {drift, dg.AssetKey(["evaluation", "eval_tier_fairness_monthly"])}
     assert graph.get(tiers).parent_keys == {
         dg.AssetKey(["marts", "customer_indicators_monthly"]),
         dg.AssetKey(["marts", "customer_clv_monthly"]),

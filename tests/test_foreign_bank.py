@@ -247,11 +247,15 @@ def test_crm_actions_without_an_accounts_delivery(foreign_run):
 
 def test_the_report_says_what_this_bank_cannot_show(foreign_run):
     """No campaigns: the report of the last month is written all the same, with the campaign charts
-    saying there is no data rather than drawing zeros."""
+    saying there is no data rather than drawing zeros; no birth dates: no age bands to review."""
     from valuetier.application.report import report_path
     from valuetier.ingest.loader import discover_months
 
     last = discover_months(foreign_run["landing"])[-1]
     html = report_path(foreign_run["warehouse"].parent / "reports", last).read_text()
     # No campaigns (conversion, ROI) and no champion whose training window the population is compared with.
-    assert html.count('<svg class="chart"') == 6 and html.count("No data for this chart yet.") == 3
+    # No birth dates: the fairness review shows the cities' disparities, and says the age bands cannot be shown.
+    assert html.count('<svg class="chart"') == 9 and html.count("No data for this chart yet.") == 3
+    assert 'aria-label="disparity ratio of pricing and service actions"' in html
+    assert 'aria-label="high-tier share by age band"' not in html
+    assert "not reviewable, the delivery does not carry it: age_band" in html

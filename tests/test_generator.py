@@ -97,6 +97,9 @@ def test_a_foreign_delivery_unlike_the_demo(tmp_path):
     root, _ = _make(tmp_path, "foreign", months=5, **FOREIGN_DELIVERY)
     landing = root / "landing"
     assert sorted(p.name for p in landing.iterdir()) == ["customers", "mapping.yml", "transactions"]
+    customers = (landing / "customers" / "2023-01.csv").read_text().splitlines()[0]
+    assert "dob" not in customers and "income_segment" not in customers and "branch_city" in customers
+    assert "dob" not in (landing / "mapping.yml").read_text()  # nor in the mapping: not delivered
     header = (landing / "transactions" / "2023-02.csv").read_text().splitlines()[0]
     assert header == '"txn_ref","cust_no","acct_no","txn_time","txn_amt","ccy","txn_code","txn_channel"'
     codes = duckdb.sql(f"SELECT DISTINCT txn_code FROM read_csv('{landing}/transactions/*.csv')").fetchall()

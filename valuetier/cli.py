@@ -36,6 +36,7 @@ def _generate(args: argparse.Namespace) -> int:
         chunk_size=args.chunk_size,
         sources=tuple(args.sources.split(",")) if args.sources else SOURCE_ORDER,
         margins=not args.no_margins,
+        demographics=not args.no_demographics,
         profile=args.profile,
         acquisition=args.acquisition,
         growth=args.growth,
@@ -178,6 +179,7 @@ def build_parser() -> argparse.ArgumentParser:
         help="comma-separated sources to deliver (default: all; customers,transactions is the least a bank delivers)",
     )
     gen.add_argument("--no-margins", action="store_true", help="transactions without fee_income/net_interest_margin")
+    gen.add_argument("--no-demographics", action="store_true", help="customers without birth_date/income_band")
     gen.add_argument(
         "--profile",
         default="contract",

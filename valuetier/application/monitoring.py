@@ -12,8 +12,11 @@ Two questions, each with its own reference, severity and advice:
 - **Has the population moved away from what the champion learned?** (`population_drift`,
   `score_drift`) Every indicator the model reads, and predicted value, against the champion's
   training months up to the month. A warning at most, never an error; advice: retrain.
-- Beside them: `tier_share_shift` (a tier's share against the previous month: warning) and
-  `high_value_at_risk` (info: an action for the relationship manager).
+- Beside them: `tier_share_shift` (a tier's share against the previous month: warning),
+  `tier_fairness` (a protected group given a pricing or service action at under the four-fifths
+  of the most favoured group's rate, beyond chance: warning, from
+  evaluation.eval_tier_fairness_monthly) and `high_value_at_risk` (info: an action for the
+  relationship manager).
 
 Every PSI measured, breach or not, goes to `monitoring.drift_monthly` (measure `delivery` or
 `population`), for the report's drift charts. Re-running a month replaces its rows.
@@ -34,12 +37,13 @@ from valuetier.core.parameters import business_parameters
 from valuetier.core.tables import (
     ALERTS_TABLE,
     DRIFT_TABLE,
+    FAIRNESS_TABLE,
     INDICATORS_TABLE,
     RAW_SCHEMA,
     TIERS_TABLE,
     ensure_monitoring_tables,
 )
-from valuetier.core.warehouse import column_names, optional_sources_without_rows, transaction
+from valuetier.core.warehouse import column_names, optional_sources_without_rows, table_exists, transaction
 from valuetier.ingest.loader import find_delivery
 from valuetier.tiering.training import FEATURES
 
@@ -51,12 +55,14 @@ ALERT_KINDS = (
     "population_drift",
     "score_drift",
     "tier_share_shift",
+    "tier_fairness",
     "high_value_at_risk",
 )
 # The question each kind answers: a delivery alert sends someone to the data supplier and its
 # warnings fail a check; a population alert asks for a retraining and is surfaced, not failed.
 DELIVERY_KINDS = ("delivery_shift", "missing_source_file", "late_source_file")
 POPULATION_KINDS = ("population_drift", "score_drift", "tier_share_shift")
+FAIRNESS_KINDS = ("tier_fairness",)
 RETRAIN_JOB = "train_tiering_model"
 PSI_FLOOR = 1e-4  # a bin's share is floored here, so an empty bin gives a large finite PSI
 PSEUDO_COUNT = 0.5  # added to every bin's count when a month is measured (Jeffreys' smoothing)
@@ -160,7 +166,9 @@ class Alert:
 
     @property
     def question(self) -> str:
-        return "delivery" if self.kind in DELIVERY_KINDS else "population" if self.kind in POPULATION_KINDS else "info"
+        if self.kind in DELIVERY_KINDS:
+            return "delivery"
+        return "population" if self.kind in POPULATION_KINDS else "fairness" if self.kind in FAIRNESS_KINDS else "info"
 
 
 @dataclass(frozen=True)
@@ -234,6 +242,7 @@ def monitor_month(
     alerts = [a for a in (_delivery_alert(d, rules) for d in delivery) if a]
     alerts += _population_alerts(population, rules)
     alerts += _tier_share_shifts(con, start, rules)
+    alerts += _unfair_actions(con, start)
     alerts += _source_file_alerts(con, month, landing, rules)
     alerts += _high_value_at_risk(con, start, rules)
     alerts.sort(key=lambda a: (-SEVERITIES.index(a.severity), ALERT_KINDS.index(a.kind), a.subject))
@@ -485,6 +494,43 @@ def _source_file_alerts(con, month: str, landing: Path, rules: MonitoringRules) 
     return alerts
 
 
+def _unfair_actions(con, start: date) -> list[Alert]:
+    """One warning per protected group whose share of a reviewed pricing or service action is under
+    the four-fifths of the most favoured group's, even at the ratio's upper bound (the evaluation's
+    below_min_ratio): naming the attribute, the group and each action, worst first."""
+    if not table_exists(con, *FAIRNESS_TABLE.split(".")):
+        return []
+    rows = con.execute(
+        f"""SELECT attribute, attribute_group, outcome_kind || ':' || outcome, outcome_share, favoured_group,
+                   favoured_share, disparity_ratio, disparity_ratio_upper, customers
+            FROM {FAIRNESS_TABLE} WHERE month_start = ? AND below_min_ratio
+            ORDER BY attribute, attribute_group, disparity_ratio, outcome_kind, outcome""",
+        [start],
+    ).fetchall()
+    by_group: dict[tuple[str, str], list] = {}
+    for row in rows:
+        by_group.setdefault((row[0], row[1]), []).append(row)
+    threshold = business_parameters().fairness_min_ratio
+    return [
+        Alert(
+            start,
+            "tier_fairness",
+            f"{attribute}={group}",
+            "warning",
+            float(min(r[6] for r in actions)),
+            threshold,
+            f"{attribute} {group!r} ({actions[0][8]:,} customers) is given "
+            + "; ".join(
+                f"{action} at {ratio:.2f} of the rate of {favoured!r} ({share:.1%} against {favoured_share:.1%}, "
+                f"at most {upper:.2f} beyond chance)"
+                for _, _, action, share, favoured, favoured_share, ratio, upper, _ in actions
+            )
+            + f": under the four-fifths rule ({threshold}); review the playbook's rules for these actions",
+        )
+        for (attribute, group), actions in by_group.items()
+    ]
+
+
 def _high_value_at_risk(con, start: date, rules: MonitoringRules) -> list[Alert]:
     rows = con.execute(
         f"""SELECT customer_id, churn_probability, predicted_value FROM {TIERS_TABLE}
@@ -553,4 +599,32 @@ def monitoring_summary(con: duckdb.DuckDBPyConnection) -> str | None:
         [months[-1], list(POPULATION_KINDS)],
     ).fetchall()
     lines.append(f"population {last}: " + ("; ".join(reason for _, reason in latest) if latest else "no warning"))
+    lines.append(f"fairness {last}: {fairness_summary(con, months[-1])}")
     return "\n".join(lines)
+
+
+def fairness_summary(con: duckdb.DuckDBPyConnection, start: date) -> str:
+    """The month's fairness review in a line: the protected groups warned of, or that none is, or
+    which protected attributes the delivery does not carry."""
+    flagged = con.execute(
+        f"SELECT subject FROM {ALERTS_TABLE} WHERE month_start = ? AND kind = 'tier_fairness' ORDER BY subject",
+        [start],
+    ).fetchall()
+    missing = missing_fairness_attributes(con, start)
+    text = (
+        f"{len(flagged)} protected groups under the four-fifths rule ({', '.join(f for (f,) in flagged)})"
+        if flagged
+        else "no protected group under the four-fifths rule"
+    )
+    return text + (f"; not reviewable, the delivery does not carry it: {', '.join(missing)}" if missing else "")
+
+
+def missing_fairness_attributes(con: duckdb.DuckDBPyConnection, start: date) -> list[str]:
+    """The protected attributes (var fairness_protected_attributes) the month's fairness review has
+    no group for: the delivery does not carry them (no birth date for the age band, no city)."""
+    protected = business_parameters().fairness_protected_attributes
+    if not table_exists(con, *FAIRNESS_TABLE.split(".")):
+        return list(protected)
+    rows = con.execute(f"SELECT DISTINCT attribute FROM {FAIRNESS_TABLE} WHERE month_start = ?", [start]).fetchall()
+    present = {attribute for (attribute,) in rows}
+    return [a for a in protected if a not in present]

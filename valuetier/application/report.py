@@ -16,10 +16,10 @@ from pathlib import Path
 import duckdb
 
 from valuetier.application.charts import bar_chart, heatmap, line_chart, ranked_bars
-from valuetier.application.monitoring import MonitoringRules
+from valuetier.application.monitoring import MonitoringRules, fairness_summary
 from valuetier.core.months import add_months, parse_month
 from valuetier.core.parameters import business_parameters
-from valuetier.core.tables import ALERTS_TABLE, DRIFT_TABLE, TIERS_TABLE
+from valuetier.core.tables import ALERTS_TABLE, DRIFT_TABLE, FAIRNESS_TABLE, TIERS_TABLE
 
 TIERS = ("high", "mid", "low")
 MOVES_TO = ("high", "mid", "low", "churned")
@@ -95,6 +95,20 @@ def write_report(con: duckdb.DuckDBPyConnection, month: str, reports_dir: Path) 
            FROM evaluation.eval_tier_stability_monthly WHERE month_start <= ? AND realised_value IS NOT NULL""",
         [known_k],
     ).fetchone()
+    disparities = con.execute(
+        f"""SELECT attribute || ' ' || attribute_group || ': ' || outcome_kind || ' ' || outcome, disparity_ratio
+            FROM {FAIRNESS_TABLE} WHERE month_start = ? AND reviewed AND disparity_ratio IS NOT NULL
+            ORDER BY disparity_ratio, 1 LIMIT 8""",
+        [m],
+    ).fetchall()
+    high_by_age = dict(
+        con.execute(
+            f"""SELECT attribute_group, outcome_share FROM {FAIRNESS_TABLE}
+                WHERE month_start = ? AND attribute = 'age_band' AND outcome_kind = 'tier' AND outcome = 'high'
+                ORDER BY attribute_group""",
+            [m],
+        ).fetchall()
+    )
     moves = {
         (f, t): float(s)
         for f, t, s in con.execute(
@@ -125,6 +139,7 @@ def write_report(con: duckdb.DuckDBPyConnection, month: str, reports_dir: Path) 
     retention_months = sorted({r[0] for r in retention})
     backtest_months = sorted({r[0] for r in backtest})
     stability_months = [r[0] for r in stability]
+    protected = business_parameters().fairness_protected_attributes
     sections = [
         _section(
             "Tier sizes and value shares",
@@ -196,6 +211,37 @@ def write_report(con: duckdb.DuckDBPyConnection, month: str, reports_dir: Path) 
             if capture[2]
             else None,
         ),
+        _section(
+            "Fairness review",
+            f"The pricing and service actions of the playbook given least, group against most favoured group "
+            f"(the disparity ratio; protected attributes: {', '.join(protected)}), and the high tier's share by "
+            f"age band. Fairness {month}: {fairness_summary(con, m)}.",
+            *(
+                [
+                    ranked_bars(
+                        "disparity ratio of pricing and service actions",
+                        [r[0] for r in disparities],
+                        [float(r[1]) for r in disparities],
+                        ".2f",
+                        {"four-fifths": business_parameters().fairness_min_ratio},
+                    )
+                ]
+                if disparities
+                else []
+            ),
+            *(
+                [
+                    bar_chart(
+                        "high-tier share by age band",
+                        list(high_by_age),
+                        {"high tier": [_float(v) for v in high_by_age.values()]},
+                        ".1%",
+                    )
+                ]
+                if high_by_age
+                else []
+            ),
+        ),  # fmt: skip
         _section(
             "Model quality against RFM",
             f"Normalized Gini of predicted value against the value realised over the {horizon} months after each "

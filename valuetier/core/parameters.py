@@ -16,6 +16,8 @@ from valuetier.core.settings import DBT_PROJECT_DIR
 
 DBT_PROJECT_FILE = DBT_PROJECT_DIR / "dbt_project.yml"
 VALUE_MEASURES = ("profit", "revenue", "auto")
+# What the fairness review groups customers by (dbt_project/models/evaluation/eval_tier_fairness_monthly.sql).
+FAIRNESS_ATTRIBUTES = ("age_band", "income_band", "risk_profile", "city")
 
 
 @dataclass(frozen=True)
@@ -25,6 +27,12 @@ class BusinessParameters:
     tier_mid_share: float
     tier_incumbent_margin: float
     at_risk_churn_probability: float
+    fairness_min_ratio: float
+    fairness_false_alarm_rate: float
+    fairness_min_group_customers: int
+    fairness_protected_attributes: tuple[str, ...]
+    fairness_reviewed_actions: tuple[str, ...]
+    fairness_age_bands: tuple[int, ...]
     promotion_margin: float
     rfm_weight_recency: float
     rfm_weight_frequency: float
@@ -51,6 +59,18 @@ class BusinessParameters:
             raise ValueError(f"{DBT_PROJECT_FILE}: vars.tier_incumbent_margin must lie in [0, 1)")
         if not 0 < self.at_risk_churn_probability <= 1:
             raise ValueError(f"{DBT_PROJECT_FILE}: vars.at_risk_churn_probability must lie in (0, 1]")
+        if not 0 < self.fairness_min_ratio <= 1:
+            raise ValueError(f"{DBT_PROJECT_FILE}: vars.fairness_min_ratio must lie in (0, 1]")
+        if not 0 < self.fairness_false_alarm_rate <= 0.5:
+            raise ValueError(f"{DBT_PROJECT_FILE}: vars.fairness_false_alarm_rate must lie in (0, 0.5]")
+        if list(self.fairness_age_bands) != sorted(set(self.fairness_age_bands)) or not self.fairness_age_bands:
+            raise ValueError(f"{DBT_PROJECT_FILE}: vars.fairness_age_bands must be ages in rising order")
+        unknown = set(self.fairness_protected_attributes) - set(FAIRNESS_ATTRIBUTES)
+        if unknown:
+            raise ValueError(
+                f"{DBT_PROJECT_FILE}: vars.fairness_protected_attributes: {', '.join(sorted(unknown))} is none of "
+                f"{', '.join(FAIRNESS_ATTRIBUTES)}"
+            )
         if not 0 <= self.promotion_margin < 1:
             raise ValueError(f"{DBT_PROJECT_FILE}: vars.promotion_margin must lie in [0, 1)")
         if not 1 <= self.min_label_horizon_months <= self.label_horizon_months:
@@ -76,5 +96,12 @@ def business_parameters() -> BusinessParameters:
     missing = [f.name for f in fields(BusinessParameters) if f.name not in variables]
     if missing:
         raise ValueError(f"{DBT_PROJECT_FILE}: vars lacks {', '.join(missing)}")
-    cast = {"str": str, "float": float, "int": int, "bool": bool, "tuple[int, ...]": lambda v: tuple(map(int, v))}
+    cast = {
+        "str": str,
+        "float": float,
+        "int": int,
+        "bool": bool,
+        "tuple[int, ...]": lambda v: tuple(map(int, v)),
+        "tuple[str, ...]": lambda v: tuple(map(str, v)),
+    }
     return BusinessParameters(**{f.name: cast[f.type](variables[f.name]) for f in fields(BusinessParameters)})

@@ -51,6 +51,7 @@ DRIFT_COLUMNS = """month_start DATE NOT NULL, measure VARCHAR NOT NULL, subject 
 
 # Built by dbt, read by the Python steps.
 INDICATORS_TABLE = "marts.customer_indicators_monthly"
+FAIRNESS_TABLE = "evaluation.eval_tier_fairness_monthly"
 
 
 def create_table(con: duckdb.DuckDBPyConnection, name: str, columns: str) -> None:

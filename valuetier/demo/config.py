@@ -21,6 +21,7 @@ ACQUISITIONS = ("steady", "cohorts")
 PROFILES = ("contract", "foreign")
 COHORT_MONTHS = 3  # with cohort acquisition every customer joins in the first months
 MARGIN_COLUMNS = ("fee_income", "net_interest_margin")
+DEMOGRAPHIC_COLUMNS = ("birth_date", "income_band")
 
 
 @dataclass(frozen=True)
@@ -40,6 +41,9 @@ class GeneratorConfig:
     # joining steadily or in cohorts in the first COHORT_MONTHS months.
     sources: tuple[str, ...] = SOURCE_ORDER
     margins: bool = True
+    # Customers with or without the demographic columns (birth_date, income_band): a bank that keeps
+    # them out of its extracts, whose fairness review cannot show age or income bands.
+    demographics: bool = True
     profile: str = "contract"
     acquisition: str = "steady"
     # Monthly growth of every customer's ticket size (inflation, or a bank winning wallet share):

@@ -69,6 +69,8 @@ FOREIGN_UNMAPPED_TXN_CODE, FOREIGN_UNMAPPED_EVERY = "fx_conversion", 97
 def as_foreign(table: pa.Table, source: str, first_row: int) -> pa.Table:
     """The table in the foreign bank's codes and column names."""
     for column, codes in FOREIGN_CODES.get(source, {}).items():
+        if column not in table.column_names:
+            continue  # a column the bank does not deliver (demographics)
         values = table.column(column).to_pylist()
         recoded = [
             None if v is None else codes[v][(first_row + i) % len(codes[v])] if v in codes else v
@@ -84,8 +86,9 @@ def as_foreign(table: pa.Table, source: str, first_row: int) -> pa.Table:
     return table.rename_columns([names.get(name, name) for name in table.column_names])
 
 
-def foreign_mapping(sources: tuple[str, ...] = SOURCE_ORDER) -> dict:
-    """The mapping document of the foreign profile (what the bank's data engineer writes)."""
+def foreign_mapping(sources: tuple[str, ...] = SOURCE_ORDER, undelivered: tuple[str, ...] = ()) -> dict:
+    """The mapping document of the foreign profile (what the bank's data engineer writes), without
+    the `undelivered` contract columns."""
     document: dict = {"timezone": "Asia/Shanghai", "money_minor_units": 2, "sources": {}}
     for source in ("customers", "transactions"):
         if source not in sources:
@@ -96,15 +99,19 @@ def foreign_mapping(sources: tuple[str, ...] = SOURCE_ORDER) -> dict:
                 "unmapped": "other" if column == "txn_type" else "quarantine",
             }
             for column, codes in FOREIGN_CODES[source].items()
+            if column not in undelivered
         }
-        document["sources"][source] = {"columns": dict(FOREIGN_COLUMNS[source]), "codes": codes}
+        columns = {name: bank for name, bank in FOREIGN_COLUMNS[source].items() if name not in undelivered}
+        document["sources"][source] = {"columns": columns, "codes": codes}
     return document
 
 
-def write_foreign_mapping(path: Path, sources: tuple[str, ...] = SOURCE_ORDER) -> None:
+def write_foreign_mapping(
+    path: Path, sources: tuple[str, ...] = SOURCE_ORDER, undelivered: tuple[str, ...] = ()
+) -> None:
     header = (
         "# Delivery mapping of the generated foreign bank: its column names and codes onto the ValueTier\n"
         "# raw data contract. Columns: contract column -> the bank's column. Codes: the bank's code -> the\n"
         "# contract's category; unmapped codes are quarantined, or loaded as 'other' and counted.\n"
     )
-    path.write_text(header + yaml.safe_dump(foreign_mapping(sources), sort_keys=False))
+    path.write_text(header + yaml.safe_dump(foreign_mapping(sources, undelivered), sort_keys=False))

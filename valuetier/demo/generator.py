@@ -23,7 +23,14 @@ import pyarrow as pa
 from valuetier.core.contract import SOURCE_ORDER
 from valuetier.core.months import month_end, month_range, parse_month
 from valuetier.demo.activity import activity_tables
-from valuetier.demo.config import MARGIN_COLUMNS, FileWriter, GenerationSummary, GeneratorConfig, epoch_days
+from valuetier.demo.config import (
+    DEMOGRAPHIC_COLUMNS,
+    MARGIN_COLUMNS,
+    FileWriter,
+    GenerationSummary,
+    GeneratorConfig,
+    epoch_days,
+)
 from valuetier.demo.faults import inject_faults, write_fault_manifest
 from valuetier.demo.foreign import as_foreign, write_foreign_mapping
 from valuetier.demo.population import (
@@ -100,7 +107,7 @@ def generate(cfg: GeneratorConfig, progress: Callable[[str], None] | None = None
     value_writer.close()
     write_fault_manifest(cfg, summary)
     if cfg.profile == "foreign":
-        write_foreign_mapping(cfg.out / "mapping.yml", cfg.sources)
+        write_foreign_mapping(cfg.out / "mapping.yml", cfg.sources, () if cfg.demographics else DEMOGRAPHIC_COLUMNS)
     return summary
 
 
@@ -120,6 +127,8 @@ def _write(writer: FileWriter, table: pa.Table, ctx: MonthContext, summary: Gene
         return  # generated all the same, so the delivered sources do not depend on which others are
     if not cfg.margins and source == "transactions":
         table = table.drop_columns(list(MARGIN_COLUMNS))
+    if not cfg.demographics and source == "customers":
+        table = table.drop_columns(list(DEMOGRAPHIC_COLUMNS))
     if cfg.dirty_rate > 0 and source in ("transactions", "customers"):
         table = inject_faults(table, writer, ctx, summary, source)
     if cfg.profile == "foreign":

@@ -1,9 +1,11 @@
 -- Every ranking the backtest judges, customer by customer, with the value each customer then
 -- realised over the months the predicted value stands for (value_horizon_months): the published
--- tiers ('tiers': the champion's predictions as the bank received them), the challenger on the same
--- customers where it predicts the same months of value ('challenger', marts.customer_tiers_challenger) and
--- the weighted-RFM baseline ('rfm', marts.customer_tiers_rfm), once the horizon has passed. The
--- RFM score ranks; it is no value, so it has no predicted value.
+-- tiers ('tiers': the champion's predictions as the bank received them, cut plainly: plain_tier,
+-- so that every ranking is judged on the same cut; how the stable tiers fare is
+-- eval_tier_stability_monthly's), the challenger on the same customers where it predicts the same
+-- months of value ('challenger', marts.customer_tiers_challenger) and the weighted-RFM baseline
+-- ('rfm', marts.customer_tiers_rfm), once the horizon has passed. The RFM score ranks; it is no
+-- value, so it has no predicted value. Tiers scored before plain_tier existed were cut plainly.
 {{ config(materialized='view') }}
 
 with outcomes as (
@@ -14,15 +16,17 @@ with outcomes as (
 
 select
     'tiers' as ranking,
-    customer_id,
-    month_start,
-    cast(predicted_value as double) as score,
-    cast(predicted_value as double) as predicted_value,
-    value_tier as predicted_tier,
-    value_horizon_months,
-    value_measure,
-    cast(value_over_horizon as double) as realised_value
-from outcomes
+    o.customer_id,
+    o.month_start,
+    cast(o.predicted_value as double) as score,
+    cast(o.predicted_value as double) as predicted_value,
+    coalesce(t.plain_tier, o.value_tier) as predicted_tier,
+    o.value_horizon_months,
+    o.value_measure,
+    cast(o.value_over_horizon as double) as realised_value
+from outcomes as o
+inner join {{ source('marts', 'customer_tiers') }} as t
+    on t.customer_id = o.customer_id and t.month_start = o.month_start
 
 union all
 

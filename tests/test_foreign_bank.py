@@ -256,6 +256,6 @@ def test_the_report_says_what_this_bank_cannot_show(foreign_run):
     # No campaigns (conversion, ROI) and no champion whose training window the population is compared with.
     # No birth dates: the fairness review shows the cities' disparities, and says the age bands cannot be shown.
     assert html.count('<svg class="chart"') == 9 and html.count("No data for this chart yet.") == 3
-    assert 'aria-label="disparity ratio of pricing and service actions"' in html
+    assert 'aria-label="disparity ratio of pricing and service actions (upper bound)"' in html
     assert 'aria-label="high-tier share by age band"' not in html
     assert "not reviewable, the delivery does not carry it: age_band" in html

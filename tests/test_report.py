@@ -80,7 +80,7 @@ def test_the_report_opens_offline_with_every_chart_drawn(report):
     labels = {label for label, _, _ in drawn}
     assert {"customers per tier", "share of realised value", "normalized Gini", *DRIFT_CHARTS} <= labels
     assert {"A->B->A flips", "high-tier value capture"} <= labels
-    assert {"disparity ratio of pricing and service actions", "high-tier share by age band"} <= labels
+    assert {"disparity ratio of pricing and service actions (upper bound)", "high-tier share by age band"} <= labels
     for title, drawn_names in names.items():
         assert len(drawn_names) >= 3, title
         for box in drawn_names:

@@ -96,19 +96,19 @@ def write_report(con: duckdb.DuckDBPyConnection, month: str, reports_dir: Path) 
         [known_k],
     ).fetchone()
     disparities = con.execute(
-        f"""SELECT attribute || ' ' || attribute_group || ': ' || outcome_kind || ' ' || outcome, disparity_ratio
+        f"""SELECT attribute || ' ' || attribute_group || ': ' || outcome_kind || ' ' || outcome, disparity_ratio_upper
             FROM {FAIRNESS_TABLE} WHERE month_start = ? AND reviewed AND disparity_ratio IS NOT NULL
-            ORDER BY disparity_ratio, 1 LIMIT 8""",
+            ORDER BY disparity_ratio_upper, 1 LIMIT 8""",
         [m],
     ).fetchall()
-    high_by_age = dict(
+    by_age = dict(
         con.execute(
             f"""SELECT attribute_group, outcome_share FROM {FAIRNESS_TABLE}
-                WHERE month_start = ? AND attribute = 'age_band' AND outcome_kind = 'tier' AND outcome = 'high'
-                ORDER BY attribute_group""",
+                WHERE month_start = ? AND attribute = 'age_band' AND outcome_kind = 'tier' AND outcome = 'high'""",
             [m],
         ).fetchall()
     )
+    high_by_age = {band: by_age[band] for band in business_parameters().age_band_names() if band in by_age}
     moves = {
         (f, t): float(s)
         for f, t, s in con.execute(
@@ -213,13 +213,15 @@ def write_report(con: duckdb.DuckDBPyConnection, month: str, reports_dir: Path) 
         ),
         _section(
             "Fairness review",
-            f"The pricing and service actions of the playbook given least, group against most favoured group "
-            f"(the disparity ratio; protected attributes: {', '.join(protected)}), and the high tier's share by "
-            f"age band. Fairness {month}: {fairness_summary(con, m)}.",
+            "The playbook's pricing and service actions each protected group "
+            f"({', '.join(protected)}) gets least, against the most favoured group: the disparity ratio at the "
+            "most the month's counts allow (its upper bound, beyond chance); a bar under the four-fifths line is a "
+            f"tier_fairness warning. And the high tier's share by age band. Fairness {month}: "
+            f"{fairness_summary(con, m)}.",
             *(
                 [
                     ranked_bars(
-                        "disparity ratio of pricing and service actions",
+                        "disparity ratio of pricing and service actions (upper bound)",
                         [r[0] for r in disparities],
                         [float(r[1]) for r in disparities],
                         ".2f",

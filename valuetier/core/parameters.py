@@ -80,6 +80,12 @@ class BusinessParameters:
                 f"{DBT_PROJECT_FILE}: vars.outcome_windows_months must be months >= 1 and hold outcome_months"
             )
 
+    def age_band_names(self) -> list[str]:
+        """The fairness review's age bands, youngest first, as eval_tier_fairness_monthly names them."""
+        bands = self.fairness_age_bands
+        inner = [f"{low}-{high - 1}" for low, high in zip(bands, bands[1:], strict=False)]
+        return [f"under {bands[0]}", *inner, f"{bands[-1]} and over"]
+
     def rfm_weighted(self, recency, frequency, monetary):
         """The weighted RFM score (1-5 scale) that the rule baseline ranks, as customer_tiers_rfm does."""
         total = self.rfm_weight_recency + self.rfm_weight_frequency + self.rfm_weight_monetary

@@ -30,7 +30,7 @@ pytestmark = pytest.mark.integration
 MONTHS, CUSTOMERS = 18, 1200
 BANKS = {
     "demo (all sources, steady acquisition)": dict(seed=42),
-    "foreign (mapping, CSV, two sources, no margins, cohorts)": dict(seed=5, **FOREIGN_DELIVERY),
+    "foreign (mapping, CSV, two sources, no margins or demographics, cohorts)": dict(seed=5, **FOREIGN_DELIVERY),
     "cohort (every customer joins in the first quarter)": dict(seed=3, acquisition="cohorts"),
     "growth (tickets grow 2 % a month)": dict(seed=11, growth=0.02),
 }

@@ -224,11 +224,15 @@ def test_no_personal_data_in_clear_outside_raw(pipeline_run):
     assert hashes[1] == 64 and hashes[0] > 1000
 
 
+PYTHON_MARTS = ("customer_tiers", "customer_tiers_challenger", "crm_actions")
+
+
 def test_earlier_months_do_not_change_when_a_later_month_arrives(pipeline_run, tmp_path):
     """Point in time and incremental: a warehouse rebuilt from scratch without the last month gives
     exactly the same rows for every earlier month; adding the last month incrementally (dbt reads
     only that month's window, scoring only that month's indicators) then gives exactly the rows of
     the original full run."""
+    from valuetier.application.playbook import build_crm_actions, load_playbook
     from valuetier.clv.estimates import estimate_month as clv_month
     from valuetier.core.settings import Settings
     from valuetier.ingest.loader import load_month
@@ -241,14 +245,14 @@ def test_earlier_months_do_not_change_when_a_later_month_arrives(pipeline_run, t
     with duckdb.connect(str(copy)) as con:
         for source in SOURCE_ORDER:
             con.execute(f"DELETE FROM raw.{source} WHERE _delivery_month = DATE '{last}-01'")
-        # Keep the earlier months of the tables the scoring assets write, not dbt: the published tiers
-        # and the challenger's scores.
-        for table in ("customer_tiers", "customer_tiers_challenger"):
+        # Keep the earlier months of the tables the Python assets write, not dbt, that dbt reads: the
+        # published tiers, the challenger's scores and the CRM actions.
+        for table in PYTHON_MARTS:
             con.execute(f"CREATE TABLE main.{table} AS SELECT * FROM marts.{table} WHERE month_start < '{last}-01'")
         for schema in ("staging", "intermediate", "marts", "evaluation"):
             con.execute(f"DROP SCHEMA {schema} CASCADE")
         con.execute("CREATE SCHEMA marts")
-        for table in ("customer_tiers", "customer_tiers_challenger"):
+        for table in PYTHON_MARTS:
             con.execute(f"CREATE TABLE marts.{table} AS SELECT * FROM main.{table}")
     run_dbt(["build", "--full-refresh"], copy, tmp_path / "target")
     tables = ("marts.customer_indicators_monthly", "marts.customer_tiers_rfm", "marts.fct_transactions")
@@ -266,6 +270,7 @@ def test_earlier_months_do_not_change_when_a_later_month_arrives(pipeline_run, t
         clv_month(con, last)
         champion = current_champion(Registry(Settings.from_env().models_dir))
         score_month_tiers(con, last, champion, ScoringRules(batch_size=700))
+        build_crm_actions(con, last, load_playbook(Settings.from_env().playbook_file))
     run_dbt(["build", "--select", "tag:evaluation"], copy, tmp_path / "target", month=last)
     last_month = f"(SELECT * FROM marts.customer_clv_monthly WHERE month_start = DATE '{last}-01')"
     assert fingerprint(copy, last_month) == fingerprint(WAREHOUSE, last_month)

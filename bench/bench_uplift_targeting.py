@@ -45,19 +45,25 @@ QUERY = f"""
                SELECT 1 FROM staging.stg_accounts a
                WHERE a.customer_id = s.customer_id AND a.product_type = s.product_offered
                  AND a.opened_at >= CAST(s.sent_at AS DATE) AND a.opened_at < s.window_end) AS converted,
-           {feature_columns_sql()}
+           {feature_columns_sql()},
+           CASE d.risk_profile WHEN 'conservative' THEN 0 WHEN 'balanced' THEN 1 WHEN 'growth' THEN 2
+                WHEN 'aggressive' THEN 3 END AS risk_level
     FROM selected s
+    LEFT JOIN marts.dim_customer d ON d.customer_id = s.customer_id
     JOIN marts.customer_indicators_monthly i ON i.customer_id = s.customer_id AND i.month_start = s.month_start
     LEFT JOIN marts.customer_clv_monthly c ON c.customer_id = s.customer_id AND c.month_start = s.month_start
     ORDER BY s.month_start, s.contact_id
 """
 
 
+EXTRA: list[str] = []  # --risk-profile adds risk_level (the latest delivered record: a prototype's shortcut)
+
+
 def design(frame: pd.DataFrame) -> pd.DataFrame:
-    x = frame.loc[:, list(FEATURES)].astype(float)
+    x = frame.loc[:, [*FEATURES, *EXTRA]].astype(float)
     for product in PRODUCT_TYPES:
         x[f"offer_{product}"] = (frame.product_offered == product).astype(float)
-    return x
+    return x.fillna(-1.0)  # an indicator no selected customer has (no NPS answers) breaks the binning
 
 
 def t_learner_uplift(train: pd.DataFrame, score: pd.DataFrame, seed: int) -> np.ndarray:
@@ -65,8 +71,8 @@ def t_learner_uplift(train: pd.DataFrame, score: pd.DataFrame, seed: int) -> np.
     for group in (True, False):
         rows = train[train.treated == group]
         model = HistGradientBoostingClassifier(max_iter=150, learning_rate=0.05, max_leaf_nodes=15, random_state=seed)
-        model.fit(design(rows), rows.converted.astype(int))
-        predictions.append(model.predict_proba(design(score))[:, 1])
+        model.fit(design(rows).to_numpy(dtype=float), rows.converted.to_numpy(dtype=int))
+        predictions.append(model.predict_proba(design(score).to_numpy(dtype=float))[:, 1])
     return predictions[0] - predictions[1]
 
 
@@ -81,8 +87,11 @@ def main() -> None:
     parser.add_argument("--truth", default="data/demo/ground_truth/customer_traits.parquet")
     parser.add_argument("--share", type=float, default=0.2, help="share of a campaign's selected customers contacted")
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--risk-profile", action="store_true", help="the delivered risk profile as a feature too")
     args = parser.parse_args()
     k = business_parameters().outcome_months
+    if args.risk_profile:
+        EXTRA.append("risk_level")
     with duckdb.connect(args.warehouse, read_only=True) as con:
         contacts = con.execute(QUERY.replace("{k}", str(k))).df()
     traits = pd.read_parquet(args.truth, columns=["customer_id", "product_appetite"])

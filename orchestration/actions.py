@@ -6,6 +6,7 @@ from orchestration.dbt import INDICATORS
 from orchestration.monthly import each_month, monthly_asset
 from orchestration.resources import ValueTierSettings, WarehouseResource
 from orchestration.scoring import TIERS
+from orchestration.uplift import UPLIFT
 from valuetier.application.playbook import PlaybookError, build_crm_actions, load_playbook
 from valuetier.core.tables import CRM_ACTIONS_TABLE
 
@@ -17,10 +18,11 @@ CRM_ACTIONS = dg.AssetKey(CRM_ACTIONS_TABLE.split("."))
     description="One row per tiered customer and month for the CRM: the playbook's service level, preferred "
     "channel, pricing treatment and contact cap for the customer's action segment and tier, and the next best "
     "product (of the rule's offer, the one the customer lacks that most customers of the same tier and segment "
-    "hold). No personal data: the customer id only.",
+    "hold), with a contact priority within the caps: by the predicted uplift of that product where the month has "
+    "an uplift model, else by the tier rule. No personal data: the customer id only.",
     group_name="marts",
     kinds={"duckdb", "python"},
-    deps=[TIERS, INDICATORS],
+    deps=[TIERS, INDICATORS, UPLIFT],
 )
 def crm_actions(
     context: dg.AssetExecutionContext, valuetier: ValueTierSettings, warehouse: WarehouseResource
@@ -34,7 +36,8 @@ def crm_actions(
         result = build_crm_actions(con, month, playbook)
         context.log.info(
             f"crm_actions {month}: {result.customers:,} customers, {result.with_product:,} with a next best "
-            f"product, service levels {result.by_service_level}"
+            f"product, service levels {result.by_service_level}; {result.contactable:,} to contact, prioritised by "
+            f"{result.priority_basis}"
         )
         return result
 
@@ -49,6 +52,8 @@ def crm_actions(
             "latest_month": latest.month,
             "latest_service_levels": dg.MetadataValue.json(latest.by_service_level),
             "latest_with_next_best_product": dg.MetadataValue.int(latest.with_product),
+            "latest_contactable": dg.MetadataValue.int(latest.contactable),
+            "latest_priority_basis": latest.priority_basis,
             **flow,
         }
     )

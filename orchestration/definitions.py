@@ -23,6 +23,7 @@ from orchestration.quality import expectation_checks
 from orchestration.report import monthly_report
 from orchestration.resources import build_resources
 from orchestration.scoring import customer_tiers, rescore_on_new_champion, rescore_tiers
+from orchestration.uplift import customer_uplift_monthly
 from orchestration.versions import described
 
 
@@ -43,6 +44,7 @@ def build_definitions() -> dg.Definitions:
                 dbt_models,
                 customer_clv_monthly,
                 customer_tiers,
+                customer_uplift_monthly,
                 crm_actions,
                 customer_tiers_challenger,
                 dbt_evaluation,

@@ -17,6 +17,7 @@ DOMAIN_MODULES = {
     "marts/customer_clv_monthly": ("clv.model", "clv.estimates"),
     "marts/customer_tiers": ("tiering.scoring", "tiering.training", "tiering.tree_ensemble", "core.value_measure"),
     "marts/crm_actions": ("application.playbook",),
+    "marts/customer_uplift_monthly": ("tiering.uplift", "tiering.training"),
     "marts/customer_tiers_challenger": ("tiering.challenger", "tiering.scoring"),
     "monitoring": ("application.monitoring", "application.notify"),
     "published/bi_marts": ("application.publish",),

@@ -1,17 +1,19 @@
 """The playbook and crm_actions: a wrong playbook is refused with its line; on the generated bank,
 every tiered customer gets the actions of its rule and a next best product recomputed here from
-the indicators; no personal data reaches the table."""
+the indicators, and contacts are prioritised by predicted uplift or the tier rule; no personal data
+reaches the table."""
 
 import re
 
 import duckdb
+import numpy as np
 import pandas as pd
 import pytest
 
 from valuetier.application.playbook import PlaybookError, load_playbook
 from valuetier.core.contract import PRODUCT_TYPES
 from valuetier.core.settings import REPO_ROOT
-from valuetier.core.tables import CRM_ACTIONS_TABLE
+from valuetier.core.tables import CRM_ACTIONS_TABLE, UPLIFT_TABLE
 from valuetier.tiering.scoring import ACTION_SEGMENT_SQL, ACTION_SEGMENTS
 
 PLAYBOOK = REPO_ROOT / "playbook.yml"
@@ -119,3 +121,41 @@ def test_every_tiered_customer_gets_its_rule_and_next_best_product(pipeline_run)
             assert row.next_best_product_uptake == pytest.approx(share[(key, best)], abs=5e-5)
     assert actions.next_best_product.notna().mean() > 0.9
     assert set(actions.service_level) >= {"dedicated_manager", "digital_self_service"}
+
+
+def test_contacts_are_prioritised_by_predicted_uplift_within_the_caps_or_by_the_tier_rule(pipeline_run):
+    """Each customer the CRM may contact (a cap above zero, a next best product) has a priority, 1 the
+    first: by the predicted uplift of the next best product in a month with an uplift model, by tier
+    and value score in one without; the rest have none."""
+    from tests.conftest import WAREHOUSE
+
+    uplift = ", ".join(f"u.uplift_{p}" for p in PRODUCT_TYPES)
+    with duckdb.connect(str(WAREHOUSE), read_only=True) as con:
+        actions = con.execute(
+            f"""SELECT a.*, t.value_score, {uplift}, u.customer_id IS NOT NULL AS has_model_row,
+                       count(u.customer_id) OVER (PARTITION BY a.month_start) > 0 AS month_has_model
+                FROM {CRM_ACTIONS_TABLE} a
+                JOIN marts.customer_tiers t USING (customer_id, month_start)
+                LEFT JOIN {UPLIFT_TABLE} u USING (customer_id, month_start)"""
+        ).df()
+    bases = actions.groupby("month_start").agg(basis=("priority_basis", "unique"), model=("month_has_model", "first"))
+    assert all(len(b) == 1 for b in bases.basis)
+    assert {"uplift", "tier rule"} == {b[0] for b in bases.basis}  # the small bank's first months have no model
+    assert all((b[0] == "uplift") == m for b, m in zip(bases.basis, bases.model, strict=True))
+    for month, rows in actions.groupby("month_start"):
+        contactable = rows[(rows.max_contacts_per_month > 0) & rows.next_best_product.notna()]
+        assert rows.contact_priority.notna().sum() == len(contactable) > 0
+        predicted = [
+            getattr(r, f"uplift_{r.next_best_product}") if isinstance(r.next_best_product, str) else np.nan
+            for r in rows.itertuples()
+        ]
+        assert np.allclose(rows.predicted_uplift.astype(float), predicted, equal_nan=True)
+        if rows.priority_basis.iloc[0] == "uplift":
+            expected = contactable.sort_values(["predicted_uplift", "customer_id"], ascending=[False, True])
+        else:
+            assert rows.predicted_uplift.isna().all()
+            tier = contactable.value_tier.map({"high": 0, "mid": 1, "low": 2})
+            expected = contactable.assign(tier=tier).sort_values(
+                ["tier", "value_score", "customer_id"], ascending=[True, False, True]
+            )
+        assert list(expected.contact_priority) == list(range(1, len(expected) + 1)), month

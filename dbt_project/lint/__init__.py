@@ -39,6 +39,8 @@ dbt = SimpleNamespace(
     datediff=lambda first, second, datepart: f"date_diff('{datepart}', {first}, {second})",
     last_day=lambda date, datepart: f"last_day({date})",
     type_string=lambda: "varchar",
+    concat=lambda fields: " || ".join(fields),
+    hash=lambda field: f"md5(cast({field} as varchar))",
 )
 # `{{ return(x) }}` ends a dbt macro with a value; here the value is the macro's text.
 globals()["return"] = lambda value: value

@@ -6,7 +6,11 @@ service level, channel, product or pricing treatment, a duplicate rule, or a seg
 no rule covers is refused with the file and line. The next best product is, of the rule's offer,
 the product the customer does not hold that the most customers of the same month, tier and segment
 hold (ties to the earlier in the offer); null without an accounts delivery, or when the customer
-holds every product offered. crm_actions carries the customer id only: no name, id number, phone
+holds every product offered. Each customer the CRM may contact (a contact cap above zero and a
+next best product) gets a contact priority, 1 the first to contact: by the predicted uplift of the
+next best product (valuetier.tiering.uplift) in a month that has an uplift model, by the tier rule
+(high tier first, then the value score) in one that has not; priority_basis says which. The caps
+stay the playbook's. crm_actions carries the customer id only: no name, id number, phone
 or e-mail.
 """
 
@@ -21,7 +25,15 @@ import yaml
 
 from valuetier.core.contract import PRODUCT_TYPES
 from valuetier.core.months import parse_month
-from valuetier.core.tables import CRM_ACTIONS_COLUMNS, CRM_ACTIONS_TABLE, INDICATORS_TABLE, TIERS_TABLE, create_table
+from valuetier.core.tables import (
+    CRM_ACTIONS_COLUMNS,
+    CRM_ACTIONS_TABLE,
+    INDICATORS_TABLE,
+    TIERS_TABLE,
+    UPLIFT_COLUMNS,
+    UPLIFT_TABLE,
+    create_table,
+)
 from valuetier.core.warehouse import transaction
 from valuetier.tiering.scoring import ACTION_SEGMENTS
 
@@ -143,6 +155,8 @@ class ActionsResult:
     customers: int
     with_product: int
     by_service_level: dict[str, int]
+    priority_basis: str  # 'uplift', or 'tier rule' for a month without an uplift model
+    contactable: int  # customers with a contact priority
 
 
 def build_crm_actions(con: duckdb.DuckDBPyConnection, month: str, playbook: Playbook) -> ActionsResult:
@@ -169,14 +183,28 @@ def build_crm_actions(con: duckdb.DuckDBPyConnection, month: str, playbook: Play
     if rows:
         con.executemany("INSERT INTO playbook_offers VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)", rows)
     holds = " ".join(f"WHEN '{p}' THEN i.holds_{p}" for p in PRODUCT_TYPES)
+    uplift = " ".join(f"WHEN '{p}' THEN u.uplift_{p}" for p in PRODUCT_TYPES)
     create_table(con, CRM_ACTIONS_TABLE, CRM_ACTIONS_COLUMNS)
+    create_table(con, UPLIFT_TABLE, UPLIFT_COLUMNS)
+    for column in ("predicted_uplift DOUBLE", "contact_priority INTEGER", "priority_basis VARCHAR"):
+        # Tables written before contacts were prioritised: null until the month is written again.
+        con.execute(f"ALTER TABLE {CRM_ACTIONS_TABLE} ADD COLUMN IF NOT EXISTS {column}")
+    by_uplift = con.execute(f"SELECT count(*) > 0 FROM {UPLIFT_TABLE} WHERE month_start = ?", [start]).fetchone()[0]
+    # The customers the CRM may contact (a positive cap, a product to offer), best first: by the
+    # predicted uplift of their next best product where the month has an uplift model; else by the
+    # tier rule, high tier first and the higher value score first within a tier.
+    priority_order = (
+        "predicted_uplift DESC NULLS LAST, customer_id"
+        if by_uplift
+        else "CASE value_tier WHEN 'high' THEN 1 WHEN 'mid' THEN 2 ELSE 3 END, value_score DESC, customer_id"
+    )
     with transaction(con):
         con.execute(f"DELETE FROM {CRM_ACTIONS_TABLE} WHERE month_start = ?", [start])
         con.execute(
             f"""INSERT INTO {CRM_ACTIONS_TABLE}
             WITH offers AS (
-                SELECT t.customer_id, t.month_start, t.value_tier, t.segment, o.service_level, o.channel, o.pricing,
-                       o.max_contacts, o.rule_line, o.product, o.position,
+                SELECT t.customer_id, t.month_start, t.value_tier, t.value_score, t.segment, o.service_level,
+                       o.channel, o.pricing, o.max_contacts, o.rule_line, o.product, o.position,
                        CASE o.product {holds} END AS holds
                 FROM {TIERS_TABLE} AS t
                 JOIN playbook_offers AS o ON o.segment = t.segment AND o.value_tier = t.value_tier
@@ -190,18 +218,30 @@ def build_crm_actions(con: duckdb.DuckDBPyConnection, month: str, playbook: Play
                        row_number() OVER (PARTITION BY o.customer_id
                                           ORDER BY (o.holds IS NULL OR o.holds), u.share DESC NULLS LAST, o.position)
                            AS choice
-                FROM offers AS o JOIN uptake AS u USING (value_tier, segment, product))
-            SELECT month_start, customer_id, value_tier, segment, service_level, channel,
-                   CASE WHEN NOT holds THEN product END AS next_best_product,
-                   CASE WHEN NOT holds THEN round(share, 4) END AS next_best_product_uptake,
-                   pricing AS pricing_treatment, max_contacts AS max_contacts_per_month,
-                   rule_line AS playbook_line, $sha AS playbook_sha256
-            FROM ranked WHERE choice = 1
-            ORDER BY customer_id""",
-            {"month": start, "sha": playbook.sha256},
+                FROM offers AS o JOIN uptake AS u USING (value_tier, segment, product)),
+            chosen AS (
+                SELECT r.*, CASE WHEN NOT r.holds THEN r.product END AS next_best_product,
+                       CASE WHEN NOT r.holds THEN CASE r.product {uplift} END END AS predicted_uplift
+                FROM ranked AS r
+                LEFT JOIN {UPLIFT_TABLE} AS u ON u.customer_id = r.customer_id AND u.month_start = r.month_start
+                WHERE r.choice = 1),
+            contactable AS (
+                SELECT customer_id, row_number() OVER (ORDER BY {priority_order}) AS contact_priority
+                FROM chosen WHERE max_contacts > 0 AND next_best_product IS NOT NULL)
+            SELECT c.month_start, c.customer_id, c.value_tier, c.segment, c.service_level, c.channel,
+                   c.next_best_product,
+                   CASE WHEN NOT c.holds THEN round(c.share, 4) END AS next_best_product_uptake,
+                   c.pricing AS pricing_treatment, c.max_contacts AS max_contacts_per_month,
+                   c.rule_line AS playbook_line, $sha AS playbook_sha256,
+                   c.predicted_uplift, p.contact_priority, $basis AS priority_basis
+            FROM chosen AS c LEFT JOIN contactable AS p USING (customer_id)
+            ORDER BY c.customer_id""",
+            {"month": start, "sha": playbook.sha256, "basis": "uplift" if by_uplift else "tier rule"},
         )
-    customers, with_product = con.execute(
-        f"SELECT count(*), count(next_best_product) FROM {CRM_ACTIONS_TABLE} WHERE month_start = ?", [start]
+    customers, with_product, contactable = con.execute(
+        f"SELECT count(*), count(next_best_product), count(contact_priority) FROM {CRM_ACTIONS_TABLE} "
+        "WHERE month_start = ?",
+        [start],
     ).fetchone()
     levels = dict(
         con.execute(
@@ -212,4 +252,4 @@ def build_crm_actions(con: duckdb.DuckDBPyConnection, month: str, playbook: Play
     tiered = con.execute(f"SELECT count(*) FROM {TIERS_TABLE} WHERE month_start = ?", [start]).fetchone()[0]
     if customers != tiered:
         raise AssertionError(f"crm_actions {month}: {customers} rows for {tiered} tiered customers")
-    return ActionsResult(month, customers, with_product, levels)
+    return ActionsResult(month, customers, with_product, levels, "uplift" if by_uplift else "tier rule", contactable)

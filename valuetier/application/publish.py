@@ -66,6 +66,7 @@ PUBLISHED_MARTS = (
             "eval_tier_jumps",
             "eval_tier_stability_monthly",
             "eval_tier_fairness_monthly",
+            "eval_campaign_targeting_monthly",
             "eval_satisfaction_monthly",
             "eval_model_backtest_monthly",
             "eval_backtest_tiers_monthly",

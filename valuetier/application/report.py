@@ -19,11 +19,13 @@ from valuetier.application.charts import bar_chart, heatmap, line_chart, ranked_
 from valuetier.application.monitoring import MonitoringRules, fairness_summary
 from valuetier.core.months import add_months, parse_month
 from valuetier.core.parameters import business_parameters
-from valuetier.core.tables import ALERTS_TABLE, DRIFT_TABLE, FAIRNESS_TABLE, TIERS_TABLE
+from valuetier.core.tables import ALERTS_TABLE, CRM_ACTIONS_TABLE, DRIFT_TABLE, FAIRNESS_TABLE, TIERS_TABLE
 
 TIERS = ("high", "mid", "low")
 MOVES_TO = ("high", "mid", "low", "churned")
 MOVES_FROM = ("high", "mid", "low", "new")
+# The ways eval_campaign_targeting_monthly chooses a campaign's contacts (its column prefixes), as shown.
+TARGETING_WAYS = {"uplift": "by predicted uplift", "random": "at random within tier", "tier": "by tier alone"}
 STYLE = """body{font-family:system-ui,-apple-system,'Segoe UI',sans-serif;margin:24px;color:#222;max-width:1360px}
 h1{font-size:22px;margin:0 0 4px}h2{font-size:16px;margin:0 0 6px}p.note{color:#555;font-size:13px;margin:2px 0 10px}
 .figures{display:flex;gap:12px;flex-wrap:wrap;margin:12px 0 18px}.figure{border:1px solid #ddd;border-radius:6px;
@@ -109,6 +111,30 @@ def write_report(con: duckdb.DuckDBPyConnection, month: str, reports_dir: Path) 
         ).fetchall()
     )
     high_by_age = {band: by_age[band] for band in business_parameters().age_band_names() if band in by_age}
+    targeting = con.execute(
+        f"""SELECT {
+            ", ".join(
+                f"sum({way}_treated_conversions) / sum({way}_treated) "
+                f"- sum({way}_control_conversions) / sum({way}_controls)"
+                for way in TARGETING_WAYS
+            )
+        }, count(*), sum(chosen_contacts), min(strftime(month_start, '%Y-%m')), max(strftime(month_start, '%Y-%m'))
+            FROM evaluation.eval_campaign_targeting_monthly
+            WHERE targeting_basis = 'uplift' AND month_start <= ?""",
+        [known_k],
+    ).fetchone()
+    qini = con.execute(
+        """SELECT strftime(month_start, '%Y-%m'), avg(qini_coefficient) FROM evaluation.eval_campaign_targeting_monthly
+           WHERE targeting_basis = 'uplift' AND month_start <= ? GROUP BY 1 ORDER BY 1""",
+        [known_k],
+    ).fetchall()
+    ab_campaigns = con.execute(
+        "SELECT count(*) FROM evaluation.eval_campaign_targeting_monthly WHERE month_start <= ?", [known_k]
+    ).fetchone()[0]
+    priority = con.execute(
+        f"SELECT any_value(priority_basis), count(contact_priority) FROM {CRM_ACTIONS_TABLE} WHERE month_start = ?",
+        [m],
+    ).fetchone()
     moves = {
         (f, t): float(s)
         for f, t, s in con.execute(
@@ -245,6 +271,26 @@ def write_report(con: duckdb.DuckDBPyConnection, month: str, reports_dir: Path) 
             ),
         ),  # fmt: skip
         _section(
+            "Campaign targeting",
+            _targeting_note(month, targeting, ab_campaigns, priority),
+            bar_chart(
+                "incremental conversions per contact",
+                list(TARGETING_WAYS.values()),
+                {"incremental": [_float(v) for v in targeting[:3]]},
+                ".1%",
+            )
+            if targeting[3]
+            else None,
+            line_chart(
+                "Qini coefficient of the uplift ranking",
+                [r[0] for r in qini],
+                {"Qini": [_float(r[1]) for r in qini]},
+                ".3f",
+            )
+            if qini
+            else None,
+        ),
+        _section(
             "Model quality against RFM",
             f"Normalized Gini of predicted value against the value realised over the {horizon} months after each "
             "month, for the model's tiers and weighted RFM (months the model trained on are in-sample for it).",
@@ -298,6 +344,40 @@ def write_report(con: duckdb.DuckDBPyConnection, month: str, reports_dir: Path) 
     partial.write_text(html, encoding="utf-8")
     partial.replace(path)  # a reader opens the old report or the new one, never half of one
     return ReportResult(month, path, html.count('<svg class="chart"'), figures)
+
+
+def _targeting_note(month: str, targeting: tuple, ab_campaigns: int, priority: tuple) -> str:
+    share = business_parameters().targeting_contact_share
+    basis = {"uplift": "by the predicted uplift of their next best product", "tier rule": "by the tier rule"}
+    now = (
+        f"The CRM's {priority[1]:,} contactable customers of {month} are prioritised {basis[priority[0]]}."
+        if priority[0]
+        else ""
+    )
+    if not ab_campaigns:
+        return (
+            "The deliveries hold no A/B campaign with a control group (or none whose outcome window has ended): "
+            "whom a campaign should contact cannot be learnt or measured, and contacts are prioritised by the "
+            f"tier rule (high tier first). {now}"
+        )
+    if not targeting[3]:
+        return (
+            f"{ab_campaigns} A/B campaigns, none yet with an uplift model (too few finished contacts with a "
+            f"control group): contacts are prioritised by the tier rule. {now}"
+        )
+    ratio = (
+        f" Aimed by uplift, a contact brings {targeting[0] / targeting[1]:.2f}x the conversions of one at random "
+        "within tier."
+        if targeting[1] and targeting[1] > 0
+        else ""
+    )
+    return (
+        f"The same number of contacts ({share:.0%} of each A/B campaign's selected customers, {targeting[4]:,} in "
+        f"all) chosen three ways in the {targeting[3]} campaigns from {targeting[5]} to {targeting[6]} that had an "
+        "uplift model, each judged on the control design: the chosen treated customers' conversion less the "
+        f"chosen controls'.{ratio} And the Qini coefficient of the whole uplift ranking by month (above 0: better "
+        f"than chance). {now}"
+    )
 
 
 def _latest(con, table: str, columns: str, until: date, where: str) -> tuple[date | None, dict]:

@@ -33,6 +33,7 @@ class BusinessParameters:
     fairness_protected_attributes: tuple[str, ...]
     fairness_reviewed_actions: tuple[str, ...]
     fairness_age_bands: tuple[int, ...]
+    targeting_contact_share: float
     promotion_margin: float
     rfm_weight_recency: float
     rfm_weight_frequency: float
@@ -71,6 +72,8 @@ class BusinessParameters:
                 f"{DBT_PROJECT_FILE}: vars.fairness_protected_attributes: {', '.join(sorted(unknown))} is none of "
                 f"{', '.join(FAIRNESS_ATTRIBUTES)}"
             )
+        if not 0 < self.targeting_contact_share <= 1:
+            raise ValueError(f"{DBT_PROJECT_FILE}: vars.targeting_contact_share must lie in (0, 1]")
         if not 0 <= self.promotion_margin < 1:
             raise ValueError(f"{DBT_PROJECT_FILE}: vars.promotion_margin must lie in [0, 1)")
         if not 1 <= self.min_label_horizon_months <= self.label_horizon_months:

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import duckdb
 
-from valuetier.core.contract import Source
+from valuetier.core.contract import PRODUCT_TYPES, Source
 
 # Written by ingestion (valuetier.ingest.loader): one table per source of the contract, and the quarantine.
 RAW_SCHEMA = "raw"
@@ -39,7 +39,16 @@ CRM_ACTIONS_TABLE = "marts.crm_actions"
 CRM_ACTIONS_COLUMNS = """month_start DATE NOT NULL, customer_id VARCHAR NOT NULL, value_tier VARCHAR NOT NULL,
     segment VARCHAR NOT NULL, service_level VARCHAR NOT NULL, channel VARCHAR NOT NULL,
     next_best_product VARCHAR, next_best_product_uptake DOUBLE, pricing_treatment VARCHAR NOT NULL,
-    max_contacts_per_month INTEGER NOT NULL, playbook_line INTEGER NOT NULL, playbook_sha256 VARCHAR NOT NULL"""
+    max_contacts_per_month INTEGER NOT NULL, playbook_line INTEGER NOT NULL, playbook_sha256 VARCHAR NOT NULL,
+    predicted_uplift DOUBLE, contact_priority INTEGER, priority_basis VARCHAR"""
+# Written by the campaign uplift model (valuetier.tiering.uplift): each customer's predicted uplift
+# for each product, the months that have a model.
+UPLIFT_TABLE = "marts.customer_uplift_monthly"
+UPLIFT_COLUMNS = (
+    "month_start DATE NOT NULL, customer_id VARCHAR NOT NULL, "
+    + "".join(f"uplift_{product} DOUBLE NOT NULL, " for product in PRODUCT_TYPES)
+    + "training_contacts INTEGER NOT NULL, trained_through DATE NOT NULL"
+)
 # Written by monitoring (valuetier.application.monitoring).
 MONITORING_SCHEMA = "monitoring"
 ALERTS_TABLE = f"{MONITORING_SCHEMA}.alerts"

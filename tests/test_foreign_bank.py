@@ -235,14 +235,22 @@ def test_a_model_trains_on_an_adapted_plan_and_the_gate_keeps_the_better_baselin
 
 def test_crm_actions_without_an_accounts_delivery(foreign_run):
     """No accounts, so no holdings: every tiered customer still gets its service level, channel,
-    pricing and contact cap, and no next best product rather than a guessed one."""
+    pricing and contact cap, and no next best product rather than a guessed one. No campaigns, so no
+    uplift model: contacts are prioritised by the tier rule."""
     with duckdb.connect(str(foreign_run["warehouse"]), read_only=True) as con:
         tiers = con.execute("SELECT count(*) FROM marts.customer_tiers").fetchone()[0]
         actions = con.execute(
             "SELECT count(*), count(next_best_product), count(service_level), count(DISTINCT month_start) "
             "FROM marts.crm_actions"
         ).fetchone()
+        priorities = con.execute(
+            "SELECT DISTINCT priority_basis, count(predicted_uplift) OVER () > 0, "
+            "count(contact_priority) OVER () = count(*) FILTER (WHERE max_contacts_per_month > 0) OVER () "
+            "FROM marts.crm_actions"
+        ).fetchall()
+        uplift = con.execute("SELECT count(*) FROM marts.customer_uplift_monthly").fetchone()[0]
     assert actions == (tiers, 0, tiers, MONTHS)
+    assert priorities == [("tier rule", False, True)] and uplift == 0
 
 
 def test_the_report_says_what_this_bank_cannot_show(foreign_run):
@@ -259,3 +267,6 @@ def test_the_report_says_what_this_bank_cannot_show(foreign_run):
     assert 'aria-label="disparity ratio of pricing and service actions (upper bound)"' in html
     assert 'aria-label="high-tier share by age band"' not in html
     assert "not reviewable, the delivery does not carry it: age_band" in html
+    # No A/B campaigns: whom to contact is neither learnt nor measured, and the report says so.
+    assert "The deliveries hold no A/B campaign with a control group" in html
+    assert "prioritised by the tier rule" in html

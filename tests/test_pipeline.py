@@ -224,7 +224,15 @@ def test_no_personal_data_in_clear_outside_raw(pipeline_run):
     assert hashes[1] == 64 and hashes[0] > 1000
 
 
-PYTHON_MARTS = ("customer_tiers", "customer_tiers_challenger", "crm_actions")
+# The tables the Python assets write, not dbt, that a later month reads: the published tiers, the
+# challenger's scores and the CRM actions (dbt's evaluation), CLV and the uplift model's scores.
+PYTHON_MARTS = (
+    "customer_tiers",
+    "customer_tiers_challenger",
+    "crm_actions",
+    "customer_clv_monthly",
+    "customer_uplift_monthly",
+)
 
 
 def test_earlier_months_do_not_change_when_a_later_month_arrives(pipeline_run, tmp_path):
@@ -234,10 +242,12 @@ def test_earlier_months_do_not_change_when_a_later_month_arrives(pipeline_run, t
     the original full run."""
     from valuetier.application.playbook import build_crm_actions, load_playbook
     from valuetier.clv.estimates import estimate_month as clv_month
+    from valuetier.core.parameters import business_parameters
     from valuetier.core.settings import Settings
     from valuetier.ingest.loader import load_month
     from valuetier.tiering.registry import Registry
     from valuetier.tiering.scoring import ScoringRules, current_champion, score_month_tiers
+    from valuetier.tiering.uplift import score_uplift_month
 
     last = pipeline_run["months"][-1]
     copy = tmp_path / "without_last_month.duckdb"
@@ -245,8 +255,7 @@ def test_earlier_months_do_not_change_when_a_later_month_arrives(pipeline_run, t
     with duckdb.connect(str(copy)) as con:
         for source in SOURCE_ORDER:
             con.execute(f"DELETE FROM raw.{source} WHERE _delivery_month = DATE '{last}-01'")
-        # Keep the earlier months of the tables the Python assets write, not dbt, that dbt reads: the
-        # published tiers, the challenger's scores and the CRM actions.
+        # Keep the earlier months of the tables the Python assets write.
         for table in PYTHON_MARTS:
             con.execute(f"CREATE TABLE main.{table} AS SELECT * FROM marts.{table} WHERE month_start < '{last}-01'")
         for schema in ("staging", "intermediate", "marts", "evaluation"):
@@ -268,6 +277,7 @@ def test_earlier_months_do_not_change_when_a_later_month_arrives(pipeline_run, t
     run_dbt(["build", "--exclude", "tag:evaluation"], copy, tmp_path / "target", month=last)
     with duckdb.connect(str(copy)) as con:
         clv_month(con, last)
+        score_uplift_month(con, last, business_parameters().outcome_months)
         champion = current_champion(Registry(Settings.from_env().models_dir))
         score_month_tiers(con, last, champion, ScoringRules(batch_size=700))
         build_crm_actions(con, last, load_playbook(Settings.from_env().playbook_file))
@@ -280,7 +290,7 @@ def test_earlier_months_do_not_change_when_a_later_month_arrives(pipeline_run, t
             "WHERE table_schema = 'evaluation' AND table_type = 'BASE TABLE' ORDER BY 1"
         ).fetchall()
     assert len(evaluation) >= 10
-    for table in (*tables, "marts.customer_tiers", *(name for (name,) in evaluation)):
+    for table in (*tables, "marts.customer_tiers", "marts.customer_uplift_monthly", *(name for (name,) in evaluation)):
         assert fingerprint(copy, table) == fingerprint(WAREHOUSE, table), table
 
 

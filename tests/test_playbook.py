@@ -124,9 +124,9 @@ def test_every_tiered_customer_gets_its_rule_and_next_best_product(pipeline_run)
 
 
 def test_contacts_are_prioritised_by_predicted_uplift_within_the_caps_or_by_the_tier_rule(pipeline_run):
-    """Each customer the CRM may contact (a cap above zero, a next best product) has a priority, 1 the
-    first: by the predicted uplift of the next best product in a month with an uplift model, by tier
-    and value score in one without; the rest have none."""
+    """Each customer the CRM may contact (a cap above zero) has a priority, 1 the first: by the
+    predicted uplift of the next best product in a month with an uplift model, by tier and value score
+    in one without and for those with no product to offer; the rest have none."""
     from tests.conftest import WAREHOUSE
 
     uplift = ", ".join(f"u.uplift_{p}" for p in PRODUCT_TYPES)
@@ -143,19 +143,20 @@ def test_contacts_are_prioritised_by_predicted_uplift_within_the_caps_or_by_the_
     assert {"uplift", "tier rule"} == {b[0] for b in bases.basis}  # the small bank's first months have no model
     assert all((b[0] == "uplift") == m for b, m in zip(bases.basis, bases.model, strict=True))
     for month, rows in actions.groupby("month_start"):
-        contactable = rows[(rows.max_contacts_per_month > 0) & rows.next_best_product.notna()]
+        contactable = rows[rows.max_contacts_per_month > 0]
         assert rows.contact_priority.notna().sum() == len(contactable) > 0
+        contactable = contactable.assign(tier=contactable.value_tier.map({"high": 0, "mid": 1, "low": 2}))
+        tier_rule = (["tier", "value_score", "customer_id"], [True, False, True])
         predicted = [
             getattr(r, f"uplift_{r.next_best_product}") if isinstance(r.next_best_product, str) else np.nan
             for r in rows.itertuples()
         ]
         assert np.allclose(rows.predicted_uplift.astype(float), predicted, equal_nan=True)
         if rows.priority_basis.iloc[0] == "uplift":
-            expected = contactable.sort_values(["predicted_uplift", "customer_id"], ascending=[False, True])
+            expected = contactable.sort_values(
+                ["predicted_uplift", *tier_rule[0]], ascending=[False, *tier_rule[1]], na_position="last"
+            )
         else:
             assert rows.predicted_uplift.isna().all()
-            tier = contactable.value_tier.map({"high": 0, "mid": 1, "low": 2})
-            expected = contactable.assign(tier=tier).sort_values(
-                ["tier", "value_score", "customer_id"], ascending=[True, False, True]
-            )
+            expected = contactable.sort_values(tier_rule[0], ascending=tier_rule[1])
         assert list(expected.contact_priority) == list(range(1, len(expected) + 1)), month

@@ -13,7 +13,7 @@ from tests.conftest import CHROMIUM, SCREENSHOTS
 pytestmark = pytest.mark.integration
 # tier sizes, value shares, retention, conversion, ROI, migration, flips, capture, disparity ratios, high tier by
 # age band, model quality, delivery and population drift
-CHARTS = 13
+CHARTS = 15
 DRIFT_CHARTS = ("PSI against the recent months", "PSI against the training months")
 
 
@@ -81,6 +81,7 @@ def test_the_report_opens_offline_with_every_chart_drawn(report):
     assert {"customers per tier", "share of realised value", "normalized Gini", *DRIFT_CHARTS} <= labels
     assert {"A->B->A flips", "high-tier value capture"} <= labels
     assert {"disparity ratio of pricing and service actions (upper bound)", "high-tier share by age band"} <= labels
+    assert {"incremental conversions per contact", "Qini coefficient of the uplift ranking"} <= labels
     for title, drawn_names in names.items():
         assert len(drawn_names) >= 3, title
         for box in drawn_names:

@@ -6,12 +6,12 @@ service level, channel, product or pricing treatment, a duplicate rule, or a seg
 no rule covers is refused with the file and line. The next best product is, of the rule's offer,
 the product the customer does not hold that the most customers of the same month, tier and segment
 hold (ties to the earlier in the offer); null without an accounts delivery, or when the customer
-holds every product offered. Each customer the CRM may contact (a contact cap above zero and a
-next best product) gets a contact priority, 1 the first to contact: by the predicted uplift of the
-next best product (valuetier.tiering.uplift) in a month that has an uplift model, by the tier rule
-(high tier first, then the value score) in one that has not; priority_basis says which. The caps
-stay the playbook's. crm_actions carries the customer id only: no name, id number, phone
-or e-mail.
+holds every product offered. Each customer the CRM may contact (a contact cap above zero) gets a
+contact priority, 1 the first to contact: by the predicted uplift of the next best product
+(valuetier.tiering.uplift) in a month that has an uplift model, by the tier rule (high tier first,
+then the value score) in one that has not, and for customers with no product to offer;
+priority_basis says which rule the month used. The caps stay the playbook's. crm_actions carries
+the customer id only: no name, id number, phone or e-mail.
 """
 
 from __future__ import annotations
@@ -190,14 +190,11 @@ def build_crm_actions(con: duckdb.DuckDBPyConnection, month: str, playbook: Play
         # Tables written before contacts were prioritised: null until the month is written again.
         con.execute(f"ALTER TABLE {CRM_ACTIONS_TABLE} ADD COLUMN IF NOT EXISTS {column}")
     by_uplift = con.execute(f"SELECT count(*) > 0 FROM {UPLIFT_TABLE} WHERE month_start = ?", [start]).fetchone()[0]
-    # The customers the CRM may contact (a positive cap, a product to offer), best first: by the
-    # predicted uplift of their next best product where the month has an uplift model; else by the
-    # tier rule, high tier first and the higher value score first within a tier.
-    priority_order = (
-        "predicted_uplift DESC NULLS LAST, customer_id"
-        if by_uplift
-        else "CASE value_tier WHEN 'high' THEN 1 WHEN 'mid' THEN 2 ELSE 3 END, value_score DESC, customer_id"
-    )
+    # The customers the CRM may contact (a contact cap above zero), best first: by the predicted
+    # uplift of their next best product where the month has an uplift model; else, and for those
+    # with no product to offer, by the tier rule: high tier first, the higher value score first.
+    tier_rule = "CASE value_tier WHEN 'high' THEN 1 WHEN 'mid' THEN 2 ELSE 3 END, value_score DESC, customer_id"
+    priority_order = f"predicted_uplift DESC NULLS LAST, {tier_rule}" if by_uplift else tier_rule
     with transaction(con):
         con.execute(f"DELETE FROM {CRM_ACTIONS_TABLE} WHERE month_start = ?", [start])
         con.execute(
@@ -227,7 +224,7 @@ def build_crm_actions(con: duckdb.DuckDBPyConnection, month: str, playbook: Play
                 WHERE r.choice = 1),
             contactable AS (
                 SELECT customer_id, row_number() OVER (ORDER BY {priority_order}) AS contact_priority
-                FROM chosen WHERE max_contacts > 0 AND next_best_product IS NOT NULL)
+                FROM chosen WHERE max_contacts > 0)
             SELECT c.month_start, c.customer_id, c.value_tier, c.segment, c.service_level, c.channel,
                    c.next_best_product,
                    CASE WHEN NOT c.holds THEN round(c.share, 4) END AS next_best_product_uptake,

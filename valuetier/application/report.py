@@ -273,22 +273,25 @@ def write_report(con: duckdb.DuckDBPyConnection, month: str, reports_dir: Path) 
         _section(
             "Campaign targeting",
             _targeting_note(month, targeting, ab_campaigns, priority),
-            bar_chart(
-                "incremental conversions per contact",
-                list(TARGETING_WAYS.values()),
-                {"incremental": [_float(v) for v in targeting[:3]]},
-                ".1%",
-            )
-            if targeting[3]
-            else None,
-            line_chart(
-                "Qini coefficient of the uplift ranking",
-                [r[0] for r in qini],
-                {"Qini": [_float(r[1]) for r in qini]},
-                ".3f",
-            )
-            if qini
-            else None,
+            # Without an uplift model in any finished month the note says why; no empty charts.
+            *(
+                [
+                    bar_chart(
+                        "incremental conversions per contact",
+                        list(TARGETING_WAYS.values()),
+                        {"incremental": [_float(v) for v in targeting[:3]]},
+                        ".1%",
+                    ),
+                    line_chart(
+                        "Qini coefficient of the uplift ranking",
+                        [r[0] for r in qini],
+                        {"Qini": [_float(r[1]) for r in qini]},
+                        ".3f",
+                    ),
+                ]
+                if targeting[3]
+                else []
+            ),
         ),
         _section(
             "Model quality against RFM",

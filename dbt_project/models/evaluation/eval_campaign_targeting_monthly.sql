@@ -69,13 +69,13 @@ groups as (
         count(*) filter (where chosen_at_random_within_tier) as chosen_contacts,
         count(*) filter (where treated) as treated,
         count(*) filter (where not treated) as controls,
-        sum(converted) filter (where treated) as treated_conversions,
-        sum(converted) filter (where not treated) as control_conversions,
+        cast(sum(converted) filter (where treated) as bigint) as treated_conversions,
+        cast(sum(converted) filter (where not treated) as bigint) as control_conversions,
         {%- for way, flag in ways.items() %}
         count(*) filter (where {{ flag }} and treated) as {{ way }}_treated,
         count(*) filter (where {{ flag }} and not treated) as {{ way }}_controls,
-        sum(converted) filter (where {{ flag }} and treated) as {{ way }}_treated_conversions,
-        sum(converted) filter (where {{ flag }} and not treated) as {{ way }}_control_conversions,
+        cast(sum(converted) filter (where {{ flag }} and treated) as bigint) as {{ way }}_treated_conversions,
+        cast(sum(converted) filter (where {{ flag }} and not treated) as bigint) as {{ way }}_control_conversions,
         avg(predicted_uplift) filter (where {{ flag }}) as {{ way }}_predicted_uplift,
         {%- endfor %}
         avg(predicted_uplift) as all_predicted_uplift

@@ -4,11 +4,9 @@
 -- of the following month and the tier the customers held in the scored month ('all' for the
 -- campaign's total), the treated and control groups' conversion and value over the outcome window
 -- (var outcome_months), and the uplift (treated minus control) with a normal confidence interval
--- (var ab_confidence_z; Welch's standard error for value). Conversion is measured the same way in
--- both groups, since control customers never answer a contact: the customer opened an account of
--- the offered product between the send and the window's end (null without an accounts delivery).
--- Value is the scored month's value measure over the window, zero for a customer with no
--- transactions.
+-- (var ab_confidence_z; Welch's standard error for value). Conversion as int_ab_contact_outcomes
+-- measures it, alike in both groups (null without an accounts delivery). Value is the scored
+-- month's value measure over the window, zero for a customer with no transactions.
 {% set k = var('outcome_months') %}
 {% set z = var('ab_confidence_z') %}
 
@@ -16,47 +14,11 @@ with months as (
     select * from {{ ref('int_evaluation_months') }}
 ),
 
-ab_campaigns as (
-    select campaign_id
-    from {{ ref('stg_campaign_contacts') }}
-    group by campaign_id
-    having count(*) filter (where ab_group = 'control') > 0
-),
-
 selected as (
-    select
-        c.month_start,
-        c.month_index,
-        c.uses_profit,
-        {{ dbt.dateadd('month', k + 1, 'c.month_start') }} as window_end,
-        c.contact_id,
-        c.customer_id,
-        c.campaign_id,
-        c.product_offered,
-        c.sent_at,
-        -- true for treatment, false for control, null for a row in neither group (left out of both).
-        case c.ab_group when 'treatment' then true when 'control' then false end as treated,
-        c.cost,
-        c.value_tier
-    from {{ ref('int_campaign_contacts_by_tier') }} as c
-    inner join ab_campaigns as ab
-        on ab.campaign_id = c.campaign_id
-    where {{ in_evaluated_months('c.month_start') }}
-      and c.months_after >= {{ k }}
-),
-
-accounts_delivered as (
-    select count(*) > 0 as delivered from {{ ref('stg_accounts') }}
-),
-
-openings as (
-    select distinct s.contact_id
-    from selected as s
-    inner join {{ ref('stg_accounts') }} as a
-        on a.customer_id = s.customer_id
-        and a.product_type = s.product_offered
-        and a.opened_at >= cast(s.sent_at as date)
-        and a.opened_at < s.window_end
+    select *
+    from {{ ref('int_ab_contact_outcomes') }}
+    where {{ in_evaluated_months('month_start') }}
+      and months_after >= {{ k }}
 ),
 
 window_value as (
@@ -75,11 +37,8 @@ window_value as (
 outcomes as (
     select
         s.*,
-        case when d.delivered then cast(o.contact_id is not null as integer) end as converted,
         cast(coalesce(v.value, 0) as decimal(18, 2)) as value
     from selected as s
-    cross join accounts_delivered as d
-    left join openings as o on o.contact_id = s.contact_id
     left join window_value as v on v.contact_id = s.contact_id
 ),
 

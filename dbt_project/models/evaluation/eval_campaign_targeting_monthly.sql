@@ -13,8 +13,13 @@
 {% set k = var('outcome_months') %}
 {% set ways = {'uplift': 'chosen_by_uplift', 'random': 'chosen_at_random_within_tier', 'tier': 'chosen_by_tier'} %}
 
+-- Sums of doubles depend in their last digits on the order parallel threads add them in; the
+-- predicted uplift and the Qini curve's points are summed as decimals of 15 and 12 places instead,
+-- exactly, so that a month built again gives the same bytes.
 with choices as (
-    select *
+    select
+        *,
+        cast(predicted_uplift as decimal(18, 15)) as predicted_uplift_exact
     from {{ ref('int_campaign_targeting_choices') }}
     where {{ in_evaluated_months('month_start') }}
 ),
@@ -45,12 +50,14 @@ qini_areas as (
         campaign_id,
         count(*) as ranked_contacts,
         sum(
-            case
-                when controls_so_far > 0
-                    then treated_conversions_so_far
-                    - cast(control_conversions_so_far as double) * treated_so_far / controls_so_far
-                else 0
-            end
+            cast(
+                case
+                    when controls_so_far > 0
+                        then treated_conversions_so_far
+                        - cast(control_conversions_so_far as double) * treated_so_far / controls_so_far
+                    else 0
+                end as decimal(38, 12)
+            )
         ) as curve_sum,
         -- The curve's end: every ranked contact (the cumulative counts only grow).
         max(treated_conversions_so_far)
@@ -76,9 +83,9 @@ groups as (
         count(*) filter (where {{ flag }} and not treated) as {{ way }}_controls,
         cast(sum(converted) filter (where {{ flag }} and treated) as bigint) as {{ way }}_treated_conversions,
         cast(sum(converted) filter (where {{ flag }} and not treated) as bigint) as {{ way }}_control_conversions,
-        avg(predicted_uplift) filter (where {{ flag }}) as {{ way }}_predicted_uplift,
+        cast(avg(predicted_uplift_exact) filter (where {{ flag }}) as double) as {{ way }}_predicted_uplift,
         {%- endfor %}
-        avg(predicted_uplift) as all_predicted_uplift
+        cast(avg(predicted_uplift_exact) as double) as all_predicted_uplift
     from choices
     group by month_start, campaign_id
 )
@@ -112,7 +119,7 @@ select
     -- Null without an accounts delivery (no conversion is known).
     case
         when g.treated_conversions is not null
-            then (q.curve_sum / q.ranked_contacts - q.curve_end / 2) / q.ranked_contacts
+            then (cast(q.curve_sum as double) / q.ranked_contacts - q.curve_end / 2) / q.ranked_contacts
     end as qini_coefficient
 from groups as g
 left join qini_areas as q

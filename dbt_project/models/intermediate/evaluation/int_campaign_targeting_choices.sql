@@ -5,52 +5,19 @@
 -- random within tier (each tier's share var targeting_contact_share, by a hash of campaign and
 -- customer: repeatable on every engine), and by value tier alone (high first, the same hash within
 -- a tier). Choosing among both groups keeps the control design: the chosen treated against the
--- chosen controls measure what contacting the chosen brings. Conversion as
--- eval_campaign_ab_monthly measures it; null without an accounts delivery.
+-- chosen controls measure what contacting the chosen brings. Conversion as int_ab_contact_outcomes
+-- measures it; null without an accounts delivery.
 {{ config(materialized='view') }}
 {% set k = var('outcome_months') %}
 {% set share = var('targeting_contact_share') %}
 
-with ab_campaigns as (
-    select campaign_id
-    from {{ ref('stg_campaign_contacts') }}
-    group by campaign_id
-    having count(*) filter (where ab_group = 'control') > 0
-),
-
-selected as (
-    select
-        c.month_start,
-        c.contact_id,
-        c.customer_id,
-        c.campaign_id,
-        c.product_offered,
-        c.sent_at,
-        c.value_tier,
-        c.ab_group = 'treatment' as treated,
-        {{ dbt.dateadd('month', k + 1, 'c.month_start') }} as window_end
-    from {{ ref('int_campaign_contacts_by_tier') }} as c
-    inner join ab_campaigns as ab
-        on ab.campaign_id = c.campaign_id
+with selected as (
+    select *
+    from {{ ref('int_ab_contact_outcomes') }}
     where
-        c.ab_group in ('treatment', 'control')
-        and c.value_tier != 'untiered'
-        and c.months_after >= {{ k }}
-),
-
-accounts_delivered as (
-    select count(*) > 0 as delivered from {{ ref('stg_accounts') }}
-),
-
-openings as (
-    select distinct s.contact_id
-    from selected as s
-    inner join {{ ref('stg_accounts') }} as a
-        on
-            a.customer_id = s.customer_id
-            and a.product_type = s.product_offered
-            and a.opened_at >= cast(s.sent_at as date)
-            and a.opened_at < s.window_end
+        treated is not null
+        and value_tier != 'untiered'
+        and months_after >= {{ k }}
 ),
 
 scored as (
@@ -62,13 +29,11 @@ scored as (
         s.product_offered,
         s.value_tier,
         s.treated,
-        case when d.delivered then cast(o.contact_id is not null as integer) end as converted,
+        s.converted,
         {{ uplift_for_product('s.product_offered', 'u') }} as predicted_uplift,
         {{ dbt.hash(dbt.concat(["s.campaign_id", "'/'", "s.customer_id"])) }} as draw,
         case s.value_tier when 'high' then 1 when 'mid' then 2 else 3 end as tier_order
     from selected as s
-    cross join accounts_delivered as d
-    left join openings as o on o.contact_id = s.contact_id
     left join {{ source('marts', 'customer_uplift_monthly') }} as u
         on u.customer_id = s.customer_id and u.month_start = s.month_start
 ),

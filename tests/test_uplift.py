@@ -98,6 +98,8 @@ def test_the_training_set_holds_only_contacts_whose_window_closed_by_the_month()
     assert may.loc["k3", "tenure_months"] == 2.0
     assert may.loc["k3", "risk_level"] == 0.0  # conservative in February; aggressive only from March
     assert set(training_contacts(con, "2024-12", K).contact_id) == {"k1", "k2", "k3", "k4"}
+    # A bank with more finished contacts than a model needs learns from the latest sent.
+    assert list(training_contacts(con, "2024-12", K, max_contacts=2).contact_id) == ["k3", "k4"]
 
 
 def synthetic_contacts(n: int, seed: int) -> tuple[pd.DataFrame, np.ndarray]:

@@ -47,7 +47,7 @@ from valuetier.core.warehouse import connect, table_exists  # noqa: E402
 from valuetier.ingest.loader import discover_months  # noqa: E402
 from valuetier.tiering.registry import Registry  # noqa: E402
 
-HISTORY_STAGES = ("ingest", "dbt", "clv", "training", "scoring", "evaluation", "monitoring", "checks")
+HISTORY_STAGES = ("ingest", "dbt", "clv", "uplift", "training", "scoring", "evaluation", "monitoring", "checks")
 # The new month: our indicators, the pandas baseline of the same indicators, then the whole job.
 NEW_MONTH_STAGES = ("new_month_indicators", "pandas_baseline", "new_month")
 
@@ -192,6 +192,7 @@ def rows_by_stage(warehouse: Path, history: list[str], new_month: str) -> dict[s
             "ingest": delivered,
             "dbt": count("raw", "transactions", f"_delivery_month {months}"),
             "clv": indicators,
+            "uplift": count("marts", "customer_uplift_monthly", f"month_start {months}"),
             "scoring": count("marts", "customer_tiers", f"month_start {months}"),
             "evaluation": indicators,
             "monitoring": indicators,

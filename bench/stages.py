@@ -4,8 +4,8 @@ its own process (so the benchmark measures that stage's time and memory alone).
     python bench/stages.py STAGE FIRST LAST
 
 Stages, in the order a first run does them: ingest (the raw assets), dbt (the dbt models up to the
-marts, with their dbt tests), clv, training (the train_tiering_model job), scoring (the tiers),
-evaluation (the evaluation dbt models, with the challenger's scores they read), monitoring (the
+marts, with their dbt tests), clv, uplift (the campaign uplift model), training (the
+train_tiering_model job), scoring (the tiers), evaluation (the evaluation dbt models, with the challenger's scores they read), monitoring (the
 CRM actions, drift and alerts, and the monthly reports), checks (every Great Expectations suite);
 then, for the
 new month, new_month_indicators (the raw assets and the dbt models up to the indicators and the
@@ -28,6 +28,7 @@ from orchestration.scoring import TIERS
 from valuetier.core.months import months_between
 
 CLV = dg.AssetKey(["marts", "customer_clv_monthly"])
+UPLIFT = dg.AssetKey(["marts", "customer_uplift_monthly"])
 INDICATORS = dg.AssetKey(["marts", "customer_indicators_monthly"])
 DIM_CUSTOMER = dg.AssetKey(["marts", "dim_customer"])  # the indicators' relationship test reads it
 CRM_ACTIONS = dg.AssetKey(["marts", "crm_actions"])
@@ -37,6 +38,7 @@ STAGES = (
     "ingest",
     "dbt",
     "clv",
+    "uplift",
     "training",
     "scoring",
     "evaluation",
@@ -54,9 +56,10 @@ def selections() -> dict[str, dg.AssetSelection]:
     return {
         "ingest": dg.AssetSelection.groups("raw").without_checks(),
         "dbt": dg.AssetSelection.groups("staging", "intermediate", "marts")
-        - dg.AssetSelection.assets(CLV, TIERS, CRM_ACTIONS, CHALLENGER)
+        - dg.AssetSelection.assets(CLV, UPLIFT, TIERS, CRM_ACTIONS, CHALLENGER)
         - expectations,
         "clv": dg.AssetSelection.assets(CLV).without_checks(),
+        "uplift": dg.AssetSelection.assets(UPLIFT).without_checks(),
         "scoring": dg.AssetSelection.assets(TIERS).without_checks(),
         "evaluation": dg.AssetSelection.groups("evaluation") | dg.AssetSelection.assets(CHALLENGER),
         "monitoring": (dg.AssetSelection.groups("monitoring") | dg.AssetSelection.assets(CRM_ACTIONS, REPORT))

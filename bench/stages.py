@@ -7,9 +7,10 @@ Stages, in the order a first run does them: ingest (the raw assets), dbt (the db
 marts, with their dbt tests), clv, uplift (the campaign uplift model), training (the
 train_tiering_model job), scoring (the tiers), evaluation (the evaluation dbt models, with the
 challenger's scores they read), monitoring (the CRM actions, drift and alerts, and the monthly
-reports), checks (every Great Expectations suite); then, for the new month, new_month_indicators (the raw assets and the dbt models up to the indicators and the
-customer dimension their tests read, with their dbt tests: what the pandas baseline is compared
-with) and new_month, the production monthly_pipeline job (all of it).
+reports), checks (every Great Expectations suite); then, for the new month, new_month_indicators
+(the raw assets and the dbt models up to the indicators and the customer dimension their tests read,
+with their dbt tests: what the pandas baseline is compared with) and new_month, the production
+monthly_pipeline job (all of it).
 """
 
 from __future__ import annotations

@@ -5,12 +5,12 @@ its own process (so the benchmark measures that stage's time and memory alone).
 
 Stages, in the order a first run does them: ingest (the raw assets), dbt (the dbt models up to the
 marts, with their dbt tests), clv, uplift (the campaign uplift model), training (the
-train_tiering_model job), scoring (the tiers), evaluation (the evaluation dbt models, with the
-challenger's scores they read), monitoring (the CRM actions, drift and alerts, and the monthly
-reports), checks (every Great Expectations suite); then, for the new month, new_month_indicators
-(the raw assets and the dbt models up to the indicators and the customer dimension their tests read,
-with their dbt tests: what the pandas baseline is compared with) and new_month, the production
-monthly_pipeline job (all of it).
+train_tiering_model job), scoring (the tiers and the CRM actions, which the evaluation reads),
+evaluation (the evaluation dbt models, with the challenger's scores they read), monitoring (drift
+and alerts, and the monthly reports), checks (every Great Expectations suite); then, for the new
+month, new_month_indicators (the raw assets and the dbt models up to the indicators and the customer
+dimension their tests read, with their dbt tests: what the pandas baseline is compared with) and
+new_month, the production monthly_pipeline job (all of it).
 """
 
 from __future__ import annotations
@@ -60,9 +60,10 @@ def selections() -> dict[str, dg.AssetSelection]:
         - expectations,
         "clv": dg.AssetSelection.assets(CLV).without_checks(),
         "uplift": dg.AssetSelection.assets(UPLIFT).without_checks(),
-        "scoring": dg.AssetSelection.assets(TIERS).without_checks(),
+        # The CRM actions with the tiers: the evaluation's fairness review reads them.
+        "scoring": dg.AssetSelection.assets(TIERS, CRM_ACTIONS).without_checks(),
         "evaluation": dg.AssetSelection.groups("evaluation") | dg.AssetSelection.assets(CHALLENGER),
-        "monitoring": (dg.AssetSelection.groups("monitoring") | dg.AssetSelection.assets(CRM_ACTIONS, REPORT))
+        "monitoring": (dg.AssetSelection.groups("monitoring") | dg.AssetSelection.assets(REPORT))
         - expectations,
         "checks": expectations,
         "new_month_indicators": dg.AssetSelection.assets(INDICATORS, DIM_CUSTOMER).upstream() - expectations,

@@ -63,8 +63,7 @@ def selections() -> dict[str, dg.AssetSelection]:
         # The CRM actions with the tiers: the evaluation's fairness review reads them.
         "scoring": dg.AssetSelection.assets(TIERS, CRM_ACTIONS).without_checks(),
         "evaluation": dg.AssetSelection.groups("evaluation") | dg.AssetSelection.assets(CHALLENGER),
-        "monitoring": (dg.AssetSelection.groups("monitoring") | dg.AssetSelection.assets(REPORT))
-        - expectations,
+        "monitoring": (dg.AssetSelection.groups("monitoring") | dg.AssetSelection.assets(REPORT)) - expectations,
         "checks": expectations,
         "new_month_indicators": dg.AssetSelection.assets(INDICATORS, DIM_CUSTOMER).upstream() - expectations,
     }

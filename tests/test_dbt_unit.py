@@ -10,14 +10,7 @@ import pytest
 
 from tests.conftest import run_dbt
 from valuetier.application.publish import PUBLISHED_MARTS
-from valuetier.core.tables import (
-    CRM_ACTIONS_COLUMNS,
-    CRM_ACTIONS_TABLE,
-    UPLIFT_COLUMNS,
-    UPLIFT_TABLE,
-    create_table,
-    ensure_tiers_tables,
-)
+from valuetier.core.tables import ensure_crm_actions_tables, ensure_tiers_tables
 from valuetier.ingest.loader import ensure_raw_tables
 
 
@@ -25,9 +18,8 @@ def test_dbt_unit_tests_pass(tmp_path):
     warehouse = tmp_path / "empty.duckdb"
     with duckdb.connect(str(warehouse)) as con:
         ensure_raw_tables(con)  # the sources the bank delivers
-        ensure_tiers_tables(con)  # and those the Python steps write (tiers, challenger scores, CRM actions,
-        create_table(con, CRM_ACTIONS_TABLE, CRM_ACTIONS_COLUMNS)  # uplift scores)
-        create_table(con, UPLIFT_TABLE, UPLIFT_COLUMNS)
+        ensure_tiers_tables(con)  # and those the Python steps write (tiers, challenger scores,
+        ensure_crm_actions_tables(con)  # CRM actions, uplift scores)
     run_dbt(["run", "--empty"], warehouse, tmp_path / "target")
     result = run_dbt(["test", "--select", "test_type:unit"], warehouse, tmp_path / "target")
     assert "ERROR=0" in result.stdout and "FAIL=" not in result.stdout

@@ -26,13 +26,11 @@ import yaml
 from valuetier.core.contract import PRODUCT_TYPES
 from valuetier.core.months import parse_month
 from valuetier.core.tables import (
-    CRM_ACTIONS_COLUMNS,
     CRM_ACTIONS_TABLE,
     INDICATORS_TABLE,
     TIERS_TABLE,
-    UPLIFT_COLUMNS,
     UPLIFT_TABLE,
-    create_table,
+    ensure_crm_actions_tables,
 )
 from valuetier.core.warehouse import transaction
 from valuetier.tiering.scoring import ACTION_SEGMENTS
@@ -184,11 +182,7 @@ def build_crm_actions(con: duckdb.DuckDBPyConnection, month: str, playbook: Play
         con.executemany("INSERT INTO playbook_offers VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)", rows)
     holds = " ".join(f"WHEN '{p}' THEN i.holds_{p}" for p in PRODUCT_TYPES)
     uplift = " ".join(f"WHEN '{p}' THEN u.uplift_{p}" for p in PRODUCT_TYPES)
-    create_table(con, CRM_ACTIONS_TABLE, CRM_ACTIONS_COLUMNS)
-    create_table(con, UPLIFT_TABLE, UPLIFT_COLUMNS)
-    for column in ("predicted_uplift DOUBLE", "contact_priority INTEGER", "priority_basis VARCHAR"):
-        # Tables written before contacts were prioritised: null until the month is written again.
-        con.execute(f"ALTER TABLE {CRM_ACTIONS_TABLE} ADD COLUMN IF NOT EXISTS {column}")
+    ensure_crm_actions_tables(con)
     by_uplift = con.execute(f"SELECT count(*) > 0 FROM {UPLIFT_TABLE} WHERE month_start = ?", [start]).fetchone()[0]
     # The customers the CRM may contact (a contact cap above zero), best first: by the predicted
     # uplift of their next best product where the month has an uplift model; else, and for those

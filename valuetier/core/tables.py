@@ -87,6 +87,15 @@ def ensure_tiers_tables(con: duckdb.DuckDBPyConnection) -> None:
     create_table(con, CHALLENGER_TABLE, CHALLENGER_COLUMNS)
 
 
+def ensure_crm_actions_tables(con: duckdb.DuckDBPyConnection) -> None:
+    """The CRM actions, and the uplift scores their contact priority reads."""
+    create_table(con, CRM_ACTIONS_TABLE, CRM_ACTIONS_COLUMNS)
+    # Tables written before contacts were prioritised: null until the month is written again.
+    for column in ("predicted_uplift DOUBLE", "contact_priority INTEGER", "priority_basis VARCHAR"):
+        con.execute(f"ALTER TABLE {CRM_ACTIONS_TABLE} ADD COLUMN IF NOT EXISTS {column}")
+    create_table(con, UPLIFT_TABLE, UPLIFT_COLUMNS)
+
+
 def ensure_monitoring_tables(con: duckdb.DuckDBPyConnection) -> None:
     create_table(con, ALERTS_TABLE, ALERTS_COLUMNS)
     create_table(con, DRIFT_TABLE, DRIFT_COLUMNS)

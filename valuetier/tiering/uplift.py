@@ -29,29 +29,30 @@ import numpy as np
 import pandas as pd
 from sklearn.ensemble import HistGradientBoostingClassifier
 
-from valuetier.core.contract import PRODUCT_TYPES
+from valuetier.core.contract import PRODUCT_TYPES, SOURCES
 from valuetier.core.months import add_months, parse_month
 from valuetier.core.tables import CLV_TABLE, INDICATORS_TABLE, UPLIFT_COLUMNS, UPLIFT_TABLE, create_table
 from valuetier.core.warehouse import table_exists, transaction
 from valuetier.tiering.training import FEATURES, feature_columns_sql
 
-# The delivered risk profile as a level: it is what drives a customer's appetite for a product in
-# most banks' data (and the demo's), and none of the indicators carries it.
-RISK_LEVELS = ("conservative", "balanced", "growth", "aggressive")
+# The delivered risk profile as a level (the contract's codes, most cautious first): it is what
+# drives a customer's appetite for a product in most banks' data (and the demo's), and none of the
+# indicators carries it.
+RISK_LEVELS = SOURCES["customers"].column("risk_profile").allowed
 UPLIFT_FEATURES = (*FEATURES, "risk_level")
 # Fewer finished contacts than this in either group, or no conversion in one of them, and the two
 # classifiers would learn noise: the month gets no model.
 MIN_CONTACTS_PER_GROUP = 300
 SEED = 20261206
+# The latest finished contacts a month's model learns from: every one at a small bank (the demo has
+# 65,000 after three years), the latest few months' at a large one, so that a month's training
+# stays seconds at a million customers (150,000 contacts a month).
+MAX_TRAINING_CONTACTS = 250_000
 # Small, shallow trees with large leaves: conversions are rare (a few in a hundred) and the control
 # groups small, so a control model with the tiering model's freedom learns noise, and the difference
 # of two noisy models ranks badly. On the demo, 40 trees of 5 leaves of at least 300 contacts rank
 # the true uplift at a Spearman correlation of 0.69, 150 trees of 15 leaves at 0.52 (their top tenth:
 # 1.58x and 1.43x random within tier; bench/results/uplift-targeting.md).
-# The latest finished contacts a month's model learns from: every one at a small bank (the demo has
-# 65,000 after three years), the latest few months' at a large one, so that a month's training
-# stays seconds at a million customers (150,000 contacts a month).
-MAX_TRAINING_CONTACTS = 250_000
 CLASSIFIER_PARAMS = {"max_iter": 40, "learning_rate": 0.05, "max_leaf_nodes": 5, "min_samples_leaf": 300}
 
 

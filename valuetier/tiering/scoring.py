@@ -129,6 +129,7 @@ ACTION_SEGMENTS: dict[str, tuple[str, ...]] = {
     "low-value maintain": ("low",),
 }
 TOP_DRIVERS = 3
+FETCH_VECTORS = 8  # DuckDB vectors (2,048 rows) fetched at a time while a month's batches are read
 
 
 def value_drivers(champion: Champion, features: pd.DataFrame) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -383,28 +384,46 @@ class MonthScored:
     value_measure: str = "profit"
 
 
-def _batch_bounds(con: duckdb.DuckDBPyConnection, month: str, batch_size: int) -> list[tuple[str, str]]:
-    """(first, last) customer_id of each batch of the month's live customers, in customer_id order."""
-    return con.execute(
-        """SELECT min(customer_id), max(customer_id) FROM (
-               SELECT customer_id, (row_number() OVER (ORDER BY customer_id) - 1) // ? AS batch
-               FROM marts.customer_indicators_monthly WHERE month_start = ?)
-           GROUP BY batch ORDER BY batch""",
-        [batch_size, parse_month(month)],
-    ).fetchall()
+def _month_batches(con: duckdb.DuckDBPyConnection, month: str, batch_size: int) -> Iterator[pd.DataFrame]:
+    """The month's live customers with features, in customer_id order, `batch_size` at a time: one
+    scan of the month, fetched a few DuckDB vectors at a time on a cursor of its own (the connection
+    writes the stage meanwhile), so memory holds a batch, not the month.
 
-
-def _month_batches(con: duckdb.DuckDBPyConnection, month: str, bounds: list[tuple[str, str]]) -> Iterator[pd.DataFrame]:
-    """The month's live customers with features, one batch per (first, last) customer_id bound."""
-    for first, last in bounds:
-        yield con.execute(
+    Not a query per batch of customers: where a table's row groups mix months (a history built in
+    one dbt run), a range of customers skips none of them, and every batch read the whole table."""
+    reader = con.cursor()
+    try:
+        reader.execute(
             f"""SELECT i.customer_id, i.month_start, i.rfm_segment, {feature_columns_sql()}
                 FROM marts.customer_indicators_monthly i
                 LEFT JOIN marts.customer_clv_monthly c USING (customer_id, month_start)
-                WHERE i.month_start = ? AND i.customer_id BETWEEN ? AND ?
+                WHERE i.month_start = ?
                 ORDER BY i.customer_id""",
-            [parse_month(month), first, last],
-        ).df()
+            [parse_month(month)],
+        )
+        yield from _batches_of(_chunks(reader), batch_size)
+    finally:
+        reader.close()
+
+
+def _chunks(reader: duckdb.DuckDBPyConnection) -> Iterator[pd.DataFrame]:
+    """A query's rows, FETCH_VECTORS DuckDB vectors at a time, until an empty chunk."""
+    while not (chunk := reader.fetch_df_chunk(FETCH_VECTORS)).empty:
+        yield chunk
+
+
+def _batches_of(chunks: Iterator[pd.DataFrame], size: int) -> Iterator[pd.DataFrame]:
+    """The rows of `chunks` in order, `size` at a time (the last batch may be smaller)."""
+    held, rows = [], 0
+    for chunk in chunks:
+        held.append(chunk)
+        rows += len(chunk)
+        while rows >= size:
+            joined = pd.concat(held, ignore_index=True)
+            yield joined.iloc[:size]
+            held, rows = [joined.iloc[size:]], rows - size
+    if rows:
+        yield pd.concat(held, ignore_index=True)
 
 
 def stage_month(
@@ -421,7 +440,7 @@ def stage_month(
     memory at any bank size); the number staged."""
     _create_stage(con, stage)
     staged = 0
-    for batch in _month_batches(con, month, _batch_bounds(con, month, rules.batch_size)):
+    for batch in _month_batches(con, month, rules.batch_size):
         _append_stage(con, stage, stage_customers(batch, champion, rules, measure, basis, staged))
         staged += len(batch)
         progress(f"{month}: {staged:,} customers scored")

@@ -7,6 +7,9 @@
 -- Incremental: a run reads the monthly intermediate tables for its window and the 11 months
 -- before it (the longest trailing window), the per-customer totals before that, and the previous
 -- month's own rows (for the retention streak); it writes only the months of its window.
+-- Stored in month and customer order: every reader takes one month (scoring, CLV, the uplift
+-- model, the checks), and DuckDB then skips the row groups of the other months, which a history
+-- built in one run would otherwise mix into every row group.
 {% set history_start = window_history_start(11) %}
 {% set window_first = "cast('" ~ window_start() ~ "' as date)" %}
 {% set features_available = var('digital_features_available') %}
@@ -371,3 +374,4 @@ select
         || cast(monetary_score as {{ dbt.type_string() }}) as rfm_cell,
     {{ rfm_segment('recency_score', 'frequency_score') }} as rfm_segment
 from scored
+order by month_start asc, customer_id asc

@@ -7,7 +7,8 @@ model's holdout quality (so speed never silently costs quality).
     .venv/bin/python bench/bench.py --customers 100000 --months 36 --stage scoring   # one stage again
 
 The bank is generated with one month more than --months (or reused from bench/work/ when it is
-there, or made of the first months of a longer bank of the same size and seed there): the first
+there, or made of the last months of a longer bank of the same size and seed there, delivered from
+the first of them: the same new month after a shorter history, like for like): the first
 --months are the full history, built as a first installation builds them (each stage in its own
 process, over every month). The last is the new month: the indicators alone (new_month_indicators),
 the pandas baseline of the same indicators (bench/pandas_indicators.py), then the production
@@ -44,6 +45,7 @@ from stages import STAGES  # noqa: E402
 from valuetier.core.contract import SOURCE_ORDER  # noqa: E402
 from valuetier.core.months import months_between  # noqa: E402
 from valuetier.core.warehouse import connect, table_exists  # noqa: E402
+from valuetier.demo.onboarding import deliveries_from  # noqa: E402
 from valuetier.ingest.loader import discover_months  # noqa: E402
 from valuetier.tiering.registry import Registry  # noqa: E402
 
@@ -65,21 +67,12 @@ def longer_bank(customers: int, months: int, seed: int) -> Path | None:
     return None
 
 
-def link_first_months(longer: Path, folder: Path, months: int) -> None:
-    """A bank of a longer bank's first months: its landing files linked, not copied (a shorter
-    history of the same bank, so a new month is timed at two history lengths without generating
-    a million customers twice)."""
-    keep = set(discover_months(longer / "landing")[:months])
-    for entry in (longer / "landing").iterdir():
-        target = folder / "landing" / entry.name
-        if entry.is_dir():
-            target.mkdir(parents=True)
-            for file in entry.iterdir():
-                if file.stem in keep:
-                    (target / file.name).symlink_to(file)
-        else:
-            target.parent.mkdir(parents=True, exist_ok=True)
-            target.symlink_to(entry)
+def link_last_months(longer: Path, folder: Path, months: int) -> None:
+    """A bank of a longer bank's last months, delivered from the first of them on
+    (valuetier.demo.onboarding): its new month is the longer bank's, file for file, so a new month
+    is timed after two history lengths like for like, without generating a million customers twice."""
+    first = discover_months(longer / "landing")[-months]
+    deliveries_from(longer / "landing", first, folder / "landing")
 
 
 def generate_bank(folder: Path, customers: int, months: int, seed: int, log_dir: Path) -> dict | None:
@@ -92,9 +85,9 @@ def generate_bank(folder: Path, customers: int, months: int, seed: int, log_dir:
     folder.mkdir(parents=True)
     longer = longer_bank(customers, months, seed)
     if longer is not None:
-        print(f"linking the first {months} months of {longer}", flush=True)
-        link_first_months(longer, folder, months)
-        done.write_text(json.dumps({"first_months_of": longer.name}))
+        print(f"linking the last {months} months of {longer}, delivered from the first of them", flush=True)
+        link_last_months(longer, folder, months)
+        done.write_text(json.dumps({"last_months_of": longer.name}))
         return None
     print(f"generating {customers:,} customers x {months} months in {folder}", flush=True)
     command = [str(BIN / "valuetier"), "generate", "--customers", str(customers), "--months", str(months)]

@@ -7,7 +7,9 @@
 -- a tier). Choosing among both groups keeps the control design: the chosen treated against the
 -- chosen controls measure what contacting the chosen brings. Conversion as int_ab_contact_outcomes
 -- measures it; null without an accounts delivery.
-{{ config(materialized='view') }}
+-- A table, built once a run: its tests and the mart each read it, where a view computed the whole
+-- history again for every one of them (3.6 s of a new month's 15 s evaluation at 100,000 x 36).
+{{ config(materialized='table') }}
 {% set k = var('outcome_months') %}
 {% set share = var('targeting_contact_share') %}
 

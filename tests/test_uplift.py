@@ -19,6 +19,7 @@ from valuetier.tiering.training import CLV_FEATURES, FEATURES
 from valuetier.tiering.uplift import (
     MIN_CONTACTS_PER_GROUP,
     UPLIFT_FEATURES,
+    design,
     fit_uplift,
     no_model_reason,
     score_uplift_month,
@@ -126,6 +127,9 @@ def test_the_two_model_estimate_ranks_a_known_uplift():
     top = np.argsort(-predicted)[: len(score) // 10]
     assert truth[top].mean() > 1.5 * truth.mean()
     assert np.array_equal(predicted, fit_uplift(train).uplift(score, "fund"))  # the same data, the same model
+    # Walked by compiled code, the classifiers' own probabilities, bit for bit.
+    x = design(score, "fund", model.columns)
+    assert np.array_equal(predicted, model.treated.predict_proba(x)[:, 1] - model.control.predict_proba(x)[:, 1])
 
 
 def test_a_month_without_enough_finished_contacts_gets_no_model_and_says_why():

@@ -62,3 +62,22 @@ def test_a_cut_needs_a_month_the_bank_delivers(tmp_path):
     generate(GeneratorConfig(customers=200, months=3, seed=5, out=tmp_path / "whole"), progress=lambda _: None)
     with pytest.raises(ValueError, match="no transactions file for 2024-01"):
         deliveries_from(tmp_path / "whole", "2024-01", tmp_path / "cut")
+
+
+def test_a_cut_where_the_bank_delivered_no_customers_that_month_still_carries_them(tmp_path):
+    """A cohort bank delivers no customers file in a month without changes: its earlier customers
+    still make the first delivery, and every account still names one of them."""
+    whole = tmp_path / "whole"
+    generate(
+        GeneratorConfig(customers=300, months=6, seed=2, out=whole, acquisition="cohorts"), progress=lambda _: None
+    )
+    quiet = next(m for m in ("2023-04", "2023-05", "2023-06") if not (whole / "customers" / f"{m}.parquet").exists())
+    cut = tmp_path / "cut"
+    deliveries_from(whole, quiet, cut)
+    delivered: dict[str, dict] = {}
+    for earlier in sorted(p for p in (whole / "customers").iterdir() if p.stem <= quiet):
+        delivered |= rows_by_key(earlier, "customer_id")
+    assert rows_by_key(cut / "customers" / f"{quiet}.parquet", "customer_id") == delivered
+    report = validate_landing(cut, Mapping())
+    assert report.ok, report.errors
+    assert sum(f.quarantined for f in report.files) == 0

@@ -41,14 +41,17 @@ def deliveries_from(landing: Path, first_month: str, out: Path) -> list[str]:
         target = out / folder.name
         target.mkdir(parents=True, exist_ok=True)
         files = {p.stem: p for p in folder.iterdir() if p.suffix.lstrip(".") in FILE_FORMATS}
-        for month, path in sorted(files.items()):
-            if month < first_month:
-                continue
-            if month == first_month and source is not None and source.kind == SourceKind.ENTITY:
-                earlier = [files[m] for m in sorted(files) if m <= first_month]
-                _write_like(path, _latest_versions(earlier, source.key), target / path.name)
-            else:
-                os.symlink(path.resolve(), target / path.name)
+        linked = [m for m in sorted(files) if m >= first_month]
+        if source is not None and source.kind == SourceKind.ENTITY:
+            # Folded even where the source has no file of the first month (no changes that month:
+            # a cohort bank's customers), else every record delivered before would be lost.
+            earlier = [files[m] for m in sorted(files) if m <= first_month]
+            if earlier:
+                first_file = target / f"{first_month}{earlier[-1].suffix}"
+                _write_like(earlier[-1], _latest_versions(earlier, source.key), first_file)
+            linked = [m for m in linked if m > first_month]
+        for month in linked:
+            os.symlink(files[month].resolve(), target / files[month].name)
     return months
 
 

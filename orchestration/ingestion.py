@@ -8,6 +8,7 @@ from orchestration.resources import ValueTierSettings, WarehouseResource
 from valuetier.core.contract import SOURCES, Source
 from valuetier.ingest.loader import DeliveryError, LoadResult, discover_months, load_month
 from valuetier.ingest.mapping import Mapping, MappingError, load_mapping, mapping_in_force
+from valuetier.quality.suites import all_suites, profile_months
 
 
 def raw_key(source: str) -> dg.AssetKey:
@@ -48,6 +49,10 @@ def ingestion_metadata(results: list[LoadResult], mapping: Mapping) -> dict:
 
 
 def build_ingestion_asset(source: Source) -> dg.AssetsDefinition:
+    # The month's quality profile is written in the transaction that loads it (valuetier.quality.profiles).
+    [suite] = [s for s in all_suites() if s.table == f"raw.{source.name}"] or [None]
+    profile = (lambda con, month: profile_months(con, suite, [month])) if suite and suite.profiled else None
+
     @monthly_asset(
         key=raw_key(source.name),
         description=f"Contract-checked rows of the bank's {source.name} deliveries "
@@ -75,6 +80,7 @@ def build_ingestion_asset(source: Source) -> dg.AssetsDefinition:
                 mapping=mapping,
                 progress=context.log.info,
                 pii_key=current.pii_key,
+                after_load=profile,
             )
             context.log.info(
                 result.skipped

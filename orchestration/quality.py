@@ -48,7 +48,8 @@ def build_expectation_check(suite: Suite) -> dg.AssetChecksDefinition:
         asset=dg.AssetKey(suite.asset_key_path),
         name=CHECK_NAME,
         description=f"Great Expectations suite {suite.path.name} ({len(suite.expectations)} expectations) on the "
-        "run's months; error-level failures block downstream assets.",
+        + ("month profiles ingestion wrote for the run's months" if suite.profiled else "run's months")
+        + "; error-level failures block downstream assets.",
         blocking=True,
         partitions_def=month_partitions,
         pool=WAREHOUSE_POOL,

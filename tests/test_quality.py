@@ -135,11 +135,12 @@ def test_a_month_failing_an_error_expectation_stops_before_marts_and_a_corrected
 def test_failed_expectations_name_observed_values_and_sample_keys(pipeline_run, tmp_path):
     """Rows that slipped past the contract (here edited in a copy) fail the column expectations,
     and the outcome names the failing keys; a warning does not count as an error."""
-    from valuetier.quality.suites import validate
+    from valuetier.quality.suites import profile_months, validate
 
     month = pipeline_run["months"][-1]
     copy = tmp_path / "warehouse.duckdb"
     shutil.copy(WAREHOUSE, copy)
+    suite = next(s for s in all_suites() if s.table == "raw.transactions")
     with duckdb.connect(str(copy)) as con:
         broken = [
             r[0]
@@ -148,7 +149,9 @@ def test_failed_expectations_name_observed_values_and_sample_keys(pipeline_run, 
                     WHERE _delivery_month = '{month}-01' AND _source_row <= 3 RETURNING transaction_id"""
             ).fetchall()
         ]
-    suite = next(s for s in all_suites() if s.table == "raw.transactions")
+        # Ingestion profiles the rows it loads, in the same transaction; rows edited in place since
+        # (their count unchanged) are profiled again the same way.
+        profile_months(con, suite, [month])
     result = validate(copy, tmp_path / "quality", suite, month, month)
     failed = {(o.expectation, o.column): o for o in result.errors}
     assert set(failed) == {
@@ -244,3 +247,103 @@ def test_an_accepted_month_runs_through_dagster_and_the_summary_shows_it(pipelin
             assert run_months(instance, month, month).success
     for table_name, before in published.items():
         assert fingerprint(table_name) == before, table_name
+
+
+def _row_checked_twin(suite, directory):
+    """The same suite checked on its table's rows (as before month profiles)."""
+    import json
+
+    raw = json.loads(suite.path.read_text())
+    del raw["meta"]["checked_on"]
+    path = directory / suite.path.name
+    path.write_text(json.dumps(raw))
+    return load_suite(path)
+
+
+def test_month_profiles_find_what_the_rows_find(pipeline_run, tmp_path):
+    """Every raw suite checked on the month profiles ingestion wrote fails exactly the expectations
+    that the same suite checked on the rows fails, with the same rows counted and the same months
+    and bands, on the clean bank (a first load, where the learned checks only warn) and on a month
+    broken in every way a row rule can see. The profiles of the pipeline's run describe its rows."""
+    from valuetier.core.tables import PROFILES_TABLE
+    from valuetier.quality.profiles import ROWS
+    from valuetier.quality.suites import profile_months, validate
+
+    months = pipeline_run["months"]
+    month = months[-1]
+    profiled = [s for s in all_suites() if s.profiled]
+    assert {s.table for s in profiled} == {f"raw.{name}" for name in SOURCES}
+    with duckdb.connect(str(WAREHOUSE), read_only=True) as con:
+        for suite in profiled:
+            by_month = con.execute(
+                f"SELECT strftime(month, '%Y-%m'), value FROM {PROFILES_TABLE} WHERE suite = ? AND statistic = ? "
+                "AND value > 0 ORDER BY 1",
+                [suite.name, ROWS],
+            ).fetchall()
+            loaded = con.execute(
+                f"SELECT strftime({suite.month_column}, '%Y-%m'), count(*) FROM {suite.table} GROUP BY 1 ORDER BY 1"
+            ).fetchall()
+            assert by_month == loaded, suite.name
+
+    copy = tmp_path / "warehouse.duckdb"
+    shutil.copy(WAREHOUSE, copy)
+    where = f"_delivery_month = '{month}-01'"
+    with duckdb.connect(str(copy)) as con:
+        con.execute(f"UPDATE raw.transactions SET currency = NULL, amount = -5 WHERE {where} AND _source_row <= 4")
+        con.execute(f"UPDATE raw.transactions SET txn_type = 'gift' WHERE {where} AND _source_row BETWEEN 5 AND 7")
+        con.execute(
+            f"UPDATE raw.transactions SET booked_at = booked_at - INTERVAL 45 DAY, customer_id = 'C-nobody' "
+            f"WHERE {where} AND _source_row BETWEEN 8 AND 9"
+        )
+        con.execute(f"INSERT INTO raw.transactions SELECT * FROM raw.transactions WHERE {where} AND _source_row <= 2")
+        con.execute(f"UPDATE raw.customers SET full_name_hash = 'Wang Xiaoming' WHERE {where} AND _source_row = 1")
+        con.execute(f"UPDATE raw.balances SET balance = balance * 100 WHERE {where}")
+        for suite in profiled:
+            profile_months(con, suite, [month])  # what ingestion does as it loads a month
+
+    def failures(result) -> dict:
+        """What failed: for a learned check its months and their bands, for a row rule the rows counted."""
+        found = {}
+        for o in result.errors + result.warnings:
+            if o.expectation.startswith(("volume", "distribution", "quarantine")):
+                found[o.expectation, o.column, o.severity] = o.samples
+            elif o.expectation.endswith("_unique"):
+                # GX counts every row of a repeated key; a profile counts the rows past the first.
+                found[o.expectation, o.column, o.severity] = "repeated"
+            else:
+                found[o.expectation, o.column, o.severity] = (
+                    o.unexpected_count if o.unexpected_count is not None else o.observed
+                )
+        return found
+
+    for suite in profiled:
+        twin = _row_checked_twin(suite, tmp_path)
+        for first, last in ((months[0], months[-1]), (month, month)):
+            on_profiles = validate(copy, tmp_path / "q", suite, first, last)
+            on_rows = validate(copy, tmp_path / "q", twin, first, last)
+            assert on_profiles.rows == on_rows.rows, suite.name
+            assert not [o for o in on_profiles.outcomes if o.error], suite.name
+            got, expected = failures(on_profiles), failures(on_rows)
+            assert got.keys() == expected.keys(), (suite.name, first)
+            for what, found in expected.items():
+                if isinstance(found, list):
+                    # A band: the same months and statistics, summed in another order, and a quantile of
+                    # a DECIMAL column kept as a DOUBLE in the profile (exact to 1e-15).
+                    found = [
+                        {k: v if k == "month" else pytest.approx(float(v), rel=1e-9) for k, v in sample.items()}
+                        for sample in found
+                    ]
+                assert got[what] == found, (suite.name, first, what)
+    checked = validate(copy, tmp_path / "q", next(s for s in profiled if s.table == "raw.transactions"), month, month)
+    failed = {(o.expectation, o.column): o for o in checked.errors}
+    assert set(failed) == {
+        ("expect_compound_columns_to_be_unique", "transaction_id,_delivery_month"),
+        ("expect_column_values_to_not_be_null", "currency"),
+        ("expect_column_values_to_be_between", "amount"),
+        ("expect_column_values_to_be_in_set", "txn_type"),
+        ("freshness", "booked_at"),
+        ("references:customer_id", "customer_id"),
+    }
+    assert failed["expect_compound_columns_to_be_unique", "transaction_id,_delivery_month"].unexpected_count == 2
+    assert len(failed["expect_compound_columns_to_be_unique", "transaction_id,_delivery_month"].samples) == 4
+    assert [s["customer_id"] for s in failed["references:customer_id", "customer_id"].samples] == ["C-nobody"] * 2

@@ -15,6 +15,10 @@ QUARANTINE_COLUMNS = (
     "source VARCHAR NOT NULL, delivery_month DATE NOT NULL, source_file VARCHAR NOT NULL, source_row BIGINT, "
     "reason VARCHAR NOT NULL, column_name VARCHAR, detail VARCHAR, raw_record VARCHAR"
 )
+# Written where a source-month is loaded (valuetier.quality.profiles): what its raw suite checks, one
+# value per statistic, so the checks read a few rows per month instead of the month's rows again.
+PROFILES_TABLE = "raw_quality.month_profiles"
+PROFILES_COLUMNS = "suite VARCHAR NOT NULL, month DATE NOT NULL, statistic VARCHAR NOT NULL, value DOUBLE"
 # Written by CLV (valuetier.clv.estimates).
 CLV_TABLE = "marts.customer_clv_monthly"
 CLV_COLUMNS = """customer_id VARCHAR NOT NULL, month_start DATE NOT NULL, repeat_purchases_calibration INTEGER,

@@ -454,9 +454,12 @@ def load_month(
     batch_rows: int = BATCH_ROWS,
     progress: Callable[[str], None] | None = None,
     pii_key: str | None = None,
+    after_load: Callable[[duckdb.DuckDBPyConnection, str], None] | None = None,
 ) -> LoadResult:
     """Check and load one source's delivery for one month, replacing whatever that month held.
-    Personal data is hashed with `pii_key` (default: the settings' VALUETIER_PII_KEY) as it loads."""
+    Personal data is hashed with `pii_key` (default: the settings' VALUETIER_PII_KEY) as it loads.
+    `after_load(con, month)` runs in the transaction that replaces the month, after its rows are
+    written: what it records about them (the month's quality profile) commits with them or not at all."""
     source = SOURCES[source_name]
     mapping = mapping or Mapping()
     progress = progress or log.info
@@ -464,14 +467,14 @@ def load_month(
     ensure_raw_tables(con)
     path = find_delivery(landing, source.name, month)
     if path is None:
-        return _load_nothing(con, landing, source, month)
+        return _load_nothing(con, landing, source, month, after_load)
 
     # File order is kept from the batches to the raw table without a sort of the month: DuckDB
     # keeps insertion order when asked, and the connections' default is not to.
     preserved = con.execute("SELECT current_setting('preserve_insertion_order')").fetchone()[0]
     con.execute("SET preserve_insertion_order = true")
     try:
-        return _check_and_load(con, path, source, month, mapping, batch_rows, progress, pii_key)
+        return _check_and_load(con, path, source, month, mapping, batch_rows, progress, pii_key, after_load)
     finally:
         con.execute(f"SET preserve_insertion_order = {str(preserved).lower()}")
 
@@ -485,6 +488,7 @@ def _check_and_load(
     batch_rows: int,
     progress: Callable[[str], None],
     pii_key: str | None,
+    after_load: Callable[[duckdb.DuckDBPyConnection, str], None] | None,
 ) -> LoadResult:
     header = delivered_columns(path)
     names = contract_names(header, mapping.source(source.name))
@@ -523,7 +527,7 @@ def _check_and_load(
             progress(f"{source.name} {month}: checked {delivered:,} rows of {path.name}")
 
     _mark_relational_problems(con, source, month)
-    result = _replace_month(con, source, month, path, delivered, ignored)
+    result = _replace_month(con, source, month, path, delivered, ignored, after_load)
     con.execute("DROP TABLE IF EXISTS _incoming")
     return result
 
@@ -601,7 +605,7 @@ def _mark_superseded_records(con: duckdb.DuckDBPyConnection, source: Source) -> 
     )
 
 
-def _replace_month(con, source: Source, month: str, path: Path, delivered: int, ignored) -> LoadResult:
+def _replace_month(con, source: Source, month: str, path: Path, delivered: int, ignored, after_load) -> LoadResult:
     month_start = parse_month(month)
     columns = ", ".join(c.stored_name for c in source.columns)
     pairs = ", ".join(f'"{c.stored_name}" := {c.stored_name}' for c in source.columns)
@@ -650,6 +654,8 @@ def _replace_month(con, source: Source, month: str, path: Path, delivered: int, 
             ignored_columns=ignored,
             other_codes=other_codes,
         )
+        if after_load:
+            after_load(con, month)
         con.execute("COMMIT")
     except BaseException:
         con.execute("ROLLBACK")
@@ -657,7 +663,7 @@ def _replace_month(con, source: Source, month: str, path: Path, delivered: int, 
     return result
 
 
-def _load_nothing(con, landing: Path, source: Source, month: str) -> LoadResult:
+def _load_nothing(con, landing: Path, source: Source, month: str, after_load) -> LoadResult:
     """No file this month: a required event source fails; otherwise the month is emptied and skipped."""
     month_start = parse_month(month)
     expected = f"{landing / source.name / month}.parquet (or .csv)"
@@ -677,5 +683,7 @@ def _load_nothing(con, landing: Path, source: Source, month: str) -> LoadResult:
     con.execute(
         f"DELETE FROM {QUARANTINE_TABLE} WHERE source = ? AND delivery_month = DATE '{month_start}'", [source.name]
     )
+    if after_load:
+        after_load(con, month)
     con.execute("COMMIT")
     return LoadResult(source.name, month, None, 0, 0, 0, skipped=why)

@@ -8,6 +8,10 @@ Those are expanded here into GX `unexpected_rows_expectation`s whose SQL reads o
 the checked one for the bounds (point in time). Each expectation carries a severity in its meta:
 error (blocks downstream) or warning (recorded).
 
+A raw suite (meta "checked_on": "month_profiles") runs on the month profiles ingestion writes
+(valuetier.quality.profiles), not on the rows again: each row rule is the count of rows breaking
+it, and the bands compare the profiles' statistics.
+
 Results are stored in a file-backed GX context beside the warehouse and rendered as Data Docs.
 """
 
@@ -24,10 +28,11 @@ import duckdb
 
 from valuetier.core.months import parse_month
 from valuetier.core.settings import REPO_ROOT, DuckDBLimits
-from valuetier.core.tables import QUARANTINE_TABLE
+from valuetier.core.tables import PROFILES_TABLE, QUARANTINE_TABLE
 from valuetier.core.warehouse import connect, quarantine_by_month
 from valuetier.quality.acceptance import ACCEPTABLE_PREFIXES, accept_command, accepted_months, is_learned
 from valuetier.quality.data_docs import localise
+from valuetier.quality.profiles import ROWS, Measure, columns_rule, row_rule, unprofiled_months, write_profiles
 
 EXPECTATIONS_DIR = REPO_ROOT / "expectations"
 SEVERITIES = ("error", "warning")
@@ -48,6 +53,12 @@ class Suite:
     key: tuple[str, ...]
     expectations: tuple[dict, ...]  # GX expectation configurations, table-level checks expanded
     checks: dict = field(default_factory=dict)  # the table-level check specs of the suite's meta
+    # Checked on month profiles (meta "checked_on": "month_profiles"): the statistics ingestion writes.
+    measures: tuple[Measure, ...] = ()
+
+    @property
+    def profiled(self) -> bool:
+        return bool(self.measures)
 
     @property
     def asset_key_path(self) -> list[str]:
@@ -58,14 +69,20 @@ def load_suite(path: Path) -> Suite:
     try:
         raw = json.loads(path.read_text())
         meta = raw["meta"]
+        expectations, measures = tuple(raw.get("expectations", [])), ()
+        if meta.get("checked_on") == "month_profiles":
+            expectations, measures = profiled_expectations(raw["name"], meta, expectations)
+        else:
+            expectations += tuple(expand_table_checks(meta))
         suite = Suite(
             name=raw["name"],
             path=path,
             table=meta["table"],
             month_column=meta["month_column"],
             key=tuple(meta["key"]),
-            expectations=tuple(raw.get("expectations", [])) + tuple(expand_table_checks(meta)),
+            expectations=expectations,
             checks=meta.get("checks", {}),
+            measures=measures,
         )
     except (json.JSONDecodeError, KeyError, TypeError) as exc:
         raise SuiteError(f"{path}: not a ValueTier expectation suite ({type(exc).__name__}: {exc})") from exc
@@ -85,28 +102,89 @@ def all_suites(directory: Path = EXPECTATIONS_DIR) -> list[Suite]:
 # --- table-level checks, expanded into unexpected-rows SQL -------------------------------------
 
 
-def _checked_months(month_column: str) -> str:
+@dataclass(frozen=True)
+class _TableStatistics:
+    """A month's statistics computed from the checked table's rows."""
+
+    table: str
+    month_column: str
+
+    def batch_months(self) -> str:
+        return f"SELECT DISTINCT {self.month_column} FROM {{batch}}"
+
+    def months_before(self) -> str:
+        month = self.month_column
+        return f"SELECT DISTINCT {month} AS m FROM {self.table} WHERE {month} < DATE '$first_month'"
+
+    def by_month(self, name: str, expression: str, trailing: int) -> str:
+        return (
+            f"SELECT {self.month_column} AS month, {expression} AS observed FROM {self.table}\n    WHERE "
+            f"{self.month_column} BETWEEN ({_first_trailing_month(self, trailing)}) AND DATE '$last_month'"
+            "\n    GROUP BY 1"
+        )
+
+    def loaded(self) -> str:
+        return (
+            f"SELECT {self.month_column} AS month, count(*) AS n FROM {self.table}\n    "
+            f"WHERE {self.month_column} IN (SELECT month FROM checked) GROUP BY 1"
+        )
+
+
+@dataclass(frozen=True)
+class _ProfileStatistics:
+    """A month's statistics read from the month profiles ingestion wrote (valuetier.quality.profiles)."""
+
+    suite: str
+
+    def _with_rows(self) -> str:
+        return f"SELECT month FROM {PROFILES_TABLE} WHERE suite = '{self.suite}' AND statistic = '{ROWS}' AND value > 0"
+
+    def batch_months(self) -> str:
+        return f"SELECT month FROM {{batch}} WHERE statistic = '{ROWS}' AND value > 0"
+
+    def months_before(self) -> str:
+        return f"SELECT month AS m FROM ({self._with_rows()}) WHERE month < DATE '$first_month'"
+
+    def by_month(self, name: str, expression: str, trailing: int) -> str:
+        return (
+            f"SELECT month, value AS observed FROM {PROFILES_TABLE}\n    WHERE suite = '{self.suite}' AND statistic = "
+            f"'{name}' AND month IN ({self._with_rows()})\n    "
+            f"AND month BETWEEN ({_first_trailing_month(self, trailing)}) AND DATE '$last_month'"
+        )
+
+    def loaded(self) -> str:
+        return (
+            f"SELECT month, value AS n FROM {PROFILES_TABLE}\n    WHERE suite = '{self.suite}' AND statistic = "
+            f"'{ROWS}' AND month IN (SELECT month FROM checked)"
+        )
+
+
+_Statistics = _TableStatistics | _ProfileStatistics
+
+
+def _first_trailing_month(statistics: _Statistics, trailing: int) -> str:
+    """SQL for the earliest month the bands of the checked months read: the `trailing`-th month
+    with rows before $first_month (or $first_month itself). A run's statistics then cost the months
+    it checks and their trailing months, not the whole table's history."""
+    return (
+        f"SELECT coalesce(min(m), DATE '$first_month') FROM ({statistics.months_before()} "
+        f"ORDER BY m DESC LIMIT {trailing})"
+    )
+
+
+def _checked_months(statistics: _Statistics) -> str:
     """The CTE `checked`: every month of the checked range ($first_month..$last_month, bound at
     validation), with or without rows, and the batch's own months."""
     return f"""checked AS (
     SELECT CAST(unnest(range(DATE '$first_month', DATE '$last_month' + INTERVAL 1 MONTH, INTERVAL 1 MONTH)) AS DATE)
         AS month
-    UNION SELECT DISTINCT {month_column} FROM {{batch}}
+    UNION {statistics.batch_months()}
 )"""
 
 
-def _first_trailing_month(table: str, month_column: str, trailing: int) -> str:
-    """SQL for the earliest month the bands of the checked months read: the `trailing`-th month
-    with rows before $first_month (or $first_month itself). A run's statistics then cost the months
-    it checks and their trailing months, not the whole table's history."""
-    return (
-        f"SELECT coalesce(min(m), DATE '$first_month') FROM (SELECT DISTINCT {month_column} AS m FROM {table} "
-        f"WHERE {month_column} < DATE '$first_month' ORDER BY m DESC LIMIT {trailing})"
-    )
-
-
-def _trailing_band(table: str, month_column: str, statistic: str, spec: dict, empty: str | None = "NULL") -> str:
-    """Months checked whose `statistic` lies outside the band of the trailing months: from their
+def _trailing_band(statistics: _Statistics, name: str, expression: str, spec: dict, empty: str | None = "NULL") -> str:
+    """Months checked whose statistic (`name`, computed as `expression`) lies outside the band of the
+    trailing months: from their
     smallest to their largest value, widened on each side by the larger of `low`/`high` x their
     median and `fence` x their scaled median absolute deviation (1.4826 MAD, the standard
     deviation's robust twin). A steady trend or a volatile history widens the band by itself, the
@@ -129,10 +207,8 @@ def _trailing_band(table: str, month_column: str, statistic: str, spec: dict, em
         else f"\n    UNION ALL SELECT month, {empty} FROM checked WHERE month NOT IN (SELECT month FROM stats)"
     )
     return f"""WITH stats AS (
-    SELECT {month_column} AS month, {statistic} AS observed FROM {table}
-    WHERE {month_column} BETWEEN ({_first_trailing_month(table, month_column, trailing)}) AND DATE '$last_month'
-    GROUP BY 1
-), {_checked_months(month_column)}, per_month AS (
+    {statistics.by_month(name, expression, trailing)}
+), {_checked_months(statistics)}, per_month AS (
     SELECT month, observed FROM stats{without_rows}
 ), numbered AS (
     SELECT month, observed, row_number() OVER (ORDER BY month) AS k FROM per_month
@@ -165,54 +241,60 @@ def _widening(spec: dict) -> str:
     return f"{low}/{spec['high']:.0%}"
 
 
-def expand_table_checks(meta: dict) -> list[dict]:
-    table, month_column, key = meta["table"], meta["month_column"], meta["key"]
+def _unexpected_rows(name: str, description: str, sql: str, severity: str, **meta) -> dict:
+    return {
+        "type": "unexpected_rows_expectation",
+        "kwargs": {"unexpected_rows_query": sql, "description": description},
+        "meta": {"severity": severity, "check": name, **meta},
+    }
+
+
+def _distribution_statistics(spec: dict) -> dict[str, str]:
+    # The geometric mean of the magnitudes: a unit change moves it as far as the mean, and one very
+    # large balance or amount (a heavy tail) does not.
+    column = spec["column"]
+    return {"geomean": f"exp(avg(ln(1 + abs({column}))))"} | {
+        f"p{round(q * 100)}": f"quantile_cont({column}, {q})" for q in spec.get("quantiles", [])
+    }
+
+
+def _learned_checks(meta: dict, statistics: _Statistics) -> list[dict]:
+    """The volume, distribution and quarantine-share checks, on the table's rows or on its profiles."""
     checks = meta.get("checks", {})
     expanded = []
-
-    def add(name: str, description: str, sql: str, severity: str) -> None:
-        expanded.append(
-            {
-                "type": "unexpected_rows_expectation",
-                "kwargs": {"unexpected_rows_query": sql, "description": description},
-                "meta": {"severity": severity, "check": name},
-            }
-        )
-
     if volume := checks.get("volume"):
-        add(
-            "volume",
-            f"Row count of each month within the robust band of its trailing {volume.get('trailing_months', 6)} "
-            f"months (their range widened by {_widening(volume)} of their median, or by "
-            f"{volume.get('fence', 3)} scaled MADs where wider)"
-            + (", a month without rows skipped" if volume.get("skip_empty") else ""),
-            _trailing_band(table, month_column, "count(*)", volume, empty=None if volume.get("skip_empty") else "0"),
-            volume.get("severity", "error"),
+        expanded.append(
+            _unexpected_rows(
+                "volume",
+                f"Row count of each month within the robust band of its trailing {volume.get('trailing_months', 6)} "
+                f"months (their range widened by {_widening(volume)} of their median, or by "
+                f"{volume.get('fence', 3)} scaled MADs where wider)"
+                + (", a month without rows skipped" if volume.get("skip_empty") else ""),
+                _trailing_band(statistics, ROWS, "count(*)", volume, empty=None if volume.get("skip_empty") else "0"),
+                volume.get("severity", "error"),
+            )
         )
     for spec in checks.get("distribution", []):
         column = spec["column"]
-        # The geometric mean of the magnitudes: a unit change moves it as far as the mean, and one very
-        # large balance or amount (a heavy tail) does not.
-        statistics = {"geomean": f"exp(avg(ln(1 + abs({column}))))"} | {
-            f"p{round(q * 100)}": f"quantile_cont({column}, {q})" for q in spec.get("quantiles", [])
-        }
-        for name, statistic in statistics.items():
-            add(
-                f"distribution:{column}:{name}",
-                f"{name} of {column} in each month within the robust band of its trailing months "
-                f"(their range widened by {_widening(spec)} of their median, or by "
-                f"{spec.get('fence', 3)} scaled MADs where wider)",
-                _trailing_band(table, month_column, statistic, spec),
-                spec.get("severity", "error") if name == "geomean" else spec.get("quantile_severity", "warning"),
+        for name, expression in _distribution_statistics(spec).items():
+            expanded.append(
+                _unexpected_rows(
+                    f"distribution:{column}:{name}",
+                    f"{name} of {column} in each month within the robust band of its trailing months "
+                    f"(their range widened by {_widening(spec)} of their median, or by "
+                    f"{spec.get('fence', 3)} scaled MADs where wider)",
+                    _trailing_band(statistics, f"{name}:{column}", expression, spec),
+                    spec.get("severity", "error") if name == "geomean" else spec.get("quantile_severity", "warning"),
+                )
             )
     if quarantine := checks.get("quarantine"):
         source, share = quarantine["source"], float(quarantine["max_share"])
-        add(
-            "quarantine_share",
-            f"At most {share:.0%} of each month's delivered {source} rows quarantined",
-            f"""WITH {_checked_months(month_column)}, loaded AS (
-    SELECT {month_column} AS month, count(*) AS n FROM {table}
-    WHERE {month_column} IN (SELECT month FROM checked) GROUP BY 1
+        expanded.append(
+            _unexpected_rows(
+                "quarantine_share",
+                f"At most {share:.0%} of each month's delivered {source} rows quarantined",
+                f"""WITH {_checked_months(statistics)}, loaded AS (
+    {statistics.loaded()}
 ), rejected AS (
     SELECT delivery_month AS month, count(*) AS n FROM {QUARANTINE_TABLE}
     WHERE source = '{source}' AND delivery_month IN (SELECT month FROM checked) GROUP BY 1
@@ -221,39 +303,123 @@ SELECT strftime(c.month, '%Y-%m') AS month, coalesce(r.n, 0) AS quarantined, coa
 FROM checked c LEFT JOIN loaded l USING (month) LEFT JOIN rejected r USING (month)
 WHERE coalesce(r.n, 0) > {share} * (coalesce(l.n, 0) + coalesce(r.n, 0))
 ORDER BY 1""",
-            quarantine.get("severity", "error"),
+                quarantine.get("severity", "error"),
+            )
         )
-    if freshness := checks.get("freshness"):
-        column = freshness["column"]
-        wrong_month = (
-            f"CAST({column} AS DATE) <> last_day({month_column})"
-            if freshness.get("month_end")
-            else f"date_trunc('month', {column}) <> {month_column}"
-        )
-        add(
-            "freshness",
-            f"{column} falls in the month of the delivery" + (" (its last day)" if freshness.get("month_end") else ""),
-            f"SELECT {', '.join(key)}, {column} FROM {{batch}} WHERE {wrong_month}",
-            freshness.get("severity", "error"),
-        )
-    for ref in checks.get("references", []):
+    return expanded
+
+
+def _freshness(meta: dict) -> tuple[str, str] | None:
+    """(description, predicate of a row whose date is not in its delivery's month)."""
+    freshness, month_column = meta.get("checks", {}).get("freshness"), meta["month_column"]
+    if not freshness:
+        return None
+    column = freshness["column"]
+    wrong_month = (
+        f"CAST({column} AS DATE) <> last_day({month_column})"
+        if freshness.get("month_end")
+        else f"date_trunc('month', {column}) <> {month_column}"
+    )
+    return f"{column} falls in the month of the delivery" + (
+        " (its last day)" if freshness.get("month_end") else ""
+    ), wrong_month
+
+
+def _references(meta: dict) -> list[tuple[dict, str, str]]:
+    """(spec, description, the rows that name no parent row) of each reference check."""
+    month_column, key = meta["month_column"], meta["key"]
+    found = []
+    for ref in meta.get("checks", {}).get("references", []):
         column, parent = ref["column"], ref["table"]
         when = "=" if ref.get("same_month") else "<="
         as_of = f" AND p.{ref['parent_month_column']} {when} b.{month_column}" if ref.get("parent_month_column") else ""
-        add(
-            f"references:{column}",
-            f"{column} names a row of {parent}"
-            + (
-                (" of the same month" if ref.get("same_month") else " delivered on or before the month")
-                if as_of
-                else ""
-            ),
+        description = f"{column} names a row of {parent}" + (
+            (" of the same month" if ref.get("same_month") else " delivered on or before the month") if as_of else ""
+        )
+        sql = (
             f"SELECT {', '.join('b.' + k for k in key)}, b.{column} FROM (SELECT * FROM {{batch}}) AS b "
             f"WHERE b.{column} IS NOT NULL "
-            f"AND NOT EXISTS (SELECT 1 FROM {parent} p WHERE p.{ref.get('parent_column', column)} = b.{column}{as_of})",
-            ref.get("severity", "error"),
+            f"AND NOT EXISTS (SELECT 1 FROM {parent} p WHERE p.{ref.get('parent_column', column)} = b.{column}{as_of})"
         )
+        found.append((ref, description, sql))
+    return found
+
+
+def expand_table_checks(meta: dict) -> list[dict]:
+    """The table-level checks of a suite checked on its table's rows."""
+    table, key = meta["table"], meta["key"]
+    expanded = _learned_checks(meta, _TableStatistics(table, meta["month_column"]))
+    if freshness := _freshness(meta):
+        description, wrong_month = freshness
+        column = meta["checks"]["freshness"]["column"]
+        expanded.append(
+            _unexpected_rows(
+                "freshness",
+                description,
+                f"SELECT {', '.join(key)}, {column} FROM {{batch}} WHERE {wrong_month}",
+                meta["checks"]["freshness"].get("severity", "error"),
+                column=column,
+            )
+        )
+    for ref, description, sql in _references(meta):
+        check, severity = f"references:{ref['column']}", ref.get("severity", "error")
+        expanded.append(_unexpected_rows(check, description, sql, severity, column=ref["column"]))
     return expanded
+
+
+def profiled_expectations(name: str, meta: dict, expectations: tuple[dict, ...]) -> tuple[tuple, tuple]:
+    """A suite checked on month profiles: (its expectations on the profile rows, the measures a
+    month's profile holds). Every row rule becomes the count of the rows breaking it, which must be
+    0; the learned bands compare the profiles' statistics."""
+    table, key = meta["table"], tuple(meta["key"])
+    measures: list[Measure] = []
+    checked: list[dict] = []
+
+    def count(check: str, column: str | None, description: str, severity: str, measure: Measure) -> None:
+        measures.append(measure)
+        checked.append(
+            _unexpected_rows(
+                check,
+                f"{description} (rows breaking it counted in each month's profile)",
+                f"SELECT strftime(month, '%Y-%m') AS month, CAST(value AS BIGINT) AS unexpected_rows FROM {{batch}} "
+                f"WHERE statistic = '{measure.name}' AND value > 0 ORDER BY month",
+                severity,
+                column=column,
+                rows_query=measure.rows_query,
+            )
+        )
+
+    for i, expectation in enumerate(expectations):
+        kind, kwargs = expectation["type"], expectation["kwargs"]
+        severity = expectation.get("meta", {}).get("severity")
+        column = kwargs.get("column") or (",".join(kwargs["column_list"]) if "column_list" in kwargs else None)
+        if kind == "expect_table_columns_to_match_set":
+            measure = Measure(kind, rows_query=columns_rule(table, kwargs))
+            count(kind, None, f"the columns of {table} are the suite's", severity, measure)
+        elif kind == "unexpected_rows_expectation":
+            check, query = expectation["meta"]["check"], kwargs["unexpected_rows_query"]
+            count(check, None, kwargs.get("description", check), severity, Measure(check, rows_query=query))
+        elif rule := row_rule(expectation, key):
+            aggregate, shown = rule
+            measure = Measure(f"{kind}:{column}", aggregate=aggregate, rows_query=shown)
+            count(kind, column, f"{kind} {column}", severity, measure)
+        else:
+            raise SuiteError(f"suite {name}: expectation {i} ({kind}) cannot be checked on month profiles")
+    statistics = _ProfileStatistics(name)
+    for spec in meta.get("checks", {}).get("distribution", []):
+        for statistic, expression in _distribution_statistics(spec).items():
+            measures.append(Measure(f"{statistic}:{spec['column']}", aggregate=expression))
+    checked += _learned_checks(meta, statistics)
+    if freshness := _freshness(meta):
+        description, wrong_month = freshness
+        column = meta["checks"]["freshness"]["column"]
+        shown = f"SELECT {', '.join(key)}, {column} FROM {{batch}} WHERE {wrong_month}"
+        severity = meta["checks"]["freshness"].get("severity", "error")
+        count("freshness", column, description, severity, Measure("freshness", f"count_if({wrong_month})", shown))
+    for ref, description, sql in _references(meta):
+        check = f"references:{ref['column']}"
+        count(check, ref["column"], description, ref.get("severity", "error"), Measure(check, rows_query=sql))
+    return tuple(checked), tuple(measures)
 
 
 # --- Great Expectations on DuckDB --------------------------------------------------------------
@@ -368,7 +534,8 @@ def _outcome(result) -> ExpectationOutcome:
     return ExpectationOutcome(
         expectation=config.meta.get("check", config.type),
         column=config.kwargs.get("column")
-        or (",".join(config.kwargs["column_list"]) if "column_list" in config.kwargs else None),
+        or (",".join(config.kwargs["column_list"]) if "column_list" in config.kwargs else None)
+        or config.meta.get("column"),
         severity=config.meta["severity"],
         success=bool(result.success),
         observed=details.get("observed_value", details.get("unexpected_percent")),
@@ -418,11 +585,36 @@ def _judged(outcome: ExpectationOutcome, suite: Suite, first_load: bool) -> Expe
 
 
 def batch_query(suite: Suite, first_month: str, last_month: str) -> str:
+    """The rows GX validates: the checked months' rows, or their profiles for a profiled suite."""
     first, last = parse_month(first_month), parse_month(last_month)
+    if suite.profiled:
+        return (
+            f"SELECT * FROM {PROFILES_TABLE} WHERE suite = '{suite.name}' AND month BETWEEN DATE '{first.isoformat()}' "
+            f"AND DATE '{last.isoformat()}'"
+        )
     return (
         f"SELECT * FROM {suite.table} WHERE {suite.month_column} BETWEEN DATE '{first.isoformat()}' "
         f"AND DATE '{last.isoformat()}'"
     )
+
+
+def profile_months(con: duckdb.DuckDBPyConnection, suite: Suite, months) -> None:
+    """Write the profiles of `months` of a profiled suite (what ingestion does as it loads a month)."""
+    write_profiles(con, suite.name, suite.table, suite.month_column, list(suite.measures), months)
+
+
+def _profile_what_is_missing(warehouse: Path, suite: Suite, last_month: str, limits: DuckDBLimits) -> list[str]:
+    """Profile the months up to the checked ones that no profile describes (loaded without one, or
+    changed since), so that a profile always describes the rows it stands for."""
+    with connect(warehouse, limits=limits) as con:
+        months = unprofiled_months(con, suite.name, suite.table, suite.month_column, last_month)
+        if months:
+            con.execute("BEGIN TRANSACTION")
+            profile_months(con, suite, months)
+            con.execute("COMMIT")
+    if months:
+        log.info("%s: profiled %d month(s) loaded without a profile: %s", suite.name, len(months), ", ".join(months))
+    return months
 
 
 def validate(
@@ -438,11 +630,13 @@ def validate(
     import great_expectations as gx
 
     started = time.perf_counter()
+    limits = limits or DuckDBLimits.for_warehouse(warehouse)
+    if suite.profiled:
+        _profile_what_is_missing(warehouse, suite, last_month, limits)
     query = batch_query(suite, first_month, last_month)
     accepted = accepted_months(quality_dir, suite.name)
     expectations = bound_expectations(suite, first_month, last_month, accepted)
     context = _gx_context(quality_dir)
-    limits = limits or DuckDBLimits.for_warehouse(warehouse)
     datasource = context.data_sources.add_or_update_sql(
         name="warehouse",
         connection_string=f"duckdb:///{warehouse}",
@@ -476,11 +670,18 @@ def validate(
         localise(docs_index(quality_dir).parent, since=rendered - 1)  # served offline (valuetier.quality.data_docs)
     finally:
         _release(datasource)
-    outcomes = [_outcome(r) for r in validation.results]
     with connect(warehouse, read_only=True, limits=limits) as con:
-        rows = con.execute(f"SELECT count(*) FROM ({query})").fetchall()[0][0]
+        counted = (
+            f"SELECT coalesce(sum(value), 0) FROM ({query}) WHERE statistic = '{ROWS}'"
+            if suite.profiled
+            else f"SELECT count(*) FROM ({query})"
+        )
+        rows = int(con.execute(counted).fetchone()[0])
         first_load = is_first_load(con, suite, first_month, last_month)
-        outcomes = [_judged(_with_row_samples(con, o, expectations, query), suite, first_load) for o in outcomes]
+        outcomes = [
+            _judged(_with_row_samples(con, _outcome(r), r.expectation_config, suite, query), suite, first_load)
+            for r in validation.results
+        ]
         source = suite.checks.get("quarantine", {}).get("source")
         quarantined = quarantine_by_month(con, source, first_month, last_month) if source else {}
     return SuiteResult(
@@ -508,26 +709,40 @@ def is_first_load(con: duckdb.DuckDBPyConnection, suite: Suite, first_month: str
     if first_month == last_month:
         return False
     earlier = con.execute(
-        f"SELECT count(*) FROM {suite.table} WHERE {suite.month_column} < DATE '{parse_month(first_month)}'"
-    ).fetchone()[0]
-    return earlier == 0
+        f"SELECT 1 FROM {suite.table} WHERE {suite.month_column} < DATE '{parse_month(first_month)}' LIMIT 1"
+    ).fetchall()
+    return not earlier
 
 
-def _with_row_samples(con, outcome: ExpectationOutcome, expectations: list[dict], query: str) -> ExpectationOutcome:
-    """GX's summary of an unexpected-rows expectation has the count only: add a few of the rows."""
-    if outcome.success or outcome.samples or outcome.error:
-        return outcome
-    expectation = next((e for e in expectations if e.get("meta", {}).get("check") == outcome.expectation), None)
-    if expectation is None:
-        return outcome
-    sql = expectation["kwargs"]["unexpected_rows_query"].replace("{batch}", f"({query}) AS subselect")
+def _rows(con: duckdb.DuckDBPyConnection, sql: str) -> list[dict]:
     cursor = con.execute(f"SELECT * FROM ({sql}) LIMIT {SAMPLE_SIZE}")
     names = [d[0] for d in cursor.description]
-    samples = [
+    return [
         {n: (v if isinstance(v, int | float | str) or v is None else str(v)) for n, v in zip(names, row, strict=True)}
         for row in cursor.fetchall()
     ]
-    return ExpectationOutcome(**{**outcome.__dict__, "samples": samples})
+
+
+def _with_row_samples(con, outcome: ExpectationOutcome, config, suite: Suite, query: str) -> ExpectationOutcome:
+    """GX's summary of an unexpected-rows expectation has the count only: add a few of the rows. A
+    profile's count names the failing months; their rows that break the rule are read then, and
+    only then."""
+    if outcome.success or outcome.samples or outcome.error or config.type != "unexpected_rows_expectation":
+        return outcome
+    sql = config.kwargs["unexpected_rows_query"].replace("{batch}", f"({query}) AS subselect")
+    if not (shown := config.meta.get("rows_query")):
+        return ExpectationOutcome(**{**outcome.__dict__, "samples": _rows(con, sql)})
+    failing = con.execute(f"SELECT month, unexpected_rows FROM ({sql})").fetchall()
+    months = ", ".join(f"DATE '{parse_month(month).isoformat()}'" for month, _ in failing)
+    rows = f"SELECT * FROM {suite.table} WHERE {suite.month_column} IN ({months})"
+    return ExpectationOutcome(
+        **{
+            **outcome.__dict__,
+            "unexpected_count": sum(n for _, n in failing),
+            "observed": sum(n for _, n in failing),
+            "samples": _rows(con, shown.replace("{batch}", f"({rows})")),
+        }
+    )
 
 
 def docs_index(quality_dir: Path) -> Path:

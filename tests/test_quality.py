@@ -38,6 +38,25 @@ def test_gx_still_needs_and_takes_the_duckdb_connection_patch():
     assert engine._dialect_requires_persisted_connection(connection_string="duckdb:///x.duckdb")
 
 
+def test_data_docs_templates_are_compiled_once_per_process():
+    """GX renders every validation's page through a new Jinja environment; each is given the
+    process's bytecode cache, so a template is compiled once. Fails if a GX upgrade moves the view."""
+    from great_expectations.render.view.view import DefaultJinjaView
+
+    from valuetier.quality import data_docs
+
+    data_docs.compile_templates_once()
+    data_docs.compile_templates_once()  # idempotent
+    first, second = DefaultJinjaView(), DefaultJinjaView()
+    assert first.env is not second.env and first.env.bytecode_cache is second.env.bytecode_cache
+    first.env.get_template("page.j2")
+    compiled = dict(data_docs._compiled.cache.code)
+    assert compiled, "the first environment compiled no template into the cache"
+    reused = data_docs._compiled.cache.reused
+    second.env.get_template("page.j2")
+    assert data_docs._compiled.cache.code == compiled and data_docs._compiled.cache.reused > reused
+
+
 def test_every_checked_table_has_one_reviewable_suite(tmp_path):
     suites = {s.table: s for s in all_suites()}
     expected = {f"raw.{name}" for name in SOURCES} | {

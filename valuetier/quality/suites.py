@@ -31,7 +31,7 @@ from valuetier.core.settings import REPO_ROOT, DuckDBLimits
 from valuetier.core.tables import PROFILES_TABLE, QUARANTINE_TABLE
 from valuetier.core.warehouse import connect, quarantine_by_month
 from valuetier.quality.acceptance import ACCEPTABLE_PREFIXES, accept_command, accepted_months, is_learned
-from valuetier.quality.data_docs import localise
+from valuetier.quality.data_docs import compile_templates_once, localise
 from valuetier.quality.profiles import ROWS, Measure, columns_rule, row_rule, unprofiled_months, write_profiles
 
 EXPECTATIONS_DIR = REPO_ROOT / "expectations"
@@ -499,6 +499,7 @@ def _gx_context(quality_dir: Path):
     from great_expectations.data_context.types.base import ProgressBarsConfig
 
     _persist_duckdb_connections()
+    compile_templates_once()
     context = gx.get_context(mode="file", project_root_dir=str(quality_dir))
     context.variables.progress_bars = ProgressBarsConfig(globally=False)
     if context.config.analytics_enabled is not False:

@@ -79,3 +79,26 @@ def test_indicators_and_rule_tiers_do_not_depend_on_duckdbs_threads(tmp_path, mo
     assert all(types[c].startswith("DECIMAL") for c in MONEY_COLUMNS), types
     for table in ("marts.customer_indicators_monthly", "marts.customer_tiers_rfm"):
         assert fingerprint(one, table) == fingerprint(two, table), table
+
+
+def test_month_profiles_do_not_depend_on_duckdbs_threads(tmp_path):
+    """A month's profile is stored and compared across runs: its statistics (the geometric mean's
+    sum of logs among them) are the same whatever the threads that computed them."""
+    from valuetier.quality.suites import all_suites, profile_months
+
+    path = tmp_path / "bank.duckdb"
+    build_raw_bank(path)
+    suite = next(s for s in all_suites() if s.table == "raw.transactions")
+    profiles = []
+    for threads in (1, 2):
+        with duckdb.connect(str(path), config={"threads": str(threads)}) as con:
+            delivered = con.execute("SELECT DISTINCT strftime(_delivery_month, '%Y-%m') FROM raw.transactions")
+            months = sorted(m for (m,) in delivered.fetchall())
+            profile_months(con, suite, months)
+        profiles.append(fingerprint(path, "raw_quality.month_profiles"))
+    assert profiles[0] == profiles[1]
+    with duckdb.connect(str(path), read_only=True) as con:
+        means = con.execute(
+            "SELECT count(*), count(DISTINCT month) FROM raw_quality.month_profiles WHERE statistic = 'geomean:amount'"
+        ).fetchone()
+    assert means == (MONTHS, MONTHS)

@@ -251,9 +251,11 @@ def _unexpected_rows(name: str, description: str, sql: str, severity: str, **met
 
 def _distribution_statistics(spec: dict) -> dict[str, str]:
     # The geometric mean of the magnitudes: a unit change moves it as far as the mean, and one very
-    # large balance or amount (a heavy tail) does not.
+    # large balance or amount (a heavy tail) does not. Its logs are summed as decimals, exactly: a
+    # float sum depends on the order DuckDB's threads add in, and a month's profile is stored.
     column = spec["column"]
-    return {"geomean": f"exp(avg(ln(1 + abs({column}))))"} | {
+    logs = f"CAST(ln(1 + abs({column})) AS DECIMAL(38, 18))"
+    return {"geomean": f"exp(CAST(sum({logs}) AS DOUBLE) / count({column}))"} | {
         f"p{round(q * 100)}": f"quantile_cont({column}, {q})" for q in spec.get("quantiles", [])
     }
 

@@ -48,10 +48,14 @@ def ingestion_metadata(results: list[LoadResult], mapping: Mapping) -> dict:
     }
 
 
+# The suites checked on month profiles, by the raw table they check: a month's profile is written in
+# the transaction that loads it (valuetier.quality.profiles).
+PROFILED_SUITES = {suite.table: suite for suite in all_suites() if suite.profiled}
+
+
 def build_ingestion_asset(source: Source) -> dg.AssetsDefinition:
-    # The month's quality profile is written in the transaction that loads it (valuetier.quality.profiles).
-    [suite] = [s for s in all_suites() if s.table == f"raw.{source.name}"] or [None]
-    profile = (lambda con, month: profile_months(con, suite, [month])) if suite and suite.profiled else None
+    suite = PROFILED_SUITES.get(f"raw.{source.name}")
+    profile = (lambda con, month: profile_months(con, suite, [month])) if suite else None
 
     @monthly_asset(
         key=raw_key(source.name),

@@ -311,8 +311,9 @@ ORDER BY 1""",
     return expanded
 
 
-def _freshness(meta: dict) -> tuple[str, str] | None:
-    """(description, predicate of a row whose date is not in its delivery's month)."""
+def _freshness(meta: dict) -> tuple[str, str, str] | None:
+    """(description, predicate of a row whose date is not in its delivery's month, the SELECT of
+    such rows from {batch})."""
     freshness, month_column = meta.get("checks", {}).get("freshness"), meta["month_column"]
     if not freshness:
         return None
@@ -322,9 +323,10 @@ def _freshness(meta: dict) -> tuple[str, str] | None:
         if freshness.get("month_end")
         else f"date_trunc('month', {column}) <> {month_column}"
     )
-    return f"{column} falls in the month of the delivery" + (
+    description = f"{column} falls in the month of the delivery" + (
         " (its last day)" if freshness.get("month_end") else ""
-    ), wrong_month
+    )
+    return description, wrong_month, f"SELECT {', '.join(meta['key'])}, {column} FROM {{batch}} WHERE {wrong_month}"
 
 
 def _references(meta: dict) -> list[tuple[dict, str, str]]:
@@ -349,19 +351,12 @@ def _references(meta: dict) -> list[tuple[dict, str, str]]:
 
 def expand_table_checks(meta: dict) -> list[dict]:
     """The table-level checks of a suite checked on its table's rows."""
-    table, key = meta["table"], meta["key"]
-    expanded = _learned_checks(meta, _TableStatistics(table, meta["month_column"]))
+    expanded = _learned_checks(meta, _TableStatistics(meta["table"], meta["month_column"]))
     if freshness := _freshness(meta):
-        description, wrong_month = freshness
-        column = meta["checks"]["freshness"]["column"]
+        description, _, shown = freshness
+        spec = meta["checks"]["freshness"]
         expanded.append(
-            _unexpected_rows(
-                "freshness",
-                description,
-                f"SELECT {', '.join(key)}, {column} FROM {{batch}} WHERE {wrong_month}",
-                meta["checks"]["freshness"].get("severity", "error"),
-                column=column,
-            )
+            _unexpected_rows("freshness", description, shown, spec.get("severity", "error"), column=spec["column"])
         )
     for ref, description, sql in _references(meta):
         check, severity = f"references:{ref['column']}", ref.get("severity", "error")
@@ -413,11 +408,10 @@ def profiled_expectations(name: str, meta: dict, expectations: tuple[dict, ...])
             measures.append(Measure(f"{statistic}:{spec['column']}", aggregate=expression))
     checked += _learned_checks(meta, statistics)
     if freshness := _freshness(meta):
-        description, wrong_month = freshness
-        column = meta["checks"]["freshness"]["column"]
-        shown = f"SELECT {', '.join(key)}, {column} FROM {{batch}} WHERE {wrong_month}"
-        severity = meta["checks"]["freshness"].get("severity", "error")
-        count("freshness", column, description, severity, Measure("freshness", f"count_if({wrong_month})", shown))
+        description, wrong_month, shown = freshness
+        spec = meta["checks"]["freshness"]
+        measure = Measure("freshness", f"count_if({wrong_month})", shown)
+        count("freshness", spec["column"], description, spec.get("severity", "error"), measure)
     for ref, description, sql in _references(meta):
         check = f"references:{ref['column']}"
         count(check, ref["column"], description, ref.get("severity", "error"), Measure(check, rows_query=sql))

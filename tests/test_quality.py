@@ -184,6 +184,47 @@ def test_failed_expectations_name_observed_values_and_sample_keys(pipeline_run, 
     assert result.docs_index.exists()
 
 
+def test_a_warm_process_validates_without_gx_set_up_and_the_index_lists_every_validation(pipeline_run, tmp_path):
+    """Validations after the first in a process write no GX configuration (no great_expectations.yml,
+    suite, validation definition or checkpoint file) and read each stored result once; the Data
+    Docs index still lists every validation, and a new quality directory gets a context of its own."""
+    import re
+
+    from valuetier.quality import suites as quality
+
+    month = pipeline_run["months"][-1]
+    copy = tmp_path / "warehouse.duckdb"
+    shutil.copy(WAREHOUSE, copy)
+    checked = [s for s in all_suites() if s.table in ("raw.transactions", "raw.customers", "staging.stg_accounts")]
+    directory = tmp_path / "quality"
+    quality.validate(copy, directory, checked[0], month, month)
+    config = directory / "gx" / "great_expectations.yml"
+    written = {p: p.stat().st_mtime_ns for p in (directory / "gx").rglob("*") if p.is_file()}
+    context = quality._gx_contexts(directory).results
+    store_reads = []
+    read = context.validation_results_store.get
+    context.validation_results_store.get = lambda key: store_reads.append(key) or read(key)
+    try:
+        for suite in checked * 2:
+            assert quality.validate(copy, directory, suite, month, month).passed
+    finally:
+        del context.validation_results_store.get
+    stored = sorted((directory / "gx" / "uncommitted" / "validations").rglob("*.json"))
+    assert len(stored) == 1 + 2 * len(checked)
+    # Each index build lists every stored result; none is read again: only each new one, for its page.
+    assert len(store_reads) == len(set(map(str, store_reads))) == 2 * len(checked)
+    configuration = {p: t for p, t in written.items() if not {"data_docs", "validations"} & set(p.parts)}
+    assert config in configuration
+    assert {p: p.stat().st_mtime_ns for p in configuration} == configuration
+    assert not [*(directory / "gx").glob("checkpoints/*"), *(directory / "gx").glob("validation_definitions/*")]
+    index = quality.docs_index(directory).read_text()
+    assert len(set(re.findall(r"validations/[^\"]+?\.html", index))) == len(stored)
+    # A quality directory replaced under the process is opened again, not written through a stale context.
+    shutil.rmtree(directory)
+    assert quality.validate(copy, directory, checked[1], month, month).passed and config.exists()
+    assert len(list((directory / "gx" / "uncommitted" / "validations").rglob("*.json"))) == 1
+
+
 def test_a_learned_check_warns_on_a_first_load_blocks_a_monthly_run_and_can_be_accepted(pipeline_run, tmp_path):
     """A month whose transactions volume falls by four fifths: while the whole history is first
     loaded the volume check only warns; run alone, as a regular month, it blocks; once an operator

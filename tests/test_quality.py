@@ -189,6 +189,8 @@ def test_a_warm_process_validates_without_gx_set_up_and_the_index_lists_every_va
     suite, validation definition or checkpoint file) and read each stored result once; the Data
     Docs index still lists every validation, and a new quality directory gets a context of its own."""
     import re
+    import subprocess
+    import sys
 
     from valuetier.quality import suites as quality
 
@@ -219,6 +221,17 @@ def test_a_warm_process_validates_without_gx_set_up_and_the_index_lists_every_va
     assert not [*(directory / "gx").glob("checkpoints/*"), *(directory / "gx").glob("validation_definitions/*")]
     index = quality.docs_index(directory).read_text()
     assert len(set(re.findall(r"validations/[^\"]+?\.html", index))) == len(stored)
+    # The index the process kept its listing for is the one GX builds from the stored files alone.
+    rebuild = (
+        "import sys, great_expectations as gx; from pathlib import Path;"
+        "from valuetier.quality.data_docs import compile_templates_once, localise; compile_templates_once();"
+        "c = gx.get_context(mode='file', project_root_dir=sys.argv[1]);"
+        "c.build_data_docs(resource_identifiers=[max(c.validation_results_store.list_keys(), "
+        "key=lambda k: k.run_id.run_time)]); localise(Path(sys.argv[2]), since=0)"
+    )
+    site = quality.docs_index(directory).parent
+    subprocess.run([sys.executable, "-c", rebuild, str(directory), str(site)], check=True, capture_output=True)
+    assert quality.docs_index(directory).read_text() == index
     # A quality directory replaced under the process is opened again, not written through a stale context.
     shutil.rmtree(directory)
     assert quality.validate(copy, directory, checked[1], month, month).passed and config.exists()

@@ -544,10 +544,13 @@ def _gx_contexts(quality_dir: Path) -> _Contexts:
 class _StoredResults:
     """The Data Docs index reads every stored validation result again each time it is built, to
     list it: a cost that grows with every run. A stored result never changes (its key holds its run
-    time), so the process keeps what it has read or stored: a run's later checks read none again."""
+    time), so the process keeps what the index lists of each (the result as stored, without its
+    expectations' results: a few kilobytes) once read or stored: a run's later checks read none
+    again. The context is this module's own; the index is the only reader of this method."""
 
     def __init__(self, context) -> None:
         self._read = context.get_validation_result
+        self._store = context.validation_results_store
         self._known: dict[tuple, Any] = {}
         context.get_validation_result = self.get
 
@@ -557,7 +560,8 @@ class _StoredResults:
         return (suite_name, run_id.to_tuple() if hasattr(run_id, "to_tuple") else str(run_id), str(batch_identifier))
 
     def remember(self, key, result) -> None:
-        self._known[self._key(key.expectation_suite_identifier.name, key.run_id, key.batch_identifier)] = result
+        name = key.expectation_suite_identifier.name
+        self._known[self._key(name, key.run_id, key.batch_identifier)] = self._listed(result)
 
     def get(self, expectation_suite_name, run_id=None, batch_identifier=None, failed_only=False, **kwargs):
         from great_expectations.core import ExpectationSuiteValidationResult
@@ -569,8 +573,24 @@ class _StoredResults:
             result = self._read(expectation_suite_name, run_id, batch_identifier, **kwargs)
             if not isinstance(result, ExpectationSuiteValidationResult):
                 return result  # none stored under that key
-            self._known[key] = result
+            self._known[key] = self._listed(result)
         return self._known[key]
+
+    def _listed(self, result):
+        """The result as the store reads it back (its serialised form orders the meta's keys), without
+        its expectations' results."""
+        from great_expectations.core import ExpectationSuiteValidationResult
+
+        listed = ExpectationSuiteValidationResult(
+            success=result.success,
+            results=[],
+            suite_name=result.suite_name,
+            suite_parameters=result.suite_parameters,
+            statistics=result.statistics,
+            meta=result.meta,
+            batch_id=result.batch_id,
+        )
+        return self._store.deserialize(self._store.serialize(listed))
 
 
 def _config_stamp(config: Path) -> tuple:

@@ -236,6 +236,7 @@ def test_a_warm_process_validates_without_gx_set_up_and_the_index_lists_every_va
     shutil.rmtree(directory)
     assert quality.validate(copy, directory, checked[1], month, month).passed and config.exists()
     assert len(list((directory / "gx" / "uncommitted" / "validations").rglob("*.json"))) == 1
+    assert quality._gx_contexts(directory).results is not context
 
 
 def test_a_learned_check_warns_on_a_first_load_blocks_a_monthly_run_and_can_be_accepted(pipeline_run, tmp_path):

@@ -507,7 +507,7 @@ class _Contexts:
     stored: _StoredResults  # the results' validation results, read once in the process
 
 
-_contexts: dict[tuple, _Contexts] = {}
+_contexts: dict[Path, tuple[tuple, _Contexts]] = {}  # quality folder -> (its configuration's stamp, contexts)
 
 
 def _gx_contexts(quality_dir: Path) -> _Contexts:
@@ -522,8 +522,8 @@ def _gx_contexts(quality_dir: Path) -> _Contexts:
     _persist_duckdb_connections()
     compile_templates_once()
     config = quality_dir / "gx" / "great_expectations.yml"
-    known = _contexts.get(_config_stamp(config))
-    if known is not None:
+    stamp, known = _contexts.get(quality_dir.resolve(), (None, None))
+    if known is not None and stamp == _config_stamp(config):
         return known
     results = gx.get_context(mode="file", project_root_dir=str(quality_dir))
     if results.config.analytics_enabled is not False:
@@ -537,7 +537,7 @@ def _gx_contexts(quality_dir: Path) -> _Contexts:
         ),
     )
     contexts = _Contexts(results=results, queries=queries, stored=_StoredResults(results))
-    _contexts[_config_stamp(config)] = contexts
+    _contexts[quality_dir.resolve()] = (_config_stamp(config), contexts)  # one a folder: a replaced one's goes
     return contexts
 
 
@@ -598,8 +598,8 @@ def _config_stamp(config: Path) -> tuple:
     try:
         stat = config.stat()
     except FileNotFoundError:
-        return (str(config.resolve()), None)
-    return (str(config.resolve()), stat.st_ino, stat.st_mtime_ns, stat.st_size)
+        return ()
+    return (stat.st_ino, stat.st_mtime_ns, stat.st_size)
 
 
 def _release(datasource) -> None:

@@ -460,6 +460,42 @@ def test_a_monthly_runs_dbt_tests_read_only_its_months(pipeline_run, tmp_path):
     )
 
 
+def test_a_data_tests_month_column_is_read_from_the_manifest_as_the_warehouse_has_it(pipeline_run):
+    """Which column a test's month window filters (macros/tests_in_run_months.sql) is taken from the
+    tested table's documented columns without asking the database: for every model a data test
+    reads, the documented columns name the month column the built table has, or the table has none
+    (then the macro asks the database, as it does for the raw sources, whose columns are not
+    documented)."""
+    manifest = json.loads((Path(__file__).resolve().parent.parent / "dbt_project/target/manifest.json").read_text())
+    tested = {
+        unique_id
+        for node in manifest["nodes"].values()
+        if node["resource_type"] == "test"
+        for unique_id in node["depends_on"]["nodes"]
+        if unique_id.startswith("model.")
+    }
+    candidates = ("month_start", "delivery_month", "_delivery_month")
+
+    def month_column(columns) -> str | None:
+        names = {name.lower() for name in columns}
+        return next((c for c in candidates if c in names), None)
+
+    with duckdb.connect(str(WAREHOUSE), read_only=True) as con:
+        built = {
+            unique_id: month_column(
+                name
+                for (name,) in con.execute(
+                    "SELECT column_name FROM information_schema.columns WHERE table_schema = ? AND table_name = ?",
+                    [manifest["nodes"][unique_id]["schema"], manifest["nodes"][unique_id]["alias"]],
+                ).fetchall()
+            )
+            for unique_id in tested
+        }
+    documented = {unique_id: month_column(manifest["nodes"][unique_id]["columns"]) for unique_id in tested}
+    assert len(tested) > 30 and sum(1 for column in built.values() if column) > 25
+    assert documented == built
+
+
 def test_the_pandas_baseline_computes_the_mart_s_indicators(pipeline_run):
     """The benchmark's pandas baseline (bench/pandas_indicators.py) is a fair comparison only if it
     computes the same columns under the same rules: for the last month it agrees with the mart on

@@ -25,6 +25,14 @@ from dagster_dbt import (
     dbt_assets,
 )
 
+from orchestration.dbt_checks import (
+    TableChecks,
+    TestOutcomes,
+    asset_events,
+    refuse_a_check_apart_from_its_table,
+    reported_checks,
+    table_checks,
+)
 from orchestration.flow import flow_metadata
 from orchestration.partitions import WAREHOUSE_POOL, month_partitions, single_run
 from orchestration.resources import DBT_PROJECT_DIR, ValueTierSettings, WarehouseResource, dbt_cli
@@ -52,19 +60,34 @@ def dbt_project() -> DbtProject:
 class ValueTierTranslator(DagsterDbtTranslator):
     """Models are grouped by their folder (staging, intermediate, marts, evaluation), but for the
     evaluation's own intermediates (intermediate/evaluation), which are grouped with the evaluation
-    that builds them after the tiers (a rescore rebuilds the group). The tests on
-    dbt sources (the raw tables, the tiers the scoring asset writes) are asset checks on those
-    assets, as the tests on models are: otherwise dagster-dbt logs each as an observation with a
-    warning of several lines, every run (dagster issue #33986)."""
+    that builds them after the tiers (a rescore rebuilds the group). A tested table's data tests are
+    one asset check on it (orchestration/dbt_checks.py), the tests on dbt sources (the raw tables)
+    too: otherwise dagster-dbt logs each as an observation with a warning of several lines, every
+    run (dagster issue #33986)."""
 
     def __init__(self):
         super().__init__(settings=DagsterDbtTranslatorSettings(enable_source_tests_as_checks=True))
+        self._table_checks: dict[str, TableChecks] = {}  # by the manifest's dbt invocation
 
     def get_asset_check_spec(self, asset_spec, manifest, unique_id, project):
+        """A tested table's one `dbt_tests` check (orchestration/dbt_checks.py), for each of its tests."""
+        checks = self.table_checks(manifest, project)
+        key = checks.check_of_test.get(unique_id)
+        return checks.specs[key.asset_key] if key is not None and key.asset_key == asset_spec.key else None
+
+    def table_checks(self, manifest, project) -> TableChecks:
+        parsed = manifest["metadata"]["invocation_id"]
+        if parsed not in self._table_checks:
+            self._table_checks[parsed] = table_checks(
+                self, lambda key, test: self._spec_of_test(key, manifest, test, project), manifest, project
+            )
+        return self._table_checks[parsed]
+
+    def _spec_of_test(self, key, manifest, unique_id, project):
         test = manifest["nodes"].get(unique_id, {})
         if test.get("depends_on", {}).get("nodes") == [TIERS_SOURCE_ID]:
             return None  # excluded from Dagster's builds (TIERS_SOURCE_TESTS)
-        return super().get_asset_check_spec(asset_spec, manifest, unique_id, project)
+        return super().get_asset_check_spec(dg.AssetSpec(key), manifest, unique_id, project)
 
     def get_group_name(self, dbt_resource_props: Mapping[str, Any]) -> str | None:
         if dbt_resource_props["resource_type"] == "model":
@@ -115,6 +138,7 @@ def dbt_build(context: dg.AssetExecutionContext, dbt: DbtCliResource) -> Iterato
     afterwards the invocation's parse state is kept for the next (keep_partial_parse)."""
     window = context.partition_key_range
     context.log.info(f"dbt build for months {window.start}..{window.end}")
+    refuse_a_check_apart_from_its_table(context)
     names = dbt_month_window(window.start, window.end)
     before = {name: os.environ.get(name) for name in names}
     os.environ.update(names)
@@ -145,14 +169,18 @@ def build_holding_events(
         share_sources(context, current, warehouse)
     try:
         with dbt_build(context, dbt) as invocation:
+            translator = invocation.dagster_dbt_translator
+            outcomes = TestOutcomes(translator.table_checks(invocation.manifest, invocation.project))
             try:
-                for event in invocation.stream():
+                for event in asset_events(invocation, outcomes):
                     held.append(event)
                     if len(held) == 1:
                         valuetier.pause("dbt build")  # dbt's first model built, the rest still building
             except Exception:
-                yield from held  # what dbt did build stays recorded
+                yield from held  # what dbt did build and test stays recorded
+                yield from outcomes.check_results(reported_checks(context))
                 raise
+            held.extend(outcomes.check_results(reported_checks(context)))
     finally:
         if exchanging:
             read_back_models(context, current, warehouse)

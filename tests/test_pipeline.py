@@ -496,6 +496,52 @@ def test_a_data_tests_month_column_is_read_from_the_manifest_as_the_warehouse_ha
     assert documented == built
 
 
+def test_a_failed_dbt_test_fails_its_table_s_one_check_and_names_the_test(pipeline_run):
+    """A tested table's dbt data tests are one Dagster check (orchestration/dbt_checks.py): a row
+    breaking one test fails that table's check with the test named, blocks the run, and leaves the
+    other tables' checks passed; one check per tested table, not one per test."""
+    from dagster._core.storage.tags import ASSET_PARTITION_RANGE_END_TAG, ASSET_PARTITION_RANGE_START_TAG
+
+    from orchestration.dbt import dbt_asset_definitions
+    from orchestration.definitions import defs
+
+    month = pipeline_run["months"][-1]
+    models = dbt_asset_definitions()[0]
+    job = defs().resolve_job_def("build_months")
+    tags = {ASSET_PARTITION_RANGE_START_TAG: month, ASSET_PARTITION_RANGE_END_TAG: month}
+    planted = "planted-out-of-range-score"
+
+    def build_models(instance):
+        return job.execute_in_process(
+            instance=instance, tags=tags, asset_selection=list(models.keys), raise_on_error=False
+        )
+
+    with duckdb.connect(str(WAREHOUSE)) as con:
+        con.execute(
+            f"INSERT INTO raw.nps_responses SELECT * REPLACE ('{planted}' AS response_id, 11 AS score) "
+            f"FROM raw.nps_responses WHERE _delivery_month = DATE '{month}-01' LIMIT 1"
+        )
+    try:
+        with dg.DagsterInstance.get() as instance:
+            failed = build_models(instance)
+        evaluations = failed.get_asset_check_evaluations()
+        assert not failed.success
+        assert {e.check_name for e in evaluations} == {"dbt_tests"}
+        by_table = {e.asset_key.to_user_string(): e for e in evaluations}
+        assert len(by_table) == len(evaluations) > 10
+        check = by_table["staging/stg_nps_responses"]
+        assert not check.passed and check.severity == dg.AssetCheckSeverity.ERROR
+        [test] = check.metadata["failed_tests"].value
+        assert test["test"].startswith("accepted_range_stg_nps_responses_score") and test["failing_rows"] == 1
+        assert check.metadata["tests_run"].value > 1
+        assert all(e.passed for key, e in by_table.items() if key != "staging/stg_nps_responses")
+    finally:
+        with duckdb.connect(str(WAREHOUSE)) as con:
+            con.execute(f"DELETE FROM raw.nps_responses WHERE response_id = '{planted}'")
+        with dg.DagsterInstance.get() as instance:
+            assert build_models(instance).success
+
+
 def test_the_pandas_baseline_computes_the_mart_s_indicators(pipeline_run):
     """The benchmark's pandas baseline (bench/pandas_indicators.py) is a fair comparison only if it
     computes the same columns under the same rules: for the last month it agrees with the mart on

@@ -20,9 +20,10 @@ from typing import Any
 import dagster as dg
 from dagster_dbt import DagsterDbtTranslator, DbtCliInvocation, DbtProject
 
+# The metadata key dagster-dbt reads a check's dbt node from, when it selects a partial run's tests.
+from dagster_dbt.asset_utils import DAGSTER_DBT_UNIQUE_ID_METADATA_KEY as DBT_UNIQUE_ID
+
 CHECK_NAME = "dbt_tests"
-# dagster-dbt reads a check's dbt node from this metadata key (dagster_dbt.asset_utils).
-DBT_UNIQUE_ID = "dagster_dbt/unique_id"
 FAILED = ("fail", "error")
 
 

@@ -7,7 +7,7 @@ assets downstream of it in that run; failed warnings are recorded with WARN seve
 import dagster as dg
 
 from orchestration.partitions import WAREHOUSE_POOL, month_partitions
-from orchestration.resources import ValueTierSettings
+from orchestration.resources import DataDocsIndex, ValueTierSettings
 from valuetier.quality.suites import ExpectationOutcome, Suite, SuiteResult, all_suites, validate
 
 CHECK_NAME = "great_expectations"
@@ -28,7 +28,8 @@ def check_metadata(result: SuiteResult) -> dict:
             "failed_errors": dg.MetadataValue.int(len(result.errors)),
             "failed_warnings": dg.MetadataValue.int(len(result.warnings)),
             "failed_expectations": dg.MetadataValue.json(failed),
-            "data_docs": dg.MetadataValue.path(str(result.docs_index)),
+            "data_docs": dg.MetadataValue.path(str(result.docs_index)),  # built when the run ends
+            "validation_page": dg.MetadataValue.path(str(result.docs_page)),
             "seconds": dg.MetadataValue.float(round(result.seconds, 2)),
         }
     )
@@ -54,12 +55,21 @@ def build_expectation_check(suite: Suite) -> dg.AssetChecksDefinition:
         partitions_def=month_partitions,
         pool=WAREHOUSE_POOL,
     )
-    def _check(context: dg.AssetCheckExecutionContext, valuetier: ValueTierSettings) -> dg.AssetCheckResult:
+    def _check(
+        context: dg.AssetCheckExecutionContext, valuetier: ValueTierSettings, data_docs: DataDocsIndex
+    ) -> dg.AssetCheckResult:
         months = context.partition_key_range
         current = valuetier.current
         result = validate(
-            current.warehouse_path, current.quality_dir, suite, months.start, months.end, limits=current.duckdb
+            current.warehouse_path,
+            current.quality_dir,
+            suite,
+            months.start,
+            months.end,
+            limits=current.duckdb,
+            index=False,  # once, when the run ends
         )
+        data_docs.page_rendered(current.quality_dir)
         lines = [failure_line(suite, outcome) for outcome in result.errors + result.warnings]
         for line in lines:
             context.log.warning(line)

@@ -1,4 +1,5 @@
-"""Resources shared by every asset: the settings, the DuckDB warehouse and the dbt CLI.
+"""Resources shared by every asset: the settings, the DuckDB warehouse, the dbt CLI and the Data
+Docs index of the run's checks.
 
 Settings reach assets only as resources. `build_resources` is called when the definitions load
 (orchestration/definitions.py), not at import: each settings field is bound to the environment
@@ -24,6 +25,7 @@ from pydantic import Field, PrivateAttr
 from valuetier.core.leftovers import pause_point
 from valuetier.core.settings import DBT_PROJECT_DIR, Settings
 from valuetier.core.warehouse import connect
+from valuetier.quality.suites import build_docs_index
 
 
 def _variable(name: str, meaning: str) -> Field:
@@ -112,6 +114,28 @@ class DbtCli(DbtCliResource):
         return None
 
 
+class DataDocsIndex(dg.ConfigurableResource):
+    """The Great Expectations Data Docs index, built once when the run ends (after a failed run too).
+
+    Each check renders its own validation's page. The index lists every stored validation result, so
+    building it after each check cost more with every run kept: 13 builds a month, 0.2 s each at 143
+    stored results (measured). Dagster tears a resource down once per run with the in-process
+    executor, and once per step process with the multiprocess one."""
+
+    _due: set[Path] = PrivateAttr(default_factory=set)
+
+    def page_rendered(self, quality_dir: Path) -> None:
+        self._due.add(quality_dir)
+
+    def teardown_after_execution(self, context: dg.InitResourceContext) -> None:
+        for quality_dir in sorted(self._due):
+            try:
+                build_docs_index(quality_dir)
+            except Exception:  # the checks' results and pages are stored: the run's outcome stands
+                context.log.exception(f"the Data Docs index of {quality_dir} was not rebuilt")
+        self._due.clear()
+
+
 def dbt_cli() -> DbtCli:
     """dbt on the project. No target: the profile picks VALUETIER_DBT_TARGET, which the settings
     resource exports when a run starts (Settings.dbt_environment), as it does the warehouse."""
@@ -126,4 +150,9 @@ def dbt_cli() -> DbtCli:
 def build_resources() -> dict:
     """The resources of the definitions, bound to the environment variables that are set."""
     settings = ValueTierSettings.from_environment()
-    return {"valuetier": settings, "warehouse": WarehouseResource(settings=settings), "dbt": dbt_cli()}
+    return {
+        "valuetier": settings,
+        "warehouse": WarehouseResource(settings=settings),
+        "dbt": dbt_cli(),
+        "data_docs": DataDocsIndex(),
+    }

@@ -4,6 +4,7 @@ re-delivery replaces it cleanly."""
 
 import hashlib
 import shutil
+from pathlib import Path
 
 import dagster as dg
 import duckdb
@@ -98,6 +99,11 @@ def test_checks_ran_in_the_pipeline_and_passed_on_the_clean_bank(pipeline_run):
     assert transactions["months"].value == f"{pipeline_run['months'][0]}..{pipeline_run['months'][-1]}"
     docs = Settings.from_env().quality_dir / "gx" / "uncommitted" / "data_docs" / "local_site" / "index.html"
     assert docs.exists() and transactions["data_docs"].value == str(docs)
+    # Each check rendered its validation's page; the index, built once when each run ended, lists them all.
+    index = docs.read_text()
+    for table, evaluation in ours.items():
+        page = Path(evaluation.metadata["validation_page"].value)
+        assert page.exists() and page.relative_to(docs.parent).as_posix() in index, table
 
 
 def test_a_month_failing_an_error_expectation_stops_before_marts_and_a_corrected_redelivery_replaces_it(
@@ -237,6 +243,35 @@ def test_a_warm_process_validates_without_gx_set_up_and_the_index_lists_every_va
     assert quality.validate(copy, directory, checked[1], month, month).passed and config.exists()
     assert len(list((directory / "gx" / "uncommitted" / "validations").rglob("*.json"))) == 1
     assert quality._gx_contexts(directory).results is not context
+
+
+def test_validations_left_without_the_index_are_all_listed_by_one_index_build(pipeline_run, tmp_path):
+    """Validating suites in a row (a run's checks) renders each validation's page and leaves the Data
+    Docs index as it was; one build_docs_index afterwards lists every stored validation."""
+    import re
+
+    from valuetier.quality import suites as quality
+
+    month = pipeline_run["months"][-1]
+    copy = tmp_path / "warehouse.duckdb"
+    shutil.copy(WAREHOUSE, copy)
+    checked = [s for s in all_suites() if s.table in ("raw.transactions", "raw.customers", "staging.stg_accounts")]
+    directory = tmp_path / "quality"
+    first = quality.validate(copy, directory, checked[0], month, month)
+    index = quality.docs_index(directory)
+    assert first.docs_index == index and index.exists()
+    before = (index.read_text(), index.stat().st_mtime_ns)
+    pages = [quality.validate(copy, directory, s, month, month, index=False).docs_page for s in checked]
+    assert (index.read_text(), index.stat().st_mtime_ns) == before
+    site = index.parent
+    assert all(page.exists() and page.is_relative_to(site / "validations") for page in pages)
+    assert not [page for page in pages if page.relative_to(site).as_posix() in before[0]]
+
+    assert quality.build_docs_index(directory) == index
+    listed = set(re.findall(r"validations/[^\"]+?\.html", index.read_text()))
+    stored = list((directory / "gx" / "uncommitted" / "validations").rglob("*.json"))
+    assert {page.relative_to(site).as_posix() for page in [first.docs_page, *pages]} == listed
+    assert len(listed) == len(stored) == 1 + len(checked)
 
 
 def test_a_learned_check_warns_on_a_first_load_blocks_a_monthly_run_and_can_be_accepted(pipeline_run, tmp_path):

@@ -25,6 +25,7 @@ from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
+from urllib.parse import unquote, urlparse
 
 import duckdb
 
@@ -474,6 +475,7 @@ class SuiteResult:
     rows: int
     outcomes: list[ExpectationOutcome]
     docs_index: Path
+    docs_page: Path  # this validation's page of the Data Docs
     seconds: float
     quarantined: dict[str, dict[str, int]] = field(default_factory=dict)  # month -> reason -> rows (raw suites)
     accepted: list[dict] = field(default_factory=list)  # operator acceptances applied to the checked months
@@ -614,8 +616,9 @@ def _release(datasource) -> None:
     datasource.get_engine().dispose()
 
 
-def _store_and_render(contexts: _Contexts, quality_dir: Path, suite: Suite, validation) -> None:
-    """Store the validation result as a checkpoint would, and render its page and the index."""
+def _store_and_render(contexts: _Contexts, quality_dir: Path, suite: Suite, validation, index: bool) -> Path:
+    """Store the validation result as a checkpoint would, render its page, and the index if
+    `index`; the page's path."""
     from great_expectations.core.run_identifier import RunIdentifier
     from great_expectations.data_context.types.resource_identifiers import (
         ExpectationSuiteIdentifier,
@@ -631,11 +634,27 @@ def _store_and_render(contexts: _Contexts, quality_dir: Path, suite: Suite, vali
     )
     contexts.results.validation_results_store.set(key, validation)
     contexts.stored.remember(key, validation)
-    # This validation's page and the index only: a full build re-renders every stored result,
-    # a cost that grows with every run.
+    # This validation's page only (a full build re-renders every stored result, a cost that grows
+    # with every run), and the index if asked.
     rendered = time.time()
-    contexts.results.build_data_docs(resource_identifiers=[key])
+    contexts.results.build_data_docs(resource_identifiers=[key], build_index=index)
     localise(docs_index(quality_dir).parent, since=rendered - 1)  # served offline (valuetier.quality.data_docs)
+    (site,) = contexts.results.get_docs_sites_urls(resource_identifier=key, only_if_exists=False)
+    return Path(unquote(urlparse(site["site_url"]).path))
+
+
+def build_docs_index(quality_dir: Path) -> Path:
+    """Build the Data Docs index of `quality_dir`: it lists every stored validation result (what
+    `validate(..., index=False)` leaves to its caller, once for many validations). The index's path."""
+    contexts = _gx_contexts(quality_dir)
+    keys = contexts.results.validation_results_store.list_keys()
+    if keys:
+        # The index is built with a page: the latest result's, rendered again as it was.
+        rendered = time.time()
+        latest = max(keys, key=lambda k: k.run_id.run_time)
+        contexts.results.build_data_docs(resource_identifiers=[latest], build_index=True)
+        localise(docs_index(quality_dir).parent, since=rendered - 1)
+    return docs_index(quality_dir)
 
 
 def _exception_message(info) -> str | None:
@@ -744,9 +763,13 @@ def validate(
     first_month: str,
     last_month: str,
     limits: DuckDBLimits | None = None,
+    index: bool = True,
 ) -> SuiteResult:
     """Validate the months first..last of the suite's table; results go to the Data Docs. `limits`:
-    the settings' (default: read from this process's environment)."""
+    the settings' (default: read from this process's environment). `index`: build the Data Docs
+    index too; a caller validating many suites in a row passes False and calls build_docs_index once
+    after them (the index lists every stored result: building it after each validation costs more
+    with every run kept)."""
     import great_expectations as gx
 
     started = time.perf_counter()
@@ -774,7 +797,7 @@ def validate(
         )
     finally:
         _release(datasource)
-    _store_and_render(contexts, quality_dir, suite, validation)
+    page = _store_and_render(contexts, quality_dir, suite, validation, index)
     with connect(warehouse, read_only=True, limits=limits) as con:
         counted = (
             f"SELECT coalesce(sum(value), 0) FROM ({query}) WHERE statistic = '{ROWS}'"
@@ -797,6 +820,7 @@ def validate(
         rows=rows,
         outcomes=outcomes,
         docs_index=docs_index(quality_dir),
+        docs_page=page,
         seconds=time.perf_counter() - started,
         quarantined=quarantined,
         accepted=[

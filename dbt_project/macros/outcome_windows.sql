@@ -22,6 +22,15 @@
     {{ column }} between {{ first_evaluated_month() }} and cast('{{ run_end_month() }}' as date)
 {%- endmacro %}
 
+{#- True for the months an evaluation run reads the outcomes of: those after the first scored month
+    it rewrites, up to the longest window after its last. It follows from the join to the scored
+    months; said to the scan, it skips the row groups of the other months (a month's run then reads
+    the same rows after 12 months of history as after 36). -#}
+{% macro in_outcome_months(column) -%}
+    {{ column }} > {{ first_evaluated_month() }}
+        and {{ column }} <= {{ dbt.dateadd('month', longest_outcome_window() | int, "cast('" ~ run_end_month() ~ "' as date)") }}
+{%- endmacro %}
+
 {#- True for the months whose tier stability a run rewrites: those whose outcome window it extended
     (in_evaluated_months), and the two months after its last, whose changes and flips look back
     to the months it rescored. -#}

@@ -49,6 +49,7 @@ activity_after as (
     from scored as s
     inner join {{ ref('int_transactions_by_customer_month') }} as x
         on x.customer_id = s.customer_id
+        and {{ in_outcome_months('x.month_start') }}
     inner join months as m
         on m.month_start = x.month_start
         and m.month_index between s.month_index + 1 and s.month_index + {{ longest }}
@@ -80,6 +81,7 @@ liveness as (
     from scored as s
     inner join {{ ref('customer_indicators_monthly') }} as i
         on i.customer_id = s.customer_id
+        and {{ in_outcome_months('i.month_start') }}
     inner join months as m
         on m.month_start = i.month_start
         and m.month_index between s.month_index + 1 and s.month_index + {{ longest }}

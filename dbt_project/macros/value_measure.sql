@@ -9,10 +9,12 @@
     {%- elif measure == 'revenue' -%}
         false
     {%- elif measure == 'auto' -%}
-        exists (
-            select 1 from {{ ref('int_transactions_by_customer_month') }} as margins
-            where margins.month_start <= {{ month_column }} and margins.profit_contribution <> 0
-        )
+        -- The first month with a margin, found once (uncorrelated): a correlated lookup per month
+        -- read the transactions once per month, a cost growing with the square of the history.
+        coalesce({{ month_column }} >= (
+            select min(margins.month_start) from {{ ref('int_transactions_by_customer_month') }} as margins
+            where margins.profit_contribution <> 0
+        ), false)
     {%- else -%}
         {{ exceptions.raise_compiler_error(
             "var value_measure must be profit, revenue or auto, not '" ~ measure ~ "'"

@@ -7,9 +7,11 @@
 -- a tier). Choosing among both groups keeps the control design: the chosen treated against the
 -- chosen controls measure what contacting the chosen brings. Conversion as int_ab_contact_outcomes
 -- measures it; null without an accounts delivery.
--- A table, built once a run: its tests and the mart each read it, where a view computed the whole
--- history again for every one of them (3.6 s of a new month's 15 s evaluation at 100,000 x 36).
-{{ config(materialized='table') }}
+-- Stored, not a view: its tests and the mart each read it, where a view computed the whole history
+-- again for every one of them (3.6 s of a new month's 15 s evaluation at 100,000 x 36). By month: a
+-- run rewrites the months it evaluates (a month's choices change until its outcome window closes),
+-- so a new month's cost does not grow with the history.
+{{ incremental_by_month() }}
 {% set k = var('outcome_months') %}
 {% set share = var('targeting_contact_share') %}
 
@@ -20,6 +22,7 @@ with selected as (
         treated is not null
         and value_tier != 'untiered'
         and months_after >= {{ k }}
+        and {{ in_evaluated_months('month_start') }}
 ),
 
 scored as (

@@ -4,6 +4,7 @@ fail and never see a mix of two publishes, and a publish that fails half-way lea
 import subprocess
 import sys
 import textwrap
+from datetime import date
 from pathlib import Path
 
 import duckdb
@@ -51,7 +52,8 @@ def test_a_publish_writes_what_changed_links_the_rest_and_is_read_only(tmp_path)
     write_warehouse(warehouse, MONTHS, 1)
     second = publish(warehouse, published, MONTHS[2:])
     assert second.months_written["marts.customer_tiers"] == MONTHS[2:]
-    assert second.months_written["evaluation.eval_tier_outcomes_monthly"] == MONTHS  # small: rewritten whole
+    # The evaluation's earlier months are unchanged here: linked, as the run's marts' are.
+    assert second.months_written["evaluation.eval_tier_outcomes_monthly"] == MONTHS[2:]
     assert second.rows == {m.name: 300 for m in PUBLISHED_MARTS}
     assert current_version(published).name == second.version
     january = "marts.customer_tiers/month=2025-01/data.parquet"
@@ -70,6 +72,44 @@ def test_a_publish_writes_what_changed_links_the_rest_and_is_read_only(tmp_path)
         con.execute("DELETE FROM marts.customer_tiers")
 
 
+def test_the_evaluation_months_a_run_revises_are_written_and_only_those(tmp_path):
+    warehouse, published = tmp_path / "w.duckdb", tmp_path / "published"
+    outcomes = "evaluation.eval_tier_outcomes_monthly"
+    write_warehouse(warehouse, MONTHS[:2], 1)
+    first = publish(warehouse, published, MONTHS[:2])
+    write_warehouse(warehouse, MONTHS, 1)
+    with duckdb.connect(str(warehouse)) as con:
+        # The run of March re-evaluates January (its outcome window closed), in one row of a hundred.
+        con.execute(f"UPDATE {outcomes} SET value = 5 WHERE month_start = DATE '2025-01-01' AND customer_id = 'c7'")
+    second = publish(warehouse, published, MONTHS[2:])
+    assert second.months_written[outcomes] == ["2025-01", "2025-03"]
+    assert second.months_written["evaluation.eval_retention_monthly"] == ["2025-03"]
+    with read_published(published) as con:
+        assert con.execute(
+            f"SELECT month_start, value FROM {outcomes} WHERE customer_id = 'c7' ORDER BY 1"
+        ).fetchall() == [(date(2025, 1, 1), 5), (date(2025, 2, 1), 1), (date(2025, 3, 1), 1)]
+    february = f"{outcomes}/month=2025-02/data.parquet"
+    assert (current_version(published) / february).stat().st_ino == (
+        published / "versions" / first.version / february
+    ).stat().st_ino
+    # A column the evaluation gains changes every month's rows, though no value of the old ones did.
+    with duckdb.connect(str(warehouse)) as con:
+        con.execute(f"ALTER TABLE {outcomes} ADD COLUMN note VARCHAR")
+    third = publish(warehouse, published, MONTHS[2:])
+    assert third.months_written[outcomes] == MONTHS
+    # A snapshot published before fingerprints were kept: every month of the evaluation is written once.
+    (published / "versions" / f"{third.version}.fingerprints.json").unlink()
+    fourth = publish(warehouse, published, MONTHS[2:])
+    assert fourth.months_written[outcomes] == MONTHS
+    # A snapshot's fingerprints sit beside its folder (`current` holds the marts alone) and are pruned with it.
+    fifth = publish(warehouse, published, MONTHS[2:])
+    kept = [second.version, third.version, fourth.version, fifth.version]
+    assert sorted(p.name for p in (published / "versions").iterdir()) == sorted(
+        kept + [f"{v}.fingerprints.json" for v in kept if v != third.version]
+    )
+    assert sorted(p.name for p in (published / "current").iterdir()) == sorted(m.name for m in PUBLISHED_MARTS)
+
+
 def test_a_publish_failing_between_two_marts_leaves_the_previous_one(tmp_path):
     warehouse, published = tmp_path / "w.duckdb", tmp_path / "published"
     write_warehouse(warehouse, MONTHS[:2], 1)
@@ -80,7 +120,11 @@ def test_a_publish_failing_between_two_marts_leaves_the_previous_one(tmp_path):
     with pytest.raises(duckdb.CatalogException, match="no_such_mart"):
         publish(warehouse, published, MONTHS, marts=broken)
     assert current_version(published).name == before.version
-    assert sorted(p.name for p in (published / "versions").iterdir()) == [before.version]
+    # The failed snapshot's folder and fingerprints are gone; the previous snapshot's stay.
+    assert sorted(p.name for p in (published / "versions").iterdir()) == [
+        before.version,
+        f"{before.version}.fingerprints.json",
+    ]
     assert [p.name for p in published.iterdir() if p.name.startswith(".")] == []
     assert snapshot(published) == {m.name: (200, 1, 1) for m in PUBLISHED_MARTS}
 

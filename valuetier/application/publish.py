@@ -4,18 +4,23 @@ marts while the pipeline writes the warehouse (which DuckDB locks for its one wr
 Layout of the published folder (Settings.published_dir):
 
     versions/000007/<mart>/month=YYYY-MM/data.parquet   one immutable snapshot per publish
+    versions/000007.fingerprints.json                   the revised marts' rows, fingerprinted by month
     current -> versions/000007                          the latest snapshot, for Parquet readers
     valuetier.duckdb                                    read-only: one view per mart over `current`'s files
 
 A publish writes a new snapshot (the months it changes, the other months hard-linked from the previous
-snapshot), then a new DuckDB file whose views list that snapshot's files, then swaps the file and the
-`current` link, each with one rename. A failure before the swap leaves the previous snapshot published
-and removes the half-written one. A reader sees the snapshot it opened, whole: a DuckDB connection
+snapshot; of the evaluation marts, whose earlier months a run revises, the months whose rows differ from
+the previous snapshot's, told apart by a fingerprint of each month's rows kept with the snapshot), then
+a new DuckDB file whose views list that snapshot's files, then swaps the file and the `current` link,
+each with one rename. A failure before the swap leaves the previous snapshot published and removes the
+half-written one. A reader sees the snapshot it opened, whole: a DuckDB connection
 keeps its file, whose views name files that stay until KEEP_VERSIONS later publishes.
 """
 
 from __future__ import annotations
 
+import hashlib
+import json
 import os
 import re
 import shutil
@@ -35,14 +40,18 @@ DUCKDB_FILE = "valuetier.duckdb"
 CURRENT = "current"
 VERSIONS = "versions"
 KEEP_VERSIONS = 3  # snapshots kept besides the current one, for readers that opened an earlier file
+FINGERPRINTS = ".fingerprints.json"  # beside a snapshot's folder: `current` holds the marts alone
 
 
 @dataclass(frozen=True)
 class Mart:
     schema: str
     table: str
-    # Small marts are rewritten whole on every publish: a month's run also re-evaluates earlier months.
-    rewrite_all: bool = False
+    # A month's run also re-evaluates earlier months (the evaluation: outcome windows close later), and
+    # may not yet have rows for its own. Each month is written only where its rows changed, found by
+    # comparing a fingerprint of the month's rows with the previous snapshot's: rewriting every month
+    # made publishing grow with the history (1.9 s after 12 months, 3.8 s after 36, at 100,000 customers).
+    revises_earlier_months: bool = False
     # A month without rows is legitimate (a quiet month has no alerts): published as no rows, not refused.
     may_lack_months: bool = False
 
@@ -56,7 +65,7 @@ PUBLISHED_MARTS = (
     Mart("marts", "customer_tiers"),
     Mart("marts", "customer_indicators_monthly"),
     *(
-        Mart("evaluation", table, rewrite_all=True)
+        Mart("evaluation", table, revises_earlier_months=True)
         for table in (
             "eval_tier_outcomes_monthly",
             "eval_retention_monthly",
@@ -134,11 +143,16 @@ def publish(
         con = duckdb.connect(str(staged_file), config=limits.config())
         try:
             con.execute(f"ATTACH '{warehouse}' AS warehouse (READ_ONLY)")
-            rows, written, new_files = {}, {}, []
+            rows, written, new_files, fingerprints = {}, {}, [], {}
+            earlier_fingerprints = _read_fingerprints(previous)
             for mart in marts:
-                files, written[mart.name] = _snapshot_mart(con, mart, months, previous, version_dir)
+                if mart.revises_earlier_months:
+                    fingerprints[mart.name] = _month_fingerprints(con, mart)
+                changed = _changed_months(mart, months, fingerprints, earlier_fingerprints)
+                files, written[mart.name] = _snapshot_mart(con, mart, months, changed, previous, version_dir)
                 rows[mart.name] = _create_view(con, mart, files)
                 new_files += [_month_file(version_dir, mart, month) for month in written[mart.name]]
+            new_files.append(_write_fingerprints(version_dir, fingerprints))
             con.execute("DETACH warehouse")
             con.execute("CHECKPOINT")
         finally:
@@ -156,6 +170,7 @@ def publish(
     except BaseException:
         staged_file.unlink(missing_ok=True)
         shutil.rmtree(version_dir, ignore_errors=True)
+        _fingerprints_file(version_dir).unlink(missing_ok=True)
         raise
     pruned = _prune(versions, keep=keep_versions, current=version_dir)
     return PublishResult(
@@ -175,7 +190,7 @@ def remove_abandoned(published_dir: Path, current: Path | None) -> list[Path]:
     left = abandoned(published_dir, rf"\.(?:{re.escape(DUCKDB_FILE)}|{re.escape(CURRENT)})\.(\d+)\.tmp")
     versions = published_dir / VERSIONS
     newest = int(current.name) if current is not None else 0
-    left += sorted(p for p in versions.iterdir() if p.name.isdigit() and int(p.name) > newest)
+    left += sorted(p for p in versions.iterdir() if _number(p) is not None and _number(p) > newest)
     for path in left:
         if path.is_dir() and not path.is_symlink():
             shutil.rmtree(path)
@@ -184,8 +199,62 @@ def remove_abandoned(published_dir: Path, current: Path | None) -> list[Path]:
     return left
 
 
+def _month_fingerprints(con: duckdb.DuckDBPyConnection, mart: Mart) -> dict[str, str]:
+    """Each month's row count and the sum of its rows' hashes, after the mart's column names and types:
+    equal for the same rows in any order (a month's file is written sorted, so the same rows make the
+    same file), different where a column or any value of any row differs, but for a 64-bit hash
+    collision. DuckDB's hash is the same in every process of one DuckDB version; an upgrade that
+    changes it only makes a publish rewrite every month once."""
+    described = con.execute(f"DESCRIBE warehouse.{mart.name}").fetchall()
+    columns = hashlib.sha256(",".join(f"{name} {kind}" for name, kind, *_ in described).encode()).hexdigest()[:16]
+    return {
+        _month_key(month): f"{columns}:{rows}:{total}"
+        for month, rows, total in con.execute(
+            f"SELECT month_start, count(*), sum(hash(*COLUMNS(*))) FROM warehouse.{mart.name} GROUP BY month_start"
+        ).fetchall()
+    }
+
+
+def _changed_months(
+    mart: Mart, months: list[str], fingerprints: dict[str, dict[str, str]], earlier: dict[str, dict[str, str]]
+) -> set[str]:
+    """The months this publish writes, where the previous snapshot has the month: the run's months, and
+    for a revised mart also each month whose fingerprint differs from the previous snapshot's (or that
+    the previous snapshot did not fingerprint)."""
+    if not mart.revises_earlier_months:
+        return set(months)
+    now, before = fingerprints[mart.name], earlier.get(mart.name, {})
+    return set(months) | {month for month, fingerprint in now.items() if before.get(month) != fingerprint}
+
+
+def _fingerprints_file(version_dir: Path) -> Path:
+    return version_dir.with_name(version_dir.name + FINGERPRINTS)
+
+
+def _number(path: Path) -> int | None:
+    """The snapshot a folder or fingerprints file of `versions` belongs to."""
+    number = path.name.removesuffix(FINGERPRINTS)
+    return int(number) if number.isdigit() else None
+
+
+def _read_fingerprints(version_dir: Path | None) -> dict[str, dict[str, str]]:
+    path = _fingerprints_file(version_dir) if version_dir is not None else None
+    return json.loads(path.read_text()) if path is not None and path.exists() else {}
+
+
+def _write_fingerprints(version_dir: Path, fingerprints: dict[str, dict[str, str]]) -> Path:
+    path = _fingerprints_file(version_dir)
+    path.write_text(json.dumps(fingerprints, indent=1, sort_keys=True) + "\n")
+    return path
+
+
 def _snapshot_mart(
-    con: duckdb.DuckDBPyConnection, mart: Mart, months: list[str], previous: Path | None, version_dir: Path
+    con: duckdb.DuckDBPyConnection,
+    mart: Mart,
+    months: list[str],
+    changed: set[str],
+    previous: Path | None,
+    version_dir: Path,
 ) -> tuple[list[Path], list[str]]:
     """The mart's month files in the new snapshot: written from the warehouse where this publish changes
     the month (or the previous snapshot lacks it), hard-linked from the previous snapshot elsewhere."""
@@ -196,14 +265,14 @@ def _snapshot_mart(
         ).fetchall()
     ]
     missing = sorted(set(months) - set(present))
-    if missing and not (mart.rewrite_all or mart.may_lack_months):
+    if missing and not (mart.revises_earlier_months or mart.may_lack_months):
         raise PublishError(f"{mart.name} has no rows for {', '.join(missing)}: nothing to publish for them")
     files, written = [], []
     for month in present:
         target = _month_file(version_dir, mart, month)
         target.parent.mkdir(parents=True, exist_ok=True)
         earlier = _month_file(previous, mart, month) if previous else None
-        if mart.rewrite_all or month in months or earlier is None or not earlier.exists():
+        if month in changed or earlier is None or not earlier.exists():
             start = parse_month(month).isoformat()
             con.execute(
                 f"COPY (SELECT * FROM warehouse.{mart.name} WHERE month_start = DATE '{start}' ORDER BY ALL) "
@@ -237,6 +306,7 @@ def _fsync_snapshot(version_dir: Path, written: list[Path]) -> None:
     for folder in sorted((p for p in version_dir.rglob("*") if p.is_dir()), reverse=True):
         _fsync_dir(folder)
     _fsync_dir(version_dir)
+    _fsync_dir(version_dir.parent)  # the snapshot's folder and its fingerprints file
 
 
 def _fsync_dir(path: Path) -> None:
@@ -253,6 +323,7 @@ def _prune(versions: Path, keep: int, current: Path) -> list[str]:
     old = [p for p in numbered if p != current][:-keep] if keep else [p for p in numbered if p != current]
     for path in old:
         shutil.rmtree(path)
+        _fingerprints_file(path).unlink(missing_ok=True)
     return [p.name for p in old]
 
 

@@ -97,13 +97,16 @@ def test_the_evaluation_months_a_run_revises_are_written_and_only_those(tmp_path
         con.execute(f"ALTER TABLE {outcomes} ADD COLUMN note VARCHAR")
     third = publish(warehouse, published, MONTHS[2:])
     assert third.months_written[outcomes] == MONTHS
-    # A snapshot published before fingerprints were kept: every month of the evaluation is written once.
+    # A snapshot published before fingerprints were kept, or whose fingerprints are damaged: every
+    # month of the evaluation is written once.
     (published / "versions" / f"{third.version}.fingerprints.json").unlink()
     fourth = publish(warehouse, published, MONTHS[2:])
     assert fourth.months_written[outcomes] == MONTHS
+    (published / "versions" / f"{fourth.version}.fingerprints.json").write_text('{"evaluation.eval_')
+    assert publish(warehouse, published, MONTHS[2:]).months_written[outcomes] == MONTHS
     # A snapshot's fingerprints sit beside its folder (`current` holds the marts alone) and are pruned with it.
-    fifth = publish(warehouse, published, MONTHS[2:])
-    kept = [second.version, third.version, fourth.version, fifth.version]
+    sixth = publish(warehouse, published, MONTHS[2:])
+    kept = [third.version, fourth.version, f"{int(fourth.version) + 1:06d}", sixth.version]
     assert sorted(p.name for p in (published / "versions").iterdir()) == sorted(
         kept + [f"{v}.fingerprints.json" for v in kept if v != third.version]
     )

@@ -238,8 +238,13 @@ def _number(path: Path) -> int | None:
 
 
 def _read_fingerprints(version_dir: Path | None) -> dict[str, dict[str, str]]:
+    """The previous snapshot's fingerprints; none where it has no readable file (published before
+    fingerprints were kept, or the file damaged): every month is then written, never a stale one kept."""
     path = _fingerprints_file(version_dir) if version_dir is not None else None
-    return json.loads(path.read_text()) if path is not None and path.exists() else {}
+    try:
+        return json.loads(path.read_text()) if path is not None else {}
+    except (OSError, ValueError):
+        return {}
 
 
 def _write_fingerprints(version_dir: Path, fingerprints: dict[str, dict[str, str]]) -> Path:

@@ -15,26 +15,48 @@ with tiers as (
         and {{ dbt.dateadd('month', 2, "cast('" ~ run_end_month() ~ "' as date)") }}
 ),
 
+-- Each customer's tiers one and two calendar months before, from the rows one and two back in the
+-- customer's month order (a customer untiered in between has no row there). A window, not the
+-- tiers joined to themselves twice: at 1,000,000 customers x 36 months the two joins' hash tables
+-- of the whole history ran out of DuckDB's 4 GB.
+{%- set by_customer = "over (partition by customer_id order by month_start)" %}
+{%- set month_1_before = dbt.dateadd('month', -1, 'now.month_start') %}
+{%- set month_2_before = dbt.dateadd('month', -2, 'now.month_start') %}
+earlier_rows as (
+    select
+        customer_id,
+        month_start,
+        value_tier,
+        plain_tier,
+        lag(month_start, 1) {{ by_customer }} as row_1_back_month,
+        lag(value_tier, 1) {{ by_customer }} as row_1_back_value_tier,
+        lag(plain_tier, 1) {{ by_customer }} as row_1_back_plain_tier,
+        lag(month_start, 2) {{ by_customer }} as row_2_back_month,
+        lag(value_tier, 2) {{ by_customer }} as row_2_back_value_tier,
+        lag(plain_tier, 2) {{ by_customer }} as row_2_back_plain_tier
+    from tiers
+),
+
 histories as (
     select
         now.customer_id,
         now.month_start,
         now.value_tier,
         now.plain_tier,
-        before.value_tier as value_tier_1m_before,
-        before.plain_tier as plain_tier_1m_before,
-        earlier.value_tier as value_tier_2m_before,
-        earlier.plain_tier as plain_tier_2m_before,
+        case when now.row_1_back_month = {{ month_1_before }} then now.row_1_back_value_tier end
+            as value_tier_1m_before,
+        case when now.row_1_back_month = {{ month_1_before }} then now.row_1_back_plain_tier end
+            as plain_tier_1m_before,
+        case
+            when now.row_1_back_month = {{ month_2_before }} then now.row_1_back_value_tier
+            when now.row_2_back_month = {{ month_2_before }} then now.row_2_back_value_tier
+        end as value_tier_2m_before,
+        case
+            when now.row_1_back_month = {{ month_2_before }} then now.row_1_back_plain_tier
+            when now.row_2_back_month = {{ month_2_before }} then now.row_2_back_plain_tier
+        end as plain_tier_2m_before,
         case when o.months_observed >= {{ k }} then o.value_{{ k }}m end as realised_value
-    from tiers as now
-    left join tiers as before
-        on
-            before.customer_id = now.customer_id
-            and before.month_start = {{ dbt.dateadd('month', -1, 'now.month_start') }}
-    left join tiers as earlier
-        on
-            earlier.customer_id = now.customer_id
-            and earlier.month_start = {{ dbt.dateadd('month', -2, 'now.month_start') }}
+    from earlier_rows as now
     left join {{ ref('int_tier_outcomes') }} as o
         on o.customer_id = now.customer_id and o.month_start = now.month_start
     where {{ in_stability_months('now.month_start') }}

@@ -5,7 +5,9 @@
 -- control customers never answer a contact; null without an accounts delivery. The A/B evaluation
 -- and the campaign targeting read it. (The uplift model, which learns before the tiers exist,
 -- measures conversion the same way from staging: valuetier/tiering/uplift.py.)
-{{ config(materialized='view') }}
+-- Stored by month, a run rewriting the months it evaluates: as a view, each of its readers and
+-- tests joined every contact of the history to the accounts before a month filter applied.
+{{ incremental_by_month() }}
 {% set k = var('outcome_months') %}
 
 with ab_campaigns as (
@@ -34,6 +36,7 @@ contacts as (
     from {{ ref('int_campaign_contacts_by_tier') }} as c
     inner join ab_campaigns as ab
         on ab.campaign_id = c.campaign_id
+    where {{ in_evaluated_months('c.month_start') }}
 ),
 
 accounts_delivered as (

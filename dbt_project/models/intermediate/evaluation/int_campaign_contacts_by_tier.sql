@@ -1,7 +1,13 @@
 -- Every campaign contact (both groups of an A/B campaign) beside the scored month it follows: a
 -- campaign sent in month M+1 reached the customers as month M tiered them ('untiered' for those
 -- who joined after M). The campaign evaluations read the months they rewrite from it.
-{{ config(materialized='view') }}
+-- Stored by month, a run rewriting the months it evaluates (their tiers may have been rescored):
+-- as a view, every read joined the contacts of the whole history to the tiers before a reader's
+-- month filter applied, so a new month's campaign evaluation grew with the history. Months after
+-- is capped at the longest outcome window, as int_tier_outcomes caps it: a month's rows stop
+-- changing once its windows have closed.
+{{ incremental_by_month() }}
+{% set longest = longest_outcome_window() %}
 
 with months as (
     select * from {{ ref('int_evaluation_months') }}
@@ -10,7 +16,7 @@ with months as (
 select
     m.month_start,
     m.month_index,
-    m.months_after,
+    least(m.months_after, {{ longest }}) as months_after,
     m.uses_profit,
     c.contact_id,
     c.customer_id,
@@ -30,3 +36,5 @@ inner join {{ ref('stg_campaign_contacts') }} as c
     on c.sent_at >= sent.month_start and c.sent_at < {{ dbt.dateadd('month', 1, 'sent.month_start') }}
 left join {{ source('marts', 'customer_tiers') }} as t
     on t.customer_id = c.customer_id and t.month_start = m.month_start
+    and {{ in_evaluated_months('t.month_start') }}
+where {{ in_evaluated_months('m.month_start') }}

@@ -6,13 +6,14 @@
 -- months of value ('challenger', marts.customer_tiers_challenger) and the weighted-RFM baseline
 -- ('rfm', marts.customer_tiers_rfm), once the horizon has passed. The RFM score ranks; it is no
 -- value, so it has no predicted value. Tiers scored before plain_tier existed were cut plainly.
+-- The outcomes are a subquery in each branch, not a CTE the three share: DuckDB materialises a CTE
+-- read more than once, and a reader's month filter then applied after the joins to the tiers, over
+-- every month of the history (int_backtest_tiers took 7.4 s of a new month at 1,000,000 x 36,
+-- against 2.5 s at 12 months).
 {{ config(materialized='view') }}
-
-with outcomes as (
-    select *
-    from {{ ref('int_tier_outcomes') }}
-    where value_over_horizon is not null
-)
+{% set outcomes -%}
+    (select * from {{ ref('int_tier_outcomes') }} where value_over_horizon is not null)
+{%- endset %}
 
 select
     'tiers' as ranking,
@@ -24,7 +25,7 @@ select
     o.value_horizon_months,
     o.value_measure,
     cast(o.value_over_horizon as double) as realised_value
-from outcomes as o
+from {{ outcomes }} as o
 inner join {{ source('marts', 'customer_tiers') }} as t
     on t.customer_id = o.customer_id and t.month_start = o.month_start
 
@@ -40,7 +41,7 @@ select
     o.value_horizon_months,
     o.value_measure,
     cast(o.value_over_horizon as double) as realised_value
-from outcomes as o
+from {{ outcomes }} as o
 inner join {{ ref('customer_tiers_rfm') }} as r
     on r.customer_id = o.customer_id and r.month_start = o.month_start
 
@@ -56,7 +57,7 @@ select
     o.value_horizon_months,
     o.value_measure,
     cast(o.value_over_horizon as double) as realised_value
-from outcomes as o
+from {{ outcomes }} as o
 inner join {{ source('marts', 'customer_tiers_challenger') }} as c
     on c.customer_id = o.customer_id
     and c.month_start = o.month_start

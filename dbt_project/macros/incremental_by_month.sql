@@ -27,7 +27,7 @@
 
 {#- The first month a trailing window of n months ending at the run's first month reaches back to. -#}
 {% macro window_history_start(months_back) -%}
-    {{ shift_months("cast('" ~ window_start() ~ "' as date)", -months_back) }}
+    {{ dbt.dateadd('month', -months_back, "cast('" ~ window_start() ~ "' as date)") }}
 {%- endmacro %}
 
 {#- A model Python steps read as well as dbt (a quality suite's table, the anomaly counts): a view on

@@ -7,14 +7,14 @@
 {#- The first scored month an evaluation run rewrites: a run of months S..E rescored S..E and
     extended the outcome windows of the months up to the longest window before S. -#}
 {% macro first_evaluated_month() -%}
-    {{ shift_months("cast('" ~ window_start() ~ "' as date)", -(longest_outcome_window() | int)) }}
+    {{ dbt.dateadd('month', -(longest_outcome_window() | int), "cast('" ~ window_start() ~ "' as date)") }}
 {%- endmacro %}
 
 {#- True for the months whose tier moves a run rewrites: the run's months, and the month after its
     last, whose 'from' side the run may have rescored. -#}
 {% macro in_moved_months(column) -%}
     {{ column }} between cast('{{ window_start() }}' as date)
-        and {{ shift_months("cast('" ~ run_end_month() ~ "' as date)", 1) }}
+        and {{ dbt.dateadd('month', 1, "cast('" ~ run_end_month() ~ "' as date)") }}
 {%- endmacro %}
 
 {#- True for the scored months an evaluation run rewrites. -#}
@@ -28,7 +28,7 @@
     the same rows after 12 months of history as after 36). -#}
 {% macro in_outcome_months(column) -%}
     {{ column }} > {{ first_evaluated_month() }}
-        and {{ column }} <= {{ shift_months("cast('" ~ run_end_month() ~ "' as date)", longest_outcome_window() | int) }}
+        and {{ column }} <= {{ dbt.dateadd('month', longest_outcome_window() | int, "cast('" ~ run_end_month() ~ "' as date)") }}
 {%- endmacro %}
 
 {#- True for the months whose tier stability a run rewrites: those whose outcome window it extended
@@ -36,5 +36,5 @@
     to the months it rescored. -#}
 {% macro in_stability_months(column) -%}
     {{ column }} between {{ first_evaluated_month() }}
-        and {{ shift_months("cast('" ~ run_end_month() ~ "' as date)", 2) }}
+        and {{ dbt.dateadd('month', 2, "cast('" ~ run_end_month() ~ "' as date)") }}
 {%- endmacro %}

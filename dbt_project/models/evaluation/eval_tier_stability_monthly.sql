@@ -11,8 +11,8 @@
 with tiers as (
     select t.customer_id, t.month_start, t.value_tier, t.plain_tier
     from {{ source('marts', 'customer_tiers') }} as t
-    where t.month_start between {{ shift_months(first_evaluated_month(), -2) }}
-        and {{ shift_months("cast('" ~ run_end_month() ~ "' as date)", 2) }}
+    where t.month_start between {{ dbt.dateadd('month', -2, first_evaluated_month()) }}
+        and {{ dbt.dateadd('month', 2, "cast('" ~ run_end_month() ~ "' as date)") }}
 ),
 
 -- Each customer's tiers one and two calendar months before, from the rows one and two back in the
@@ -20,8 +20,8 @@ with tiers as (
 -- tiers joined to themselves twice: at 1,000,000 customers x 36 months the two joins' hash tables
 -- of the whole history ran out of DuckDB's 4 GB.
 {%- set by_customer = "over (partition by customer_id order by month_start)" %}
-{%- set month_1_before = shift_months('now.month_start', -1) %}
-{%- set month_2_before = shift_months('now.month_start', -2) %}
+{%- set month_1_before = dbt.dateadd('month', -1, 'now.month_start') %}
+{%- set month_2_before = dbt.dateadd('month', -2, 'now.month_start') %}
 earlier_rows as (
     select
         customer_id,

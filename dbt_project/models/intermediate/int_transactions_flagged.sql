@@ -21,7 +21,7 @@ with quartiles as (
         {{ quartiles('ln(amount)') }} as quartiles,
         count(*) as history_transactions
     from {{ ref('stg_transactions') }}
-    where month_start >= {{ shift_months(window_first, -12) }} and month_start < {{ window_first }}
+    where month_start >= {{ dbt.dateadd('month', -12, window_first) }} and month_start < {{ window_first }}
     group by customer_id
 ),
 
@@ -41,7 +41,7 @@ baselines as (
 with months_of_transactions as (
     select customer_id, month_start, {{ list_of('ln(amount)') }} as log_amounts
     from {{ ref('stg_transactions') }}
-    where month_start >= {{ shift_months(window_first, -12) }}
+    where month_start >= {{ dbt.dateadd('month', -12, window_first) }}
       and month_start <= cast('{{ run_end_month() }}' as date)
     group by customer_id, month_start
 ),

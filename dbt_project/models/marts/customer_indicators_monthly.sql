@@ -197,7 +197,7 @@ windowed as (
 previous_month as (
     select customer_id, retention_streak_months
     from {{ this }}
-    where month_start = {{ shift_months(window_first, -1) }}
+    where month_start = {{ dbt.dateadd('month', -1, window_first) }}
 ),
 {% endif %}
 
@@ -263,7 +263,7 @@ responses as (
     from live as l
     inner join {{ ref('int_campaign_responses') }} as r
         on r.customer_id = l.customer_id
-       and r.response_month > {{ shift_months('l.month_start', -12) }}
+       and r.response_month > {{ dbt.dateadd('month', -12, 'l.month_start') }}
        and r.response_month <= l.month_start
     group by l.customer_id, l.month_start
 ),

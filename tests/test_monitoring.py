@@ -31,6 +31,7 @@ from valuetier.application.monitoring import (
     sampling_noise,
 )
 from valuetier.application.notify import FileNotifier, NotifyError, WebhookNotifier, notifier
+from valuetier.core.tables import REFERENCE_BINS_TABLE
 from valuetier.ingest.loader import ensure_raw_tables
 from valuetier.tiering.training import FEATURES
 
@@ -189,6 +190,34 @@ def test_a_unit_change_is_a_delivery_error_and_a_moved_population_a_warning(stat
     fired = warnings_and_errors(monitor_month(con, LAST, TRAINING, landing))
     assert fired[("delivery_shift", "amount_in_month")].severity == "warning"
     assert {a.severity for (kind, _), a in fired.items() if kind != "delivery_shift"} <= {"warning"}
+
+
+def test_the_training_months_bins_are_kept_until_their_rows_change(stationary_bank):
+    con, landing = stationary_bank
+
+    def population(result):
+        return {d.subject: d.psi for d in result.drift if d.measure == "population"}
+
+    first = population(monitor_month(con, LAST, TRAINING, landing))
+    kept = con.execute(f"SELECT column_name, reference_months FROM {REFERENCE_BINS_TABLE} ORDER BY 1").fetchall()
+    assert kept == [(column, "2024-06,2024-07,2024-08") for column in sorted(first)]
+    # A later run reads the kept bins, not the training months' rows: altered, they alter its PSI.
+    con.execute(
+        f"UPDATE {REFERENCE_BINS_TABLE} SET counts = list_concat([counts[1] * 5], counts[2:]) "
+        "WHERE column_name = 'monetary_12m'"
+    )
+    altered = population(monitor_month(con, LAST, TRAINING, landing))
+    assert altered["monetary_12m"] != first["monetary_12m"]
+    assert {k: v for k, v in altered.items() if k != "monetary_12m"} == {
+        k: v for k, v in first.items() if k != "monetary_12m"
+    }
+    # A training month delivered again is binned again from its rows: the same PSI as with no bins kept.
+    replace_month(con, month_frame(TRAINING[0], seed=2))
+    again = population(monitor_month(con, LAST, TRAINING, landing))
+    con.execute(f"DELETE FROM {REFERENCE_BINS_TABLE}")
+    assert again == population(monitor_month(con, LAST, TRAINING, landing))
+    assert again["monetary_12m"] != first["monetary_12m"]
+    assert con.execute(f"SELECT count(*) FROM {REFERENCE_BINS_TABLE}").fetchone()[0] == len(first)
 
 
 def test_a_steady_trend_and_a_seasonal_month_stay_quiet(stationary_bank):

@@ -61,6 +61,12 @@ ALERTS_COLUMNS = """month_start DATE NOT NULL, kind VARCHAR NOT NULL, subject VA
 DRIFT_TABLE = f"{MONITORING_SCHEMA}.drift_monthly"
 DRIFT_COLUMNS = """month_start DATE NOT NULL, measure VARCHAR NOT NULL, subject VARCHAR NOT NULL,
     psi DOUBLE NOT NULL, reference VARCHAR NOT NULL"""
+# The champion's training months binned once per column (edges and counts), kept while those months'
+# rows are unchanged (the fingerprint): each month's population drift then reads only its own rows.
+REFERENCE_BINS_TABLE = f"{MONITORING_SCHEMA}.reference_bins"
+REFERENCE_BINS_COLUMNS = """table_name VARCHAR NOT NULL, column_name VARCHAR NOT NULL,
+    reference_months VARCHAR NOT NULL, fingerprint VARCHAR NOT NULL, edges DOUBLE[] NOT NULL,
+    bins INTEGER[] NOT NULL, counts BIGINT[] NOT NULL"""
 
 # Built by dbt, read by the Python steps.
 INDICATORS_TABLE = "marts.customer_indicators_monthly"
@@ -103,3 +109,4 @@ def ensure_crm_actions_tables(con: duckdb.DuckDBPyConnection) -> None:
 def ensure_monitoring_tables(con: duckdb.DuckDBPyConnection) -> None:
     create_table(con, ALERTS_TABLE, ALERTS_COLUMNS)
     create_table(con, DRIFT_TABLE, DRIFT_COLUMNS)
+    create_table(con, REFERENCE_BINS_TABLE, REFERENCE_BINS_COLUMNS)

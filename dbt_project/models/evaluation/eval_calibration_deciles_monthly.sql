@@ -11,7 +11,7 @@ with deciles as (
         ntile(10) over (partition by month_start order by predicted_value desc, customer_id asc) as decile
     from {{ ref('int_backtest_scores') }}
     where ranking = 'tiers'
-      and {{ in_evaluated_months('month_start') }}
+      and {{ in_evaluated_months('month_start', as_dates=true) }}
 )
 
 select

@@ -16,7 +16,7 @@ with ranked as (
         ) as realised_rank,
         count(*) over (partition by ranking, month_start) as customers_in_month
     from {{ ref('int_backtest_scores') }}
-    where {{ in_evaluated_months('month_start') }}
+    where {{ in_evaluated_months('month_start', as_dates=true) }}
 )
 
 select

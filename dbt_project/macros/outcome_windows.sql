@@ -20,15 +20,12 @@
 {#- True for the scored months an evaluation run rewrites. With as_dates, the first month is cast
     back to a date (dbt's dateadd gives a timestamp on DuckDB, and a DATE column compared with it is
     cast row by row): the filter then reaches the scans below a reader's joins. The readers of the
-    view int_backtest_scores need it: their select took 3.9 s at 1,000,000 x 36, 0.2 s with it, the
+    view int_backtest_scores need it: their select took 3.9 s at 1,000,000 x 36, 0.37 s with it, the
     same rows. Not the default: int_tier_outcomes, given dates, plans its joins on the month instead
     of range-joining on the month index and took twice as long (bench/RESULTS.md, eighth session). -#}
 {% macro in_evaluated_months(column, as_dates=false) -%}
-    {%- if as_dates -%}
-    {{ column }} between cast({{ first_evaluated_month() }} as date) and cast('{{ run_end_month() }}' as date)
-    {%- else -%}
-    {{ column }} between {{ first_evaluated_month() }} and cast('{{ run_end_month() }}' as date)
-    {%- endif -%}
+    {%- set first = "cast(" ~ first_evaluated_month() ~ " as date)" if as_dates else first_evaluated_month() -%}
+    {{ column }} between {{ first }} and cast('{{ run_end_month() }}' as date)
 {%- endmacro %}
 
 {#- True for the months an evaluation run reads the outcomes of: those after the first scored month

@@ -1,4 +1,4 @@
-"""The compiled tree walker: the model's own predictions bit for bit, and occlusion contributions
+"""The compiled tree scorer: the model's own predictions bit for bit, and occlusion contributions
 equal to re-predicting with one feature set to its reference value."""
 
 import numpy as np
@@ -25,12 +25,16 @@ def occlusion_by_repredicting(predict, x: pd.DataFrame, reference: np.ndarray) -
     return np.column_stack([base - predict(x.assign(**{name: reference[j]})) for j, name in enumerate(x.columns)])
 
 
-@pytest.mark.parametrize("loss", ["poisson", "squared_error"])
-def test_walker_predicts_and_occludes_like_the_model(data, loss):
+# 15 leaves; 64, a tree's whole word (every bit a leaf, splits deep down one side).
+@pytest.mark.parametrize(("loss", "leaves"), [("poisson", 15), ("squared_error", 15), ("squared_error", 64)])
+def test_walker_predicts_and_occludes_like_the_model(data, loss, leaves):
     x, y = data
-    model = _boosting(HistGradientBoostingRegressor(loss=loss, max_iter=40, max_leaf_nodes=15, random_state=0))
+    model = _boosting(
+        HistGradientBoostingRegressor(loss=loss, max_iter=40, max_leaf_nodes=leaves, min_samples_leaf=5, random_state=0)
+    )
     model.fit(x, y)
     trees = TreeEnsemble.from_pipeline(model)
+    assert max(int(tree[0].nodes["is_leaf"].sum()) for tree in model[-1]._predictors) == leaves
     assert np.array_equal(trees.predict(x), model.predict(x))
     reference = x.median().to_numpy().copy()
     reference[0] = np.nan  # a missing reference goes where the trees send missing values
@@ -56,3 +60,6 @@ def test_walker_refuses_models_it_cannot_walk(data):
     three_classes = HistGradientBoostingClassifier(max_iter=3).fit(x, np.digitize(y, np.quantile(y, [0.3, 0.6])))
     with pytest.raises(TypeError, match="one-output"):
         TreeEnsemble.from_pipeline(three_classes)
+    wide = HistGradientBoostingRegressor(max_iter=2, max_leaf_nodes=65, min_samples_leaf=5).fit(x, y)
+    with pytest.raises(TypeError, match="up to 64 leaves"):
+        TreeEnsemble.from_pipeline(wide)

@@ -1,2 +1,2 @@
-"""The tiering model: training, the compiled tree walk, metrics, the registry, the training cycle
+"""The tiering model: training, the compiled tree scorer, metrics, the registry, the training cycle
 with its promotion gate, scoring with drivers, and the challenger."""

@@ -229,7 +229,8 @@ def _exit_leaf(leaves, lowest_bit):
 
 @numba.njit(inline="always")
 def _exit_leaves(x, i, leaves, thresholds, missing_right, split_tree, split_leaves, feature_splits):
-    """Clear, in `leaves` (one word per tree, all set), the leaves ruled out by row i's splits that go right."""
+    """Fill `leaves`, one word per tree, with the leaves row i's splits that go right leave possible."""
+    leaves[:] = _ALL_LEAVES
     for k in range(x.shape[1]):
         value = x[i, k]
         if np.isnan(value):
@@ -253,7 +254,6 @@ def _raw_scores(
     for task in numba.prange((n + _ROWS_PER_TASK - 1) // _ROWS_PER_TASK):
         leaves = np.empty(trees, dtype=np.uint64)
         for i in range(task * _ROWS_PER_TASK, min(n, (task + 1) * _ROWS_PER_TASK)):
-            leaves[:] = _ALL_LEAVES
             _exit_leaves(x, i, leaves, thresholds, missing_right, split_tree, split_leaves, feature_splits)
             score = baseline
             for tree in range(trees):
@@ -288,7 +288,6 @@ def _raw_scores_and_occlusion(
     for task in numba.prange((n + _ROWS_PER_TASK - 1) // _ROWS_PER_TASK):
         leaves = np.empty(trees, dtype=np.uint64)
         for i in range(task * _ROWS_PER_TASK, min(n, (task + 1) * _ROWS_PER_TASK)):
-            leaves[:] = _ALL_LEAVES
             _exit_leaves(x, i, leaves, thresholds, missing_right, split_tree, split_leaves, feature_splits)
             score = baseline
             for tree in range(trees):

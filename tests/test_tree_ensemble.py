@@ -27,7 +27,7 @@ def occlusion_by_repredicting(predict, x: pd.DataFrame, reference: np.ndarray) -
 
 # 15 leaves; 64, a tree's whole word (every bit a leaf, splits deep down one side).
 @pytest.mark.parametrize(("loss", "leaves"), [("poisson", 15), ("squared_error", 15), ("squared_error", 64)])
-def test_walker_predicts_and_occludes_like_the_model(data, loss, leaves):
+def test_the_scorer_predicts_and_occludes_like_the_model(data, loss, leaves):
     x, y = data
     model = _boosting(
         HistGradientBoostingRegressor(loss=loss, max_iter=40, max_leaf_nodes=leaves, min_samples_leaf=5, random_state=0)
@@ -46,7 +46,7 @@ def test_walker_predicts_and_occludes_like_the_model(data, loss, leaves):
     assert not contributions[:, 5].any()  # the empty feature never does
 
 
-def test_walker_gives_a_classifiers_decision_function_and_probability(data):
+def test_the_scorer_gives_a_classifiers_decision_function_and_probability(data):
     x, y = data
     model = _boosting(HistGradientBoostingClassifier(max_iter=30, random_state=0)).fit(x, y > np.median(y))
     trees = TreeEnsemble.from_pipeline(model)
@@ -54,7 +54,7 @@ def test_walker_gives_a_classifiers_decision_function_and_probability(data):
     assert np.array_equal(trees.predict(x), model.predict_proba(x)[:, 1])
 
 
-def test_walker_refuses_models_it_cannot_walk(data):
+def test_the_scorer_refuses_models_it_cannot_score(data):
     x, y = data
     x = x.drop(columns="f5")
     three_classes = HistGradientBoostingClassifier(max_iter=3).fit(x, np.digitize(y, np.quantile(y, [0.3, 0.6])))

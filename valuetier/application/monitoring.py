@@ -406,8 +406,11 @@ def _bin_sql(column: str, edges: list[float] | None) -> str:
 
 
 def _counts(con, table: str, month_column: str, months: list[date], bin_of: str) -> dict:
+    """Rows by bin, in bin order: a GROUP BY alone comes out in the threads' order, which would make
+    the kept reference bins differ from run to run."""
     rows = con.execute(
-        f"SELECT {bin_of} AS bin, count(*) FROM {table} WHERE {month_column} IN ({_months_sql(months)}) GROUP BY bin"
+        f"""SELECT {bin_of} AS bin, count(*) FROM {table} WHERE {month_column} IN ({_months_sql(months)})
+            GROUP BY bin ORDER BY bin"""
     ).fetchall()
     return dict(rows)
 

@@ -38,7 +38,7 @@ os.environ.setdefault("VALUETIER_PII_KEY", "valuetier-benchmark-key")  # generat
 STARTING_ENVIRONMENT = dict(os.environ)
 
 import pandas as pd  # noqa: E402
-from measure import run_measured  # noqa: E402  (bench/measure.py, beside this script)
+from measure import python_heap, run_measured  # noqa: E402  (bench/measure.py, beside this script)
 from pandas_indicators import disagreements  # noqa: E402
 from stages import STAGES  # noqa: E402
 
@@ -110,15 +110,25 @@ def run_environment(run: Path, landing: Path) -> dict[str, str]:
     }
 
 
-def run_stage(stage: str, first: str, last: str, env: dict[str, str], log_dir: Path) -> dict:
+def run_stage(stage: str, first: str, last: str, env: dict[str, str], log_dir: Path, heap: bool = False) -> dict:
+    """A stage measured in its own process; with `heap`, every Python process it starts also traces
+    its heap (bench/python_heap/), and the stage's peaks by step are added."""
     print(f"{stage} {first}..{last}", end=" ", flush=True)
     command = [str(BIN / "python"), str(HERE / "stages.py"), stage, first, last]
+    traced = log_dir / "python_heap" / stage
+    if heap:
+        shutil.rmtree(traced, ignore_errors=True)
+        path = os.pathsep.join([str(HERE / "python_heap"), *filter(None, [env.get("PYTHONPATH")])])
+        env = env | {"PYTHONPATH": path, "VALUETIER_BENCH_PYTHON_HEAP": str(traced)}
     started = time.time()
     measured = run_measured(command, env, log_dir / f"{stage}.log").as_dict()
     print(f"{measured['wall_s']} s, {measured['cpu_s']} CPU s, peak {measured['peak_mib']} MiB", flush=True)
     slowest = slowest_dbt_nodes(started)
-    steps = step_seconds(Path(env["DAGSTER_HOME"]), started)
-    return measured | ({"slowest_dbt_nodes": slowest} if slowest else {}) | ({"step_seconds": steps} if steps else {})
+    windows = step_windows(Path(env["DAGSTER_HOME"]), started)
+    steps = step_seconds(windows)
+    measured |= {"slowest_dbt_nodes": slowest} if slowest else {}
+    measured |= {"step_seconds": steps} if steps else {}
+    return measured | ({"python_heap": python_heap(traced, windows)} if heap else {})
 
 
 def run_pandas_baseline(landing: Path, month: str, env: dict[str, str], run: Path, warehouse: Path) -> dict:
@@ -148,23 +158,31 @@ def slowest_dbt_nodes(since: float, count: int = 8) -> dict[str, float]:
     return {name: round(s, 1) for name, s in sorted(seconds.items(), key=lambda kv: -kv[1])[:count]}
 
 
-def step_seconds(dagster_home: Path, since: float) -> dict[str, float]:
-    """Seconds per step of the Dagster runs a stage started, from their event logs: where a stage's
-    time goes (a dbt step includes starting and parsing dbt; a check step, Great Expectations)."""
+def step_windows(dagster_home: Path, since: float) -> list[tuple[str, float, float]]:
+    """(step, started, ended) of each step of the Dagster runs a stage started, from their event logs."""
     import dagster as dg
     from dagster._core.instance.ref import InstanceRef
 
     started: dict[str, float] = {}
-    seconds: dict[str, float] = {}
+    windows = []
     ends = {dg.DagsterEventType.STEP_SUCCESS, dg.DagsterEventType.STEP_FAILURE}
     with dg.DagsterInstance.from_ref(InstanceRef.from_dir(str(dagster_home))) as instance:
         runs = instance.get_run_records(dg.RunsFilter(created_after=datetime.fromtimestamp(since, tz=UTC)))
         for record in runs:
             for entry in instance.all_logs(record.dagster_run.run_id, of_type={dg.DagsterEventType.STEP_START, *ends}):
                 if entry.dagster_event.event_type in ends and entry.step_key in started:
-                    seconds[entry.step_key] = seconds.get(entry.step_key, 0) + entry.timestamp - started[entry.step_key]
+                    windows.append((entry.step_key, started[entry.step_key], entry.timestamp))
                 else:
                     started[entry.step_key] = entry.timestamp
+    return windows
+
+
+def step_seconds(windows: list[tuple[str, float, float]]) -> dict[str, float]:
+    """Seconds per step: where a stage's time goes (a dbt step includes starting and parsing dbt; a
+    check step, Great Expectations)."""
+    seconds: dict[str, float] = {}
+    for step, start, end in windows:
+        seconds[step] = seconds.get(step, 0) + end - start
     return {step: round(s, 1) for step, s in seconds.items()}
 
 
@@ -249,6 +267,16 @@ def markdown(result: dict) -> str:
     if steps := result["stages"].get("new_month", {}).get("step_seconds"):
         listed = ", ".join(f"{step} {seconds} s" for step, seconds in steps.items())
         lines += ["", f"Steps of new_month, in the order they finished (seconds, from Dagster's event log): {listed}."]
+    for name, stage in result["stages"].items():
+        if heap := stage.get("python_heap"):
+            steps = ", ".join(f"{step} {m['heap_mib']:,} ({m['rss_mib']:,})" for step, m in heap["by_step"].items())
+            processes = ", ".join(f"{command}: {mib:,}" for command, mib in heap["by_process"].items())
+            lines += [
+                "",
+                f"Python heap of {name} by step, peak MiB (traced: Python objects, NumPy and pandas arrays, "
+                f"Arrow's pool; in brackets the process's peak resident memory, DuckDB's included): {steps}. "
+                f"Peak heap by process: {processes}.",
+            ]
     ours, pandas = result["stages"].get("new_month_indicators"), result["stages"].get("pandas_baseline")
     if ours and pandas:
         agreement = pandas.get("disagreements_with_mart")
@@ -309,6 +337,12 @@ def main() -> int:
         choices=("generate", *STAGES, "pandas_baseline"),
         help="run only this stage (repeatable) on the run left by an earlier full benchmark",
     )
+    parser.add_argument(
+        "--python-heap",
+        action="store_true",
+        help="trace the Python heap of every step (bench/python_heap/); the stages' seconds are then not "
+        "timings, so the results go to a file of their own (<date>-<customers>x<months>-python-heap)",
+    )
     args = parser.parse_args()
 
     bank = bank_folder(args.customers, args.months + 1, args.seed)
@@ -317,7 +351,8 @@ def main() -> int:
         shutil.rmtree(run, ignore_errors=True)
     logs = run / "logs"
     logs.mkdir(parents=True, exist_ok=True)
-    result_path = HERE / "results" / f"{time.strftime('%Y-%m-%d')}-{args.customers}x{args.months}.json"
+    name = f"{time.strftime('%Y-%m-%d')}-{args.customers}x{args.months}{'-python-heap' if args.python_heap else ''}"
+    result_path = HERE / "results" / f"{name}.json"
     result = json.loads(result_path.read_text()) if args.stage and result_path.exists() else {}
     memory_gib = os.sysconf("SC_PHYS_PAGES") * os.sysconf("SC_PAGE_SIZE") / 2**30
     result |= {
@@ -345,7 +380,7 @@ def main() -> int:
         if stage == "pandas_baseline":
             measured = run_pandas_baseline(bank / "landing", new_month, env, run, warehouse)
         else:
-            measured = run_stage(stage, first, last, env, logs)
+            measured = run_stage(stage, first, last, env, logs, heap=args.python_heap)
         stages[stage] = {"months": len(months_between(first, last)), **measured}
         # Written after every stage, so an hour-long run that stops keeps what it measured.
         record(result, result_path, warehouse, history, new_month)

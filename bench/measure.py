@@ -4,6 +4,7 @@ process tree, and the tree's peak resident memory (DuckDB and dbt's processes in
 from __future__ import annotations
 
 import contextlib
+import json
 import os
 import resource
 import subprocess
@@ -76,3 +77,30 @@ def run_measured(command: list[str], env: dict[str, str], log: Path, interval: f
         raise RuntimeError(f"{' '.join(command)} exited with {code}; the end of {log}:\n{tail}")
     cpu = (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime)
     return Measured(wall, cpu, peak / 2**20)
+
+
+def python_heap(folder: Path, steps: list[tuple[str, float, float]]) -> dict:
+    """What bench/python_heap/sitecustomize.py recorded in `folder` for a stage: each step's peak
+    Python heap and resident memory in the stage's own process (the in-process executor runs the
+    steps there, one at a time, between their start and end), and each process's peak heap (dbt's
+    processes have their own)."""
+    processes = []
+    for path in sorted(folder.glob("*.jsonl")):
+        lines = [json.loads(line) for line in path.read_text().splitlines() if line]
+        samples = [line for line in lines if "t" in line]
+        if samples:
+            processes.append((" ".join(Path(a).name for a in lines[0]["argv"][:3]), samples))
+    stage = [samples for command, samples in processes if "stages.py" in command]
+    by_step = {}
+    for step, start, end in steps:
+        # A sample holds the peak since the one before: the first after the end still covers the step.
+        window = [s for s in (stage[0] if stage else []) if start <= s["t"] <= end + 0.2]
+        if window:
+            by_step[step] = {
+                "heap_mib": round(max(s["heap"] for s in window) / 2**20),
+                "rss_mib": round(max(s["rss"] for s in window) / 2**20),
+            }
+    by_process: dict[str, int] = {}
+    for command, samples in processes:
+        by_process[command] = max(by_process.get(command, 0), round(max(s["heap"] for s in samples) / 2**20))
+    return {"by_step": by_step, "by_process": by_process}

@@ -411,7 +411,10 @@ def test_the_uplift_model_of_a_month_learns_only_from_contacts_finished_by_then(
         "SELECT * FROM marts.customer_uplift_monthly WHERE month_start = ? ORDER BY customer_id", [month]
     ).df()
     assert (published.training_contacts == len(contacts)).all()
-    customers = month_customers(con, month.strftime("%Y-%m"))
+    # On a connection of its own: the batches are read on a cursor, which starts from the
+    # connection's default database, not this session's USE.
+    with duckdb.connect(str(WAREHOUSE), read_only=True) as warehouse:
+        customers = pd.concat(month_customers(warehouse, month.strftime("%Y-%m"), 50_000), ignore_index=True)
     model = fit_uplift(contacts)
     assert list(customers.customer_id) == list(published.customer_id)
     for product in PRODUCT_TYPES:

@@ -239,7 +239,8 @@ def test_earlier_months_do_not_change_when_a_later_month_arrives(pipeline_run, t
     """Point in time and incremental: a warehouse rebuilt from scratch without the last month gives
     exactly the same rows for every earlier month; adding the last month incrementally (dbt reads
     only that month's window, scoring only that month's indicators) then gives exactly the rows of
-    the original full run."""
+    the original full run. The month's tiers and uplift are scored here in batches of 700
+    customers, the pipeline's in one batch: batches change no number."""
     from valuetier.application.playbook import build_crm_actions, load_playbook
     from valuetier.clv.estimates import estimate_month as clv_month
     from valuetier.core.parameters import business_parameters
@@ -277,7 +278,7 @@ def test_earlier_months_do_not_change_when_a_later_month_arrives(pipeline_run, t
     run_dbt(["build", "--exclude", "tag:evaluation"], copy, tmp_path / "target", month=last)
     with duckdb.connect(str(copy)) as con:
         clv_month(con, last)
-        score_uplift_month(con, last, business_parameters().outcome_months)
+        score_uplift_month(con, last, business_parameters().outcome_months, batch_size=700)
         champion = current_champion(Registry(Settings.from_env().models_dir))
         score_month_tiers(con, last, champion, ScoringRules(batch_size=700))
         build_crm_actions(con, last, load_playbook(Settings.from_env().playbook_file))

@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
 import duckdb
+import pandas as pd
 
 from valuetier.core.contract import SOURCE_ORDER, SOURCES
 from valuetier.core.months import months_between, parse_month
@@ -45,6 +47,34 @@ def transaction(con: duckdb.DuckDBPyConnection):
     except BaseException:
         con.execute("ROLLBACK")
         raise
+
+
+FETCH_VECTORS = 8  # DuckDB vectors (2,048 rows) fetched at a time while a query's batches are read
+
+
+def query_batches(con: duckdb.DuckDBPyConnection, sql: str, params, size: int) -> Iterator[pd.DataFrame]:
+    """A query's rows in its order, `size` at a time (the last batch may be smaller): one scan,
+    fetched a few DuckDB vectors at a time on a cursor of its own (the connection may write
+    meanwhile), so memory holds a batch, not the result.
+
+    One query, not one per batch of customers: where a table's row groups mix months (a history
+    built in one dbt run), a range of customers skips none of them, and every batch would read the
+    whole table."""
+    reader = con.cursor()
+    try:
+        reader.execute(sql, params)
+        held, rows = [], 0
+        while not (chunk := reader.fetch_df_chunk(FETCH_VECTORS)).empty:
+            held.append(chunk)
+            rows += len(chunk)
+            while rows >= size:
+                joined = pd.concat(held, ignore_index=True)
+                yield joined.iloc[:size]
+                held, rows = [joined.iloc[size:]], rows - size
+        if rows:
+            yield pd.concat(held, ignore_index=True)
+    finally:
+        reader.close()
 
 
 def relation_type(con: duckdb.DuckDBPyConnection, schema: str, table: str) -> str | None:

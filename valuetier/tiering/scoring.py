@@ -32,7 +32,7 @@ from valuetier.core.months import parse_month
 from valuetier.core.parameters import business_parameters
 from valuetier.core.tables import TIERS_TABLE, ensure_tiers_tables
 from valuetier.core.value_measure import ValueMeasure, resolve_value_measure
-from valuetier.core.warehouse import transaction
+from valuetier.core.warehouse import query_batches, transaction
 from valuetier.tiering.metrics import tier_counts
 from valuetier.tiering.registry import Registry
 from valuetier.tiering.training import FEATURES, TrainedModels, feature_columns_sql
@@ -129,7 +129,6 @@ ACTION_SEGMENTS: dict[str, tuple[str, ...]] = {
     "low-value maintain": ("low",),
 }
 TOP_DRIVERS = 3
-FETCH_VECTORS = 8  # DuckDB vectors (2,048 rows) fetched at a time while a month's batches are read
 
 
 def value_drivers(champion: Champion, features: pd.DataFrame) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -385,45 +384,14 @@ class MonthScored:
 
 
 def _month_batches(con: duckdb.DuckDBPyConnection, month: str, batch_size: int) -> Iterator[pd.DataFrame]:
-    """The month's live customers with features, in customer_id order, `batch_size` at a time: one
-    scan of the month, fetched a few DuckDB vectors at a time on a cursor of its own (the connection
-    writes the stage meanwhile), so memory holds a batch, not the month.
-
-    Not a query per batch of customers: where a table's row groups mix months (a history built in
-    one dbt run), a range of customers skips none of them, and every batch read the whole table."""
-    reader = con.cursor()
-    try:
-        reader.execute(
-            f"""SELECT i.customer_id, i.month_start, i.rfm_segment, {feature_columns_sql()}
-                FROM marts.customer_indicators_monthly i
-                LEFT JOIN marts.customer_clv_monthly c USING (customer_id, month_start)
-                WHERE i.month_start = ?
-                ORDER BY i.customer_id""",
-            [parse_month(month)],
-        )
-        yield from _batches_of(_chunks(reader), batch_size)
-    finally:
-        reader.close()
-
-
-def _chunks(reader: duckdb.DuckDBPyConnection) -> Iterator[pd.DataFrame]:
-    """A query's rows, FETCH_VECTORS DuckDB vectors at a time, until an empty chunk."""
-    while not (chunk := reader.fetch_df_chunk(FETCH_VECTORS)).empty:
-        yield chunk
-
-
-def _batches_of(chunks: Iterator[pd.DataFrame], size: int) -> Iterator[pd.DataFrame]:
-    """The rows of `chunks` in order, `size` at a time (the last batch may be smaller)."""
-    held, rows = [], 0
-    for chunk in chunks:
-        held.append(chunk)
-        rows += len(chunk)
-        while rows >= size:
-            joined = pd.concat(held, ignore_index=True)
-            yield joined.iloc[:size]
-            held, rows = [joined.iloc[size:]], rows - size
-    if rows:
-        yield pd.concat(held, ignore_index=True)
+    """The month's live customers with features, in customer_id order, `batch_size` at a time (the
+    connection writes the stage meanwhile)."""
+    sql = f"""SELECT i.customer_id, i.month_start, i.rfm_segment, {feature_columns_sql()}
+              FROM marts.customer_indicators_monthly i
+              LEFT JOIN marts.customer_clv_monthly c USING (customer_id, month_start)
+              WHERE i.month_start = ?
+              ORDER BY i.customer_id"""
+    return query_batches(con, sql, [parse_month(month)], batch_size)
 
 
 def stage_month(

@@ -22,6 +22,7 @@ orders its contacts by the tier rule (valuetier.application.playbook).
 from __future__ import annotations
 
 import time
+from collections.abc import Iterator
 from dataclasses import dataclass
 from functools import cached_property
 
@@ -33,7 +34,8 @@ from sklearn.ensemble import HistGradientBoostingClassifier
 from valuetier.core.contract import PRODUCT_TYPES, SOURCES
 from valuetier.core.months import add_months, parse_month
 from valuetier.core.tables import CLV_TABLE, INDICATORS_TABLE, UPLIFT_COLUMNS, UPLIFT_TABLE, create_table
-from valuetier.core.warehouse import table_exists, transaction
+from valuetier.core.warehouse import query_batches, table_exists, transaction
+from valuetier.tiering.scoring import ScoringRules
 from valuetier.tiering.training import FEATURES, feature_columns_sql
 from valuetier.tiering.tree_ensemble import TreeEnsemble
 
@@ -131,19 +133,18 @@ def training_contacts(
     ).df()
 
 
-def month_customers(con: duckdb.DuckDBPyConnection, month: str) -> pd.DataFrame:
-    """The month's customers (its indicators) with the model's features as of the month."""
-    return con.execute(
-        f"""
+def month_customers(con: duckdb.DuckDBPyConnection, month: str, batch_size: int) -> Iterator[pd.DataFrame]:
+    """The month's customers (its indicators) with the model's features as of the month, in
+    customer_id order, `batch_size` at a time."""
+    sql = f"""
         WITH versions AS ({_versions_sql()})
         SELECT i.customer_id, {feature_columns_sql()}, CAST({_risk_level_sql("v")} AS DOUBLE) AS risk_level
         FROM {INDICATORS_TABLE} AS i
         LEFT JOIN {CLV_TABLE} AS c ON c.customer_id = i.customer_id AND c.month_start = i.month_start
         LEFT JOIN versions AS v ON {_as_delivered("i", "i.month_start")}
         WHERE i.month_start = $month
-        ORDER BY i.customer_id""",
-        {"month": parse_month(month)},
-    ).df()
+        ORDER BY i.customer_id"""
+    return query_batches(con, sql, {"month": parse_month(month)}, batch_size)
 
 
 def design(frame: pd.DataFrame, products: pd.Series | str, columns: list[str]) -> np.ndarray:
@@ -197,9 +198,13 @@ def fit_uplift(contacts: pd.DataFrame) -> UpliftModel:
     return UpliftModel(classifier(contacts[contacts.treated]), classifier(contacts[~contacts.treated]), columns)
 
 
-def score_uplift_month(con: duckdb.DuckDBPyConnection, month: str, outcome_months: int) -> UpliftResult:
+def score_uplift_month(
+    con: duckdb.DuckDBPyConnection, month: str, outcome_months: int, batch_size: int = ScoringRules.batch_size
+) -> UpliftResult:
     """Train the month's model and write every customer's uplift for every product (replacing the
-    month); without a model the month's rows are removed and the result says why."""
+    month): the customers scored `batch_size` at a time into a stage (memory holds a batch, not the
+    month), then published in one transaction. Without a model the month's rows are removed and the
+    result says why."""
     started = time.perf_counter()
     create_table(con, UPLIFT_TABLE, UPLIFT_COLUMNS)
     start = parse_month(month)
@@ -210,22 +215,30 @@ def score_uplift_month(con: duckdb.DuckDBPyConnection, month: str, outcome_month
             con.execute(f"DELETE FROM {UPLIFT_TABLE} WHERE month_start = ?", [start])
         return UpliftResult(month, 0, len(contacts), None, None, reason, time.perf_counter() - started)
     model = fit_uplift(contacts)
-    customers = month_customers(con, month)
-    scores = pd.DataFrame({"month_start": start, "customer_id": customers.customer_id})
-    for product in PRODUCT_TYPES:
-        scores[f"uplift_{product}"] = model.uplift(customers, product) if len(customers) else []
-    scores["training_contacts"] = len(contacts)
-    scores["trained_through"] = pd.Timestamp(contacts.month_start.max()).date()
-    with transaction(con):
-        con.execute(f"DELETE FROM {UPLIFT_TABLE} WHERE month_start = ?", [start])
-        con.register("uplift_scores", scores)
-        con.execute(f"INSERT INTO {UPLIFT_TABLE} BY NAME SELECT * FROM uplift_scores")
-        con.unregister("uplift_scores")
+    trained_through = pd.Timestamp(contacts.month_start.max()).date()
+    stage, scored = "uplift_stage", 0
+    con.execute(f"CREATE OR REPLACE TEMP TABLE {stage} AS SELECT * FROM {UPLIFT_TABLE} LIMIT 0")
+    try:
+        for customers in month_customers(con, month, batch_size):
+            scores = pd.DataFrame({"month_start": start, "customer_id": customers.customer_id})
+            for product in PRODUCT_TYPES:
+                scores[f"uplift_{product}"] = model.uplift(customers, product)
+            scores["training_contacts"] = len(contacts)
+            scores["trained_through"] = trained_through
+            con.register("uplift_batch", scores)
+            con.execute(f"INSERT INTO {stage} BY NAME SELECT * FROM uplift_batch")
+            con.unregister("uplift_batch")
+            scored += len(customers)
+        with transaction(con):
+            con.execute(f"DELETE FROM {UPLIFT_TABLE} WHERE month_start = ?", [start])
+            con.execute(f"INSERT INTO {UPLIFT_TABLE} SELECT * FROM {stage}")
+    finally:
+        con.execute(f"DROP TABLE IF EXISTS {stage}")
     treated = contacts[contacts.treated]
     control = contacts[~contacts.treated]
     return UpliftResult(
         month,
-        len(customers),
+        scored,
         len(contacts),
         float(treated.converted.mean()),
         float(control.converted.mean()),

@@ -270,12 +270,12 @@ def markdown(result: dict) -> str:
     for name, stage in result["stages"].items():
         if heap := stage.get("python_heap"):
             steps = ", ".join(f"{step} {m['heap_mib']:,} ({m['rss_mib']:,})" for step, m in heap["by_step"].items())
-            processes = ", ".join(f"{command}: {mib:,}" for command, mib in heap["by_process"].items())
+            processes = ", ".join(f"{command}: {mib:,}" for command, mib in heap["by_process"].items() if mib >= 10)
             lines += [
                 "",
                 f"Python heap of {name} by step, peak MiB (traced: Python objects, NumPy and pandas arrays, "
                 f"Arrow's pool; in brackets the process's peak resident memory, DuckDB's included): {steps}. "
-                f"Peak heap by process: {processes}.",
+                f"Peak heap by process (those of 10 MiB or more): {processes}.",
             ]
     ours, pandas = result["stages"].get("new_month_indicators"), result["stages"].get("pandas_baseline")
     if ours and pandas:

@@ -340,8 +340,9 @@ def test_train_and_decide_registers_evaluates_and_gates_the_champion(training, t
         assert first.status == ("champion" if earns_its_place(first.promotion) else "rejected"), first.decision
         assert registry.champion_version() == ("v0001" if first.status == "champion" else None)
         registry.rollback("v0001")  # champion either way, by hand if the gate kept the baseline
-        # The same data and seed again: the same scores as the champion, a difference of exactly 0.
-        second = train_and_decide(con, registry, plan, SMALL_SEARCH)
+        # The same data and seed again: the same scores as the champion, a difference of exactly 0,
+        # with the holdout scored in batches of 333 customers (the first run's in one batch).
+        second = train_and_decide(con, registry, plan, SMALL_SEARCH, batch_size=333)
         evaluation = con.execute(
             "SELECT model_version, ranking, value FROM marts.model_evaluation "
             "WHERE metric = 'high_tier_value_capture' ORDER BY 1, 2"

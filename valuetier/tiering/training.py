@@ -8,6 +8,7 @@ purpose; features never do.
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 
 import duckdb
@@ -18,7 +19,8 @@ from sklearn.ensemble import HistGradientBoostingClassifier, HistGradientBoostin
 from sklearn.model_selection import GridSearchCV
 from sklearn.pipeline import Pipeline
 
-from valuetier.core.value_measure import resolve_value_measure
+from valuetier.core.value_measure import ValueMeasure, resolve_value_measure
+from valuetier.core.warehouse import query_batches
 
 FEATURES: tuple[str, ...] = (
     "tenure_months",
@@ -115,6 +117,32 @@ def build_training_set(
     measure: profit or revenue; None is the business parameter). With max_rows, the same share of
     each month's customers is sampled in the warehouse (seeded), so a large bank's training set is
     never read whole."""
+    (sql, params), measure, available = _training_set_query(con, months, horizon_months, value_measure, max_rows, seed)
+    frame = con.execute(sql, params).df()
+    if frame.empty:
+        raise TrainingDataError(f"no live customers in the training months {', '.join(months)}")
+    return TrainingSet(frame, measure.name, measure.reason, horizon_months, available)
+
+
+def holdout_batches(
+    con: duckdb.DuckDBPyConnection, month: str, horizon_months: int, value_measure: str, batch_size: int
+) -> Iterator[pd.DataFrame]:
+    """A holdout month's rows as build_training_set gives them (every live customer with features
+    and labels), in customer order, `batch_size` at a time: a month's features are never held whole."""
+    (sql, params), _, _ = _training_set_query(con, [month], horizon_months, value_measure, None, 0)
+    return query_batches(con, sql, params, batch_size)
+
+
+def _training_set_query(
+    con: duckdb.DuckDBPyConnection,
+    months: list[str],
+    horizon_months: int,
+    value_measure: str | None,
+    max_rows: int | None,
+    seed: int,
+) -> tuple[tuple[str, list], ValueMeasure, int]:
+    """The training set's (query, parameters), its value measure and the customer-months available;
+    months without a complete label horizon are refused."""
     measure = resolve_value_measure(con, value_measure)
     ready = set(labelled_months(con, horizon_months))
     unready = [m for m in months if m not in ready]
@@ -129,8 +157,7 @@ def build_training_set(
         f"SELECT count(*) FROM marts.customer_indicators_monthly WHERE {in_months}", [list(months)]
     ).fetchone()[0]
     share = 1.0 if not max_rows or available <= max_rows else max_rows / available
-    frame = con.execute(
-        f"""
+    sql = f"""
         WITH months AS (
             SELECT month_start, row_number() OVER (ORDER BY month_start) AS k FROM intermediate.int_months
         ),
@@ -163,12 +190,8 @@ def build_training_set(
                    WHERE e.customer_id = b.customer_id AND e.month_start = b.horizon_end)) AS churned
         FROM base b JOIN outcome o USING (customer_id, month_start)
         ORDER BY b.month_start, b.customer_id
-        """,
-        [list(months)],
-    ).df()
-    if frame.empty:
-        raise TrainingDataError(f"no live customers in the training months {', '.join(months)}")
-    return TrainingSet(frame, measure.name, measure.reason, horizon_months, available)
+        """
+    return (sql, [list(months)]), measure, available
 
 
 def time_ordered_folds(month_of_row: pd.Series, folds: int) -> list[tuple[np.ndarray, np.ndarray]]:

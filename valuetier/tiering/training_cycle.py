@@ -8,10 +8,11 @@ training month's label horizon ends on or before H.
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field, replace
 
 import duckdb
+import numpy as np
 import pandas as pd
 
 from valuetier.core.months import add_months
@@ -20,11 +21,14 @@ from valuetier.core.tables import MODEL_EVALUATION_COLUMNS, MODEL_EVALUATION_TAB
 from valuetier.tiering.metrics import churn_report, ranking_report
 from valuetier.tiering.promotion import GINI, PromotionRules, decide
 from valuetier.tiering.registry import ModelCard, Registry, RegistryError
+from valuetier.tiering.scoring import ScoringRules
 from valuetier.tiering.training import (
     FEATURES,
     SearchSpace,
+    TrainedModels,
     TrainingDataError,
     build_training_set,
+    holdout_batches,
     labelled_months,
     train_models,
 )
@@ -126,10 +130,33 @@ def fingerprint(frame: pd.DataFrame) -> str:
     return hashlib.sha256(pd.util.hash_pandas_object(frame, index=False).values.tobytes()).hexdigest()
 
 
+RANKINGS = ("model", "rfm_weighted", "clv_12m")
+
+
 def rankings(holdout: pd.DataFrame, model_values) -> dict[str, pd.Series]:
     """The model and the two baselines the seed asks for: weighted RFM score and the CLV ranking."""
     rfm = business_parameters().rfm_weighted(holdout.recency_score, holdout.frequency_score, holdout.monetary_score)
-    return {"model": pd.Series(model_values), "rfm_weighted": rfm, "clv_12m": holdout.clv_12m.fillna(0)}
+    return dict(zip(RANKINGS, (pd.Series(model_values), rfm, holdout.clv_12m.fillna(0)), strict=True))
+
+
+def score_holdout(
+    batches: Iterable[pd.DataFrame], models: TrainedModels, champion: TrainedModels | None
+) -> pd.DataFrame:
+    """Per holdout customer, in order: the realised value and churn, the three rankings (RANKINGS),
+    the model's churn probability and the champion's predicted value (when there is one). Scored
+    batch by batch, so the month's features are never held whole."""
+    scored = []
+    for batch in batches:
+        part = batch.loc[:, ["realised_value", "churned"]].reset_index(drop=True)
+        for name, values in rankings(batch, models.predict_value(batch)).items():
+            part[name] = np.asarray(values)
+        part["churn_probability"] = models.predict_churn(batch)
+        if champion is not None:
+            part["champion"] = champion.predict_value(batch)
+        scored.append(part)
+    if not scored:
+        raise TrainingDataError("no live customers in the holdout month")
+    return pd.concat(scored, ignore_index=True)
 
 
 def train_and_decide(
@@ -138,43 +165,43 @@ def train_and_decide(
     plan: TrainingPlan,
     space: SearchSpace,
     staged: Callable[[], None] = lambda: None,
+    batch_size: int = ScoringRules.batch_size,
 ) -> ModelCard:
     """Train, judge and register a version; `staged` is called once its files are staged, before
-    they become a version (a pause point for the crash tests)."""
+    they become a version (a pause point for the crash tests). The holdout month is scored
+    `batch_size` customers at a time."""
     chosen = adapt_plan(con, plan)
     plan, training_months, holdout_month = chosen.plan, chosen.training_months, chosen.holdout_month
     train = build_training_set(
         con, training_months, plan.horizon_months, plan.value_measure, max_rows=space.max_rows, seed=plan.seed
     )
-    holdout = build_training_set(con, [holdout_month], plan.horizon_months, train.value_measure).frame
     models = train_models(train, space, plan.seed)
+    champion = registry.champion_version()
+    try:
+        defender = registry.load(champion) if champion else None
+    except RegistryError as exc:
+        raise ChampionUnavailable(
+            f"the champion {champion} cannot be loaded: {exc}. Training stops rather than treat it as no "
+            "champion: restore its files, or make another version champion (valuetier model rollback VERSION)"
+        ) from exc
+    batches = holdout_batches(con, holdout_month, plan.horizon_months, train.value_measure, batch_size)
+    holdout = score_holdout(batches, models, defender)
 
     metrics = {}
-    scores = rankings(holdout, models.predict_value(holdout))
+    scores = {name: holdout[name] for name in RANKINGS}
     for name, values in scores.items():
         metrics[name] = ranking_report(values, holdout.realised_value, plan.high_share, plan.mid_share).as_dict()
-    metrics["model"]["churn"] = churn_report(models.predict_churn(holdout), holdout.churned)
-
-    champion = registry.champion_version()
-    defending = None
-    if champion:
-        try:
-            defending = (champion, registry.load(champion).predict_value(holdout))
-        except RegistryError as exc:
-            raise ChampionUnavailable(
-                f"the champion {champion} cannot be loaded: {exc}. Training stops rather than treat it as no "
-                "champion: restore its files, or make another version champion (valuetier model rollback VERSION)"
-            ) from exc
+    metrics["model"]["churn"] = churn_report(holdout.churn_probability.to_numpy(), holdout.churned)
     promotion = decide(
         holdout.realised_value,
         scores,
         PromotionRules(plan.promotion_margin, plan.high_share, plan.mid_share, seed=plan.seed),
-        defending,
+        (champion, holdout.champion.to_numpy()) if defender else None,
     )
     for name, figures in promotion.record["rankings"].items():
         if name in metrics:
             metrics[name][GINI] = figures[GINI]
-    if defending:
+    if defender:
         metrics["champion_on_this_holdout"] = {"version": champion, **promotion.record["rankings"]["champion"]}
 
     card = registry.register(

@@ -23,7 +23,7 @@ start = time.time()
 big = np.ones(50_000_000)
 del big  # freed at once: only the traced peak can have seen it
 windows.append(("big", start, time.time()))
-time.sleep(0.3)
+time.sleep(0.5)  # longer than a late sample could take: the big peak stays in its own window
 start = time.time()
 small = np.ones(5_000_000)
 time.sleep(0.3)

@@ -77,6 +77,15 @@ def query_batches(con: duckdb.DuckDBPyConnection, sql: str, params, size: int) -
         reader.close()
 
 
+def append_frame(con: duckdb.DuckDBPyConnection, table: str, frame: pd.DataFrame) -> None:
+    """Insert a frame's rows into `table`, its columns matched by name."""
+    con.register("appended_frame", frame)
+    try:
+        con.execute(f"INSERT INTO {table} BY NAME SELECT * FROM appended_frame")
+    finally:
+        con.unregister("appended_frame")
+
+
 def relation_type(con: duckdb.DuckDBPyConnection, schema: str, table: str) -> str | None:
     """'BASE TABLE', 'VIEW' or None when there is no such relation."""
     found = con.execute(

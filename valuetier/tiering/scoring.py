@@ -32,7 +32,7 @@ from valuetier.core.months import parse_month
 from valuetier.core.parameters import business_parameters
 from valuetier.core.tables import TIERS_TABLE, ensure_tiers_tables
 from valuetier.core.value_measure import ValueMeasure, resolve_value_measure
-from valuetier.core.warehouse import query_batches, transaction
+from valuetier.core.warehouse import append_frame, query_batches, transaction
 from valuetier.tiering.metrics import tier_counts
 from valuetier.tiering.registry import Registry
 from valuetier.tiering.training import FEATURES, TrainedModels, feature_columns_sql
@@ -347,12 +347,6 @@ def _create_stage(con: duckdb.DuckDBPyConnection, name: str) -> None:
     con.execute(f"CREATE OR REPLACE TEMP TABLE {name} ({columns})")
 
 
-def _append_stage(con: duckdb.DuckDBPyConnection, name: str, staged: pd.DataFrame) -> None:
-    con.register("staged_batch", staged)
-    con.execute(f"INSERT INTO {name} BY NAME SELECT * FROM staged_batch")
-    con.unregister("staged_batch")
-
-
 def score_customers(
     frame: pd.DataFrame,
     champion: Champion | None,
@@ -366,7 +360,7 @@ def score_customers(
     staged = stage_customers(frame, champion, rules, measure, basis)
     with duckdb.connect() as con:
         _create_stage(con, "stage")
-        _append_stage(con, "stage", staged)
+        append_frame(con, "stage", staged)
         published = con.execute(f"SELECT * FROM ({publish_sql('stage', len(frame), rules)}) ORDER BY position").df()
     return published.drop(columns="position")
 
@@ -409,7 +403,7 @@ def stage_month(
     _create_stage(con, stage)
     staged = 0
     for batch in _month_batches(con, month, rules.batch_size):
-        _append_stage(con, stage, stage_customers(batch, champion, rules, measure, basis, staged))
+        append_frame(con, stage, stage_customers(batch, champion, rules, measure, basis, staged))
         staged += len(batch)
         progress(f"{month}: {staged:,} customers scored")
     return staged

@@ -34,7 +34,7 @@ from sklearn.ensemble import HistGradientBoostingClassifier
 from valuetier.core.contract import PRODUCT_TYPES, SOURCES
 from valuetier.core.months import add_months, parse_month
 from valuetier.core.tables import CLV_TABLE, INDICATORS_TABLE, UPLIFT_COLUMNS, UPLIFT_TABLE, create_table
-from valuetier.core.warehouse import query_batches, table_exists, transaction
+from valuetier.core.warehouse import append_frame, query_batches, table_exists, transaction
 from valuetier.tiering.scoring import ScoringRules
 from valuetier.tiering.training import FEATURES, feature_columns_sql
 from valuetier.tiering.tree_ensemble import TreeEnsemble
@@ -225,9 +225,7 @@ def score_uplift_month(
                 scores[f"uplift_{product}"] = model.uplift(customers, product)
             scores["training_contacts"] = len(contacts)
             scores["trained_through"] = trained_through
-            con.register("uplift_batch", scores)
-            con.execute(f"INSERT INTO {stage} BY NAME SELECT * FROM uplift_batch")
-            con.unregister("uplift_batch")
+            append_frame(con, stage, scores)
             scored += len(customers)
         with transaction(con):
             con.execute(f"DELETE FROM {UPLIFT_TABLE} WHERE month_start = ?", [start])

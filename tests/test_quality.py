@@ -190,6 +190,42 @@ def test_failed_expectations_name_observed_values_and_sample_keys(pipeline_run, 
     assert result.docs_index.exists()
 
 
+def test_the_tiers_and_the_indicators_of_a_month_must_name_the_same_customers(pipeline_run, tmp_path):
+    """Both ways of the tiers' same-month reference to the indicators fail on the rows that break
+    them, with their count and their keys: a tier row whose indicator row is gone (the reference,
+    an anti-join) and an indicator row without a tier row (every live customer tiered)."""
+    from valuetier.quality.suites import validate
+
+    month = pipeline_run["months"][-1]
+    copy = tmp_path / "warehouse.duckdb"
+    shutil.copy(WAREHOUSE, copy)
+    suite = next(s for s in all_suites() if s.table == "marts.customer_tiers")
+    with duckdb.connect(str(copy)) as con:
+        # Rows whose stable tier is their plain tier, so that the tier sizes still agree.
+        picked = [
+            r[0]
+            for r in con.execute(
+                f"""SELECT customer_id FROM marts.customer_tiers WHERE month_start = '{month}-01'
+                    AND value_tier = plain_tier ORDER BY customer_id LIMIT 5"""
+            ).fetchall()
+        ]
+        orphans, untiered = picked[:2], picked[2:]
+        con.execute(
+            f"DELETE FROM marts.customer_indicators_monthly WHERE month_start = '{month}-01' AND customer_id IN ?",
+            [orphans],
+        )
+        con.execute(
+            f"DELETE FROM marts.customer_tiers WHERE month_start = '{month}-01' AND customer_id IN ?", [untiered]
+        )
+    result = validate(copy, tmp_path / "quality", suite, month, month)
+    failed = {o.expectation: o for o in result.errors}
+    assert set(failed) == {"references:customer_id", "every_live_customer_tiered"}, failed
+    assert failed["references:customer_id"].observed == 2
+    assert sorted(s["customer_id"] for s in failed["references:customer_id"].samples) == orphans
+    assert failed["every_live_customer_tiered"].observed == 3
+    assert sorted(s["customer_id"] for s in failed["every_live_customer_tiered"].samples) == untiered
+
+
 def test_a_warm_process_validates_without_gx_set_up_and_the_index_lists_every_validation(pipeline_run, tmp_path):
     """Validations after the first in a process write no GX configuration (no great_expectations.yml,
     suite, validation definition or checkpoint file) and read each stored result once; the Data

@@ -343,11 +343,21 @@ def _references(meta: dict) -> list[tuple[dict, str, str]]:
         description = f"{column} names a row of {parent}" + (
             (" of the same month" if ref.get("same_month") else " delivered on or before the month") if as_of else ""
         )
-        sql = (
-            f"SELECT {', '.join('b.' + k for k in key)}, b.{column} FROM (SELECT * FROM {{batch}}) AS b "
-            f"WHERE b.{column} IS NOT NULL "
-            f"AND NOT EXISTS (SELECT 1 FROM {parent} p WHERE p.{ref.get('parent_column', column)} = b.{column}{as_of})"
-        )
+        parent_column = ref.get("parent_column", column)
+        shown = ", ".join(f"b.{c}" for c in dict.fromkeys([*key, column]))
+        if when == "=" or not as_of:
+            # An equality reference is an anti-join written as one: DuckDB counts a correlated NOT
+            # EXISTS (what GX's row count wraps it in) about 3.5 times slower than the same rows
+            # returned (1.3 against 0.4 s over 2.4 M tiers).
+            sql = (
+                f"SELECT {shown} FROM (SELECT * FROM {{batch}}) AS b LEFT JOIN {parent} p "
+                f"ON p.{parent_column} = b.{column}{as_of} WHERE b.{column} IS NOT NULL AND p.{parent_column} IS NULL"
+            )
+        else:
+            sql = (
+                f"SELECT {shown} FROM (SELECT * FROM {{batch}}) AS b WHERE b.{column} IS NOT NULL "
+                f"AND NOT EXISTS (SELECT 1 FROM {parent} p WHERE p.{parent_column} = b.{column}{as_of})"
+            )
         found.append((ref, description, sql))
     return found
 
